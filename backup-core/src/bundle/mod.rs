@@ -1,0 +1,2 @@
+//! The bundle: one zip file holding `snapshot.json`, each artifact under `data/`, and
+//! `manifest.json` written last.

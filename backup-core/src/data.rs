@@ -1,0 +1,218 @@
+//! The streaming data traits every adapter implements: [`DataExporter`] and [`DataImporter`].
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{ArtifactData, ArtifactDescriptor, ByteStream};
+use crate::command::{CommandRunner, LocalRunner};
+use crate::progress::{no_progress, SharedProgress};
+use crate::Result;
+
+/// The service an exporter or importer works on: its name, recipe, full config (including
+/// secrets, which adapters need to connect and must never log), and where commands run.
+#[derive(Clone)]
+pub struct ServiceTarget {
+    /// Service (deployment) name.
+    pub name: String,
+    /// Recipe slug.
+    pub recipe: String,
+    /// The service's config, secrets included.
+    pub config: serde_json::Value,
+    /// Where native tools run for this service: locally, `podman exec`, `kubectl exec`.
+    pub runner: Arc<dyn CommandRunner>,
+    /// Where progress goes.
+    pub progress: SharedProgress,
+}
+
+impl ServiceTarget {
+    /// A target whose tools run locally and whose progress is dropped.
+    pub fn local(
+        name: impl Into<String>,
+        recipe: impl Into<String>,
+        config: serde_json::Value,
+    ) -> Self {
+        ServiceTarget {
+            name: name.into(),
+            recipe: recipe.into(),
+            config,
+            runner: Arc::new(LocalRunner::new()),
+            progress: no_progress(),
+        }
+    }
+
+    /// Replaces the command runner.
+    pub fn with_runner(mut self, runner: Arc<dyn CommandRunner>) -> Self {
+        self.runner = runner;
+        self
+    }
+
+    /// Replaces the progress sink.
+    pub fn with_progress(mut self, progress: SharedProgress) -> Self {
+        self.progress = progress;
+        self
+    }
+}
+
+impl Debug for ServiceTarget {
+    // The config holds secrets: Debug shows only names.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceTarget")
+            .field("name", &self.name)
+            .field("recipe", &self.recipe)
+            .field("runner", &self.runner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state a service must be in for an export to work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RequiredState {
+    /// The service must be running (a database dump over a connection).
+    Running,
+    /// The service should be stopped (a raw copy of files).
+    Stopped,
+    /// Either works.
+    Any,
+}
+
+/// What an exporter needs and how it gets a consistent copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRequirements {
+    /// State the service must be in.
+    pub required_state: RequiredState,
+    /// How consistency is obtained, in words (`pg_dump snapshot`, `stop the container`, …).
+    pub consistency: String,
+}
+
+/// How an import treats a target that already holds data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportMode {
+    /// Replace existing data. Without it an import into a non-empty target is refused
+    /// with [`crate::ErrorKind::AlreadyExists`].
+    pub force: bool,
+}
+
+/// Exports a service's data as one or more artifacts, each a stream.
+///
+/// # Contract
+///
+/// Every implementation guarantees:
+/// - [`artifacts`](Self::artifacts) lists what [`export`](Self::export) will produce, and
+///   fails (rather than returning an empty list) when the service cannot be read;
+/// - the stream of [`export`](Self::export) yields bounded chunks as they are produced,
+///   never the whole artifact at once;
+/// - a failure at any point (tool exit status, dropped connection, bad data) ends the
+///   stream with an error item: a stream that ends without error is complete;
+/// - no secret appears in descriptors, metadata, progress events or error messages.
+#[async_trait]
+pub trait DataExporter: Send + Sync + Debug + 'static {
+    /// What the exporter needs from the service, and how it stays consistent.
+    fn requirements(&self) -> ExportRequirements;
+
+    /// Lists the artifacts the service's data is made of.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the service cannot be reached or its config is unusable.
+    async fn artifacts(&self, service: &ServiceTarget) -> Result<Vec<ArtifactDescriptor>>;
+
+    /// Opens one artifact as a stream.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the export cannot start; later failures arrive as stream errors.
+    async fn export(
+        &self,
+        service: &ServiceTarget,
+        artifact: &ArtifactDescriptor,
+    ) -> Result<ArtifactData>;
+}
+
+/// Imports artifacts produced by the matching [`DataExporter`].
+///
+/// # Contract
+///
+/// Every implementation guarantees:
+/// - an artifact whose format is not in [`formats`](Self::formats) is refused with
+///   [`crate::ErrorKind::UnsupportedVersion`] before anything is touched;
+/// - without [`ImportMode::force`], a target that already holds data is refused with
+///   [`crate::ErrorKind::AlreadyExists`] before anything is touched;
+/// - a stream that ends with an error or with malformed data makes the import fail, and
+///   leaves the target as it was where the service allows (otherwise the docs say so);
+/// - no secret appears in progress events or error messages.
+#[async_trait]
+pub trait DataImporter: Send + Sync + Debug + 'static {
+    /// Formats this importer reads.
+    fn formats(&self) -> Vec<String>;
+
+    /// Checks, before anything is changed, that every artifact can be imported into the
+    /// service: formats are known, the service is reachable, it is empty or `force` is set.
+    ///
+    /// # Errors
+    ///
+    /// The first reason the import would fail.
+    async fn check(
+        &self,
+        service: &ServiceTarget,
+        artifacts: &[ArtifactDescriptor],
+        mode: ImportMode,
+    ) -> Result<()>;
+
+    /// Imports one artifact from its stream.
+    ///
+    /// # Errors
+    ///
+    /// Fails on a refused target, a tool failure or malformed data.
+    async fn import(
+        &self,
+        service: &ServiceTarget,
+        artifact: &ArtifactDescriptor,
+        data: ByteStream,
+        mode: ImportMode,
+    ) -> Result<()>;
+
+    /// Checks after a restore that the service holds what the artifact promised (row
+    /// counts, key counts, …). The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// A mismatch names what differs.
+    async fn smoke_test(
+        &self,
+        _service: &ServiceTarget,
+        _artifact: &ArtifactDescriptor,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Refuses an artifact whose format `importer` does not read.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::UnsupportedVersion`] naming the format and what is supported.
+pub fn ensure_format_supported(
+    importer: &dyn DataImporter,
+    adapter: &str,
+    artifact: &ArtifactDescriptor,
+) -> Result<()> {
+    let formats = importer.formats();
+    if formats.iter().any(|f| f == &artifact.format) {
+        Ok(())
+    } else {
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedVersion,
+            format!(
+                "the {adapter} importer cannot read artifact `{}` of format `{}`",
+                artifact.name, artifact.format
+            ),
+        )
+        .with_hint(format!("supported formats: {}", formats.join(", "))))
+    }
+}

@@ -1,0 +1,1 @@
+//! The minio adapter for backup-core.

@@ -1,0 +1,1 @@
+//! The podman adapter for backup-core.

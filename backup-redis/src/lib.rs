@@ -1,0 +1,1 @@
+//! The redis adapter for backup-core.

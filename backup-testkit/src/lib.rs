@@ -1,0 +1,9 @@
+//! Conformance suite and test helpers for backup adapters.
+//!
+//! Every adapter runs the public async functions of [`conformance`] against a real server
+//! started by the test itself (see [`postgres_server`], [`redis_server`]).
+
+pub mod conformance;
+pub mod ports;
+pub mod postgres_server;
+pub mod redis_server;

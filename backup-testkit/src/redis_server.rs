@@ -1,0 +1,1 @@
+//! A real redis-server in a temporary directory on a free port, killed on drop.
