@@ -1,0 +1,2 @@
+//! Benchmark placeholder: filled in by the bundle_write work.
+fn main() {}

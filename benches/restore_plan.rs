@@ -1,0 +1,2 @@
+//! Benchmark placeholder: filled in by the restore_plan work.
+fn main() {}
