@@ -146,8 +146,9 @@ impl Recipe {
 }
 
 fn describe_validation_error(error: &jsonschema::ValidationError<'_>) -> String {
-    // Display of a jsonschema error quotes the instance, which can be a secret (a
-    // password that is too short). Describe the failing keyword instead.
+    // A jsonschema error's Display quotes the failing value, which can be a secret (a
+    // password of the wrong type or length). Describe the failing keyword instead; only
+    // `required` and `additionalProperties` are quoted, as they name properties, not values.
     let keyword = error
         .schema_path()
         .as_str()
@@ -155,9 +156,16 @@ fn describe_validation_error(error: &jsonschema::ValidationError<'_>) -> String 
         .next()
         .unwrap_or("")
         .to_string();
-    let text = error.to_string();
     match keyword.as_str() {
-        "required" | "additionalProperties" | "type" | "enum" | "const" => text,
+        "required" | "additionalProperties" => error.to_string(),
+        "type" => "has the wrong type for this field".to_string(),
+        "enum" => "is not one of the allowed values".to_string(),
+        "const" => "is not the required value".to_string(),
+        "minimum" | "exclusiveMinimum" => "is below the allowed minimum".to_string(),
+        "maximum" | "exclusiveMaximum" => "is above the allowed maximum".to_string(),
+        "minLength" => "is too short".to_string(),
+        "maxLength" => "is too long".to_string(),
+        "pattern" | "format" => "does not have the required format".to_string(),
         "" => "is invalid".to_string(),
         other => format!("fails the `{other}` rule of the schema"),
     }
