@@ -4,6 +4,7 @@
 mod error;
 
 pub mod artifact;
+pub mod blocking_io;
 pub mod command;
 pub mod data;
 pub mod progress;

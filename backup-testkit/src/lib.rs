@@ -7,3 +7,4 @@ pub mod conformance;
 pub mod ports;
 pub mod postgres_server;
 pub mod redis_server;
+pub mod tree;
