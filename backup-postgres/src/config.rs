@@ -1,0 +1,347 @@
+//! The `postgres` recipe's config: where the server is, who connects, what is dumped.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::RECIPE;
+use backup_core::{Error, ErrorKind, Result};
+
+/// The default PostgreSQL port.
+pub const DEFAULT_PORT: u16 = 5432;
+
+/// Config of a `postgres` service, as stored in a workspace snapshot (camelCase JSON).
+///
+/// Exactly one way of naming databases is used: `database`, `databases`, or
+/// `allDatabases` (every non-template database except `postgres`, plus any in
+/// `databases`). `password` is a secret: it is stripped from snapshot exports, passed to
+/// the tools only through `PGPASSWORD`, and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Host name or address of the server (or a Unix socket directory).
+    pub host: String,
+    /// TCP port, 5432 by default.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Role the tools connect as.
+    pub user: String,
+    /// Password of `user` (secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The one database to export or import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Several databases, one artifact each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub databases: Option<Vec<String>>,
+    /// Every non-template database of the server except `postgres`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_databases: bool,
+    /// libpq `sslmode` (`disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslmode: Option<SslMode>,
+    /// Dump format, custom by default.
+    #[serde(default)]
+    pub format: DumpFormat,
+    /// Schema and data (default) or schema only.
+    #[serde(default)]
+    pub scope: DumpScope,
+}
+
+fn default_port() -> u16 {
+    DEFAULT_PORT
+}
+
+impl fmt::Debug for PostgresConfig {
+    // The password is a secret: Debug says only whether one is set.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("database", &self.database)
+            .field("databases", &self.databases)
+            .field("all_databases", &self.all_databases)
+            .field("sslmode", &self.sslmode)
+            .field("format", &self.format)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl PostgresConfig {
+    /// A config for one database on `host:port` as `user`, custom format, full scope.
+    pub fn new(host: impl Into<String>, port: u16, user: impl Into<String>) -> Self {
+        PostgresConfig {
+            host: host.into(),
+            port,
+            user: user.into(),
+            password: None,
+            database: None,
+            databases: None,
+            all_databases: false,
+            sslmode: None,
+            format: DumpFormat::default(),
+            scope: DumpScope::default(),
+        }
+    }
+
+    /// Sets the one database.
+    pub fn with_database(mut self, database: impl Into<String>) -> Self {
+        self.database = Some(database.into());
+        self
+    }
+
+    /// Sets the password.
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Sets the dump format.
+    pub fn with_format(mut self, format: DumpFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets the dump scope.
+    pub fn with_scope(mut self, scope: DumpScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Parses and checks a service config.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] when the JSON does not match, or when no database (or
+    /// more than one way of naming them) is given. Messages never quote values.
+    pub fn from_json(config: &Value) -> Result<Self> {
+        let parsed: PostgresConfig = serde_json::from_value(config.clone()).map_err(|e| {
+            // serde's message may quote a value (a password of the wrong type): keep only
+            // its category.
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "config does not match recipe `{RECIPE}` ({})",
+                    classify_serde_error(&e)
+                ),
+            )
+            .with_hint("check the service config against the postgres recipe's schema")
+        })?;
+        parsed.validate()?;
+        Ok(parsed)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ways = usize::from(self.database.is_some())
+            + usize::from(self.databases.is_some() && !self.all_databases)
+            + usize::from(self.all_databases);
+        if ways != 1 {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "the postgres config must name its data with exactly one of `database`, \
+                 `databases` or `allDatabases`",
+            )
+            .with_hint("set `database` for one database, `databases` for a list, or `allDatabases: true`"));
+        }
+        let names = self
+            .database
+            .iter()
+            .chain(self.databases.iter().flatten());
+        for name in names {
+            if name.is_empty() || name.len() > 63 || name.contains('\0') {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "a database name must have 1 to 63 bytes and no NUL",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn classify_serde_error(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    // "unknown field `x`" and "missing field `x`" name fields, not values: keep them.
+    if text.starts_with("unknown field") || text.starts_with("missing field") {
+        match text.find(", expected") {
+            Some(cut) => text[..cut].to_string(),
+            None => text,
+        }
+    } else {
+        "a field has the wrong type or value".to_string()
+    }
+}
+
+/// libpq `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS only if the server insists.
+    Allow,
+    /// TLS when the server offers it.
+    Prefer,
+    /// TLS always, no certificate check.
+    Require,
+    /// TLS, with the server certificate checked against a CA.
+    VerifyCa,
+    /// TLS, certificate and host name checked.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// The dump format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpFormat {
+    /// `pg_dump -Fc`, restored with `pg_restore` (default).
+    #[default]
+    Custom,
+    /// A plain SQL script (`--clean --if-exists`), restored with `psql`.
+    Sql,
+}
+
+impl DumpFormat {
+    /// `custom` or `sql`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DumpFormat::Custom => "custom",
+            DumpFormat::Sql => "sql",
+        }
+    }
+
+    /// The artifact format identifier.
+    pub fn artifact_format(self) -> &'static str {
+        match self {
+            DumpFormat::Custom => backup_core::artifact::formats::POSTGRES_CUSTOM,
+            DumpFormat::Sql => backup_core::artifact::formats::POSTGRES_SQL,
+        }
+    }
+
+    /// The artifact file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            DumpFormat::Custom => "dump",
+            DumpFormat::Sql => "sql",
+        }
+    }
+
+    /// The MIME type of the dump bytes.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            DumpFormat::Custom => "application/vnd.postgresql.custom-dump",
+            DumpFormat::Sql => "application/sql",
+        }
+    }
+
+    /// The format of an artifact format identifier, if it is a postgres one.
+    pub fn from_artifact_format(format: &str) -> Option<Self> {
+        match format {
+            backup_core::artifact::formats::POSTGRES_CUSTOM => Some(DumpFormat::Custom),
+            backup_core::artifact::formats::POSTGRES_SQL => Some(DumpFormat::Sql),
+            _ => None,
+        }
+    }
+}
+
+/// What a dump contains.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpScope {
+    /// Schema and data (default).
+    #[default]
+    Full,
+    /// Schema only (`--schema-only`): fast and small, for migrations.
+    Schema,
+}
+
+impl DumpScope {
+    /// `full` or `schema`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DumpScope::Full => "full",
+            DumpScope::Schema => "schema",
+        }
+    }
+}
+
+/// The JSON Schema of [`PostgresConfig`].
+pub fn config_schema() -> Value {
+    let db_name = json!({"type": "string", "minLength": 1, "maxLength": 63});
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "PostgreSQL service",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["host", "user"],
+        "properties": {
+            "host": {"type": "string", "minLength": 1, "description": "Host name, address or socket directory"},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": DEFAULT_PORT},
+            "user": {"type": "string", "minLength": 1, "description": "Role the tools connect as"},
+            "password": {"type": "string", "description": "Password of the role (secret)"},
+            "database": db_name,
+            "databases": {"type": "array", "items": db_name, "minItems": 1, "uniqueItems": true},
+            "allDatabases": {"type": "boolean", "default": false},
+            "sslmode": {"enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+            "format": {"enum": ["custom", "sql"], "default": "custom"},
+            "scope": {"enum": ["full", "schema"], "default": "full"}
+        },
+        "oneOf": [
+            {"required": ["database"], "not": {"anyOf": [{"required": ["databases"]}, {"required": ["allDatabases"], "properties": {"allDatabases": {"const": true}}}]}},
+            {"required": ["databases"], "not": {"anyOf": [{"required": ["database"]}, {"required": ["allDatabases"], "properties": {"allDatabases": {"const": true}}}]}},
+            {"required": ["allDatabases"], "properties": {"allDatabases": {"const": true}}, "not": {"required": ["database"]}}
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_and_debug_hides_the_password() {
+        let config = PostgresConfig::from_json(&json!({
+            "host": "db", "user": "app", "password": "s3cr3t-Pa55", "database": "app"
+        }))
+        .unwrap();
+        assert_eq!(config.port, DEFAULT_PORT);
+        assert_eq!(config.format, DumpFormat::Custom);
+        assert_eq!(config.scope, DumpScope::Full);
+        assert!(!format!("{config:?}").contains("s3cr3t-Pa55"));
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_databases_are_refused() {
+        let err = PostgresConfig::from_json(&json!({"host": "db", "user": "a", "database": "x", "dbname": "y"}))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        let err = PostgresConfig::from_json(&json!({"host": "db", "user": "a"})).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    }
+
+    #[test]
+    fn a_wrongly_typed_password_is_not_quoted() {
+        let err = PostgresConfig::from_json(&json!({"host": "db", "user": "a", "database": "x", "password": 123456789}))
+            .unwrap_err();
+        assert!(!err.to_string().contains("123456789"), "{err}");
+    }
+}

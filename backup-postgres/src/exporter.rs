@@ -1,0 +1,364 @@
+//! [`PostgresExporter`]: one `pg_dump` artifact per database, streamed, with its metadata
+//! taken in the same MVCC snapshot as the dump.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use backup_core::artifact::{ArtifactData, LateMetadata};
+use backup_core::command::{CommandRunner, CommandRunnerExt, CommandSpec, ToolFailure};
+use backup_core::{
+    ArtifactDescriptor, DataExporter, Error, ErrorKind, ExportRequirements, RequiredState,
+    Result, ServiceTarget,
+};
+
+use crate::config::{DumpFormat, DumpScope, PostgresConfig};
+use crate::connection::{psql, query, tool, MAINTENANCE_DB};
+use crate::metadata::{keys, parse_summary, summary_sql, DatabaseSummary};
+
+/// How long the snapshot-holding session may take to answer one step.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Exports PostgreSQL databases with `pg_dump`, one artifact per database.
+///
+/// Each export opens a `psql` session that runs `BEGIN ISOLATION LEVEL REPEATABLE READ`
+/// and `pg_export_snapshot()`, starts `pg_dump --snapshot=<id>` (streamed), and, in the
+/// same snapshot and while the dump streams, gathers the table count, exact per-table row
+/// counts and the schema summary. They reach the manifest as *late metadata* once the dump
+/// ended without error; then the session commits. Dumps are portable (`--no-owner
+/// --no-privileges`); plain SQL dumps add `--clean --if-exists`; schema scope adds
+/// `--schema-only` and skips row counts.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresExporter {
+    _private: (),
+}
+
+impl PostgresExporter {
+    /// Creates the exporter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The databases a config names, listing the server's for `allDatabases`.
+///
+/// # Errors
+///
+/// Connection failures, mapped to kinds with hints.
+pub(crate) async fn database_names(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+) -> Result<Vec<String>> {
+    if let Some(db) = &config.database {
+        return Ok(vec![db.clone()]);
+    }
+    let mut names: Vec<String> = config.databases.clone().unwrap_or_default();
+    if config.all_databases {
+        let listed = query(
+            runner,
+            config,
+            MAINTENANCE_DB,
+            "SELECT datname FROM pg_catalog.pg_database \
+             WHERE NOT datistemplate AND datallowconn AND datname <> 'postgres' ORDER BY 1;",
+        )
+        .await?;
+        for name in listed.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+    }
+    Ok(names)
+}
+
+/// A file-name-safe artifact name for a database.
+pub(crate) fn artifact_name(database: &str, format: DumpFormat) -> String {
+    let safe: String = database
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}.{}", format.extension())
+}
+
+#[async_trait]
+impl DataExporter for PostgresExporter {
+    fn requirements(&self) -> ExportRequirements {
+        ExportRequirements {
+            required_state: RequiredState::Running,
+            consistency: "pg_dump snapshot (MVCC)".to_string(),
+        }
+    }
+
+    async fn artifacts(&self, service: &ServiceTarget) -> Result<Vec<ArtifactDescriptor>> {
+        let config = PostgresConfig::from_json(&service.config)?;
+        let names = database_names(&service.runner, &config).await?;
+        if names.is_empty() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("service `{}` has no database to export", service.name),
+            )
+            .with_hint("create a database, or name one with `database` / `databases`"));
+        }
+        let mut descriptors = Vec::with_capacity(names.len());
+        for name in names {
+            // Connecting to each database proves it exists and is readable.
+            let version = query(
+                &service.runner,
+                &config,
+                &name,
+                "SELECT current_setting('server_version');",
+            )
+            .await
+            .map_err(|e| e.context(format!("database `{name}`")))?;
+            descriptors.push(
+                ArtifactDescriptor::new(
+                    artifact_name(&name, config.format),
+                    config.format.artifact_format(),
+                    config.format.content_type(),
+                )
+                .with_source_version(format!("PostgreSQL {version}"))
+                .with_metadata(keys::DATABASE, name.into())
+                .with_metadata(keys::FORMAT, config.format.as_str().into())
+                .with_metadata(keys::SCOPE, config.scope.as_str().into())
+                .with_metadata(keys::SERVER_VERSION, version.into()),
+            );
+        }
+        Ok(descriptors)
+    }
+
+    async fn export(
+        &self,
+        service: &ServiceTarget,
+        artifact: &ArtifactDescriptor,
+    ) -> Result<ArtifactData> {
+        let config = PostgresConfig::from_json(&service.config)?;
+        let format = DumpFormat::from_artifact_format(&artifact.format).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("artifact `{}` is not a postgres dump", artifact.name),
+            )
+        })?;
+        let database = artifact
+            .metadata
+            .get(keys::DATABASE)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .or_else(|| config.database.clone())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("artifact `{}` does not name its database", artifact.name),
+                )
+            })?;
+        let scope = match artifact.metadata.get(keys::SCOPE).and_then(|v| v.as_str()) {
+            Some("schema") => DumpScope::Schema,
+            Some(_) => DumpScope::Full,
+            None => config.scope,
+        };
+
+        let (mut session, io) = SnapshotSession::open(&service.runner, &config, &database).await?;
+        let snapshot = session.snapshot.clone();
+        let dump = pg_dump_spec(&config, &database, format, scope, Some(&snapshot));
+        let stream = service.runner.stream_stdout(&dump).await?;
+
+        // Gather metadata in the snapshot while the dump streams.
+        let count_rows = scope == DumpScope::Full;
+        let summary_task = tokio::spawn(io.summary(count_rows));
+
+        let dumped = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&dumped);
+        let stream = stream.inspect_ok(move |chunk| {
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        });
+
+        let late: LateMetadata = Box::pin(async move {
+            let (io, summary) = match summary_task.await {
+                Ok(Ok(done)) => done,
+                Ok(Err(_)) | Err(_) => return Err(session.failure().await),
+            };
+            session.commit(io).await?;
+            let mut map = summary.to_metadata();
+            map.insert(keys::DATABASE.into(), database.into());
+            map.insert(keys::FORMAT.into(), format.as_str().into());
+            map.insert(keys::SCOPE.into(), scope.as_str().into());
+            map.insert(keys::CONSISTENT_SNAPSHOT.into(), true.into());
+            map.insert(keys::DUMP_BYTES.into(), dumped.load(Ordering::Relaxed).into());
+            Ok(map)
+        });
+        Ok(ArtifactData {
+            stream: Box::pin(stream),
+            late_metadata: Some(late),
+        })
+    }
+}
+
+/// The `pg_dump` invocation for one database.
+pub(crate) fn pg_dump_spec(
+    config: &PostgresConfig,
+    database: &str,
+    format: DumpFormat,
+    scope: DumpScope,
+    snapshot: Option<&str>,
+) -> CommandSpec {
+    let mut spec = tool(config, "pg_dump", database).args(["--no-owner", "--no-privileges"]);
+    spec = match format {
+        DumpFormat::Custom => spec.arg("--format=custom"),
+        DumpFormat::Sql => spec.args(["--format=plain", "--clean", "--if-exists"]),
+    };
+    if scope == DumpScope::Schema {
+        spec = spec.arg("--schema-only");
+    }
+    if let Some(id) = snapshot {
+        spec = spec.arg(format!("--snapshot={id}"));
+    }
+    spec
+}
+
+/// A `psql` session holding a `REPEATABLE READ` transaction whose snapshot is exported.
+struct SnapshotSession {
+    child: Child,
+    spec: CommandSpec,
+    snapshot: String,
+}
+
+/// The pipes of a [`SnapshotSession`].
+struct SessionIo {
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl SnapshotSession {
+    async fn open(
+        runner: &Arc<dyn CommandRunner>,
+        config: &PostgresConfig,
+        database: &str,
+    ) -> Result<(Self, SessionIo)> {
+        let spec = psql(config, database);
+        let mut spawned = runner.spawn(&spec).await?;
+        let missing = || Error::new(ErrorKind::Io, "the psql session's pipes were not piped");
+        let stdin = spawned.child.stdin.take().ok_or_else(missing)?;
+        let stdout = spawned.child.stdout.take().ok_or_else(missing)?;
+        let mut io = SessionIo {
+            stdin,
+            stdout: BufReader::new(stdout),
+        };
+        let mut session = SnapshotSession {
+            child: spawned.child,
+            spec,
+            snapshot: String::new(),
+        };
+        let script = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n\
+                      SELECT pg_catalog.pg_export_snapshot();\n";
+        match io.exchange(script).await {
+            Ok(Some(id)) if is_snapshot_id(&id) => {
+                session.snapshot = id;
+                Ok((session, io))
+            }
+            Ok(_) | Err(_) => {
+                drop(io);
+                Err(session.failure().await)
+            }
+        }
+    }
+
+    /// Commits the snapshot transaction and waits for psql to exit.
+    async fn commit(mut self, mut io: SessionIo) -> Result<()> {
+        let sent = io.stdin.write_all(b"COMMIT;\n").await;
+        drop(io);
+        if sent.is_err() {
+            return Err(self.failure().await);
+        }
+        match tokio::time::timeout(SESSION_TIMEOUT, self.child.wait()).await {
+            Ok(Ok(status)) if status.success() => Ok(()),
+            _ => Err(self.failure().await),
+        }
+    }
+
+    /// The session's error, from its exit status and stderr (its pipes must be dropped).
+    async fn failure(&mut self) -> Error {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        let exit_code = match status {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                let _ = self.child.kill().await;
+                None
+            }
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let mut buf = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), pipe.read_to_end(&mut buf)).await;
+            stderr = String::from_utf8_lossy(&buf).into_owned();
+        }
+        let failure = ToolFailure {
+            command: self.spec.display(),
+            exit_code,
+            stderr,
+        };
+        match &self.spec.on_failure {
+            Some(mapper) => mapper(failure),
+            None => failure.into_error(),
+        }
+    }
+}
+
+impl SessionIo {
+    /// Sends `script` and reads one output line (`None` when psql ended).
+    async fn exchange(&mut self, script: &str) -> Result<Option<String>> {
+        self.stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|e| Error::io("writing to the psql session", e))?;
+        self.stdin
+            .flush()
+            .await
+            .map_err(|e| Error::io("writing to the psql session", e))?;
+        let mut line = String::new();
+        let read = tokio::time::timeout(SESSION_TIMEOUT, self.stdout.read_line(&mut line))
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "the PostgreSQL server did not answer the snapshot session in time",
+                )
+            })?
+            .map_err(|e| Error::io("reading from the psql session", e))?;
+        if read == 0 {
+            Ok(None)
+        } else {
+            Ok(Some(line.trim().to_string()))
+        }
+    }
+
+    /// Runs the summary query in the session's snapshot; gives the pipes back.
+    async fn summary(mut self, count_rows: bool) -> Result<(SessionIo, DatabaseSummary)> {
+        let sql = summary_sql(count_rows).replace('\n', " ");
+        match self.exchange(&format!("{sql}\n")).await? {
+            Some(line) => {
+                let summary = parse_summary(&line, count_rows)?;
+                Ok((self, summary))
+            }
+            None => Err(Error::new(
+                ErrorKind::ToolFailed,
+                "the psql snapshot session ended before returning the table summary",
+            )
+            .with_hint("check the server log; the role needs SELECT on every table it dumps")),
+        }
+    }
+}
+
+fn is_snapshot_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}

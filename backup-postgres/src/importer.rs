@@ -1,0 +1,364 @@
+//! [`PostgresImporter`]: restores dumps with `pg_restore` or `psql`, in one transaction,
+//! into a new database, an empty one, or (with `force`) a fresh one swapped in on success.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use backup_core::command::{CommandRunner, CommandRunnerExt, CommandSpec};
+use backup_core::data::ensure_format_supported;
+use backup_core::{
+    ArtifactDescriptor, ByteStream, DataImporter, Error, ErrorKind, ImportMode, Result,
+    ServiceTarget,
+};
+
+use crate::config::{DumpFormat, PostgresConfig};
+use crate::connection::{ident, literal, query, tool, MAINTENANCE_DB};
+use crate::metadata::keys;
+use crate::smoke;
+use crate::stream::require_plain_dump_trailer;
+use crate::RECIPE;
+
+/// Imports `postgres/custom` and `postgres/sql` artifacts.
+///
+/// - custom dumps: `pg_restore --single-transaction --exit-on-error --no-owner
+///   --no-privileges`; plain dumps: `psql -v ON_ERROR_STOP=1 --single-transaction`; both
+///   read the artifact stream on stdin;
+/// - a missing target database is created (`TEMPLATE template0`); if the restore fails it
+///   is dropped again;
+/// - an existing empty database is restored into directly; a failure rolls the single
+///   transaction back and leaves it empty;
+/// - an existing database that holds objects is refused with
+///   [`ErrorKind::AlreadyExists`] unless `force` is set; with `force` the dump is restored
+///   into a fresh temporary database and only on success swapped in: connections to the
+///   target are terminated, the target is renamed away, the new one renamed in (one
+///   transaction), and the old one dropped. A failed restore leaves the target exactly as
+///   it was. Database-level settings (`ALTER DATABASE … SET`) of the replaced database are
+///   not carried over.
+///
+/// A plain dump that lacks pg_dump's closing line is treated as truncated and aborted
+/// before psql can commit.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresImporter {
+    _private: (),
+}
+
+impl PostgresImporter {
+    /// Creates the importer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// What a target database holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetState {
+    Missing,
+    Empty,
+    NonEmpty,
+}
+
+/// The database an artifact is restored into: the config's `database` when set, else the
+/// database the artifact was dumped from.
+pub(crate) fn target_database(
+    config: &PostgresConfig,
+    artifact: &ArtifactDescriptor,
+) -> Result<String> {
+    if let Some(db) = &config.database {
+        return Ok(db.clone());
+    }
+    artifact
+        .metadata
+        .get(keys::DATABASE)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "artifact `{}` does not name its database and the config names none",
+                    artifact.name
+                ),
+            )
+            .with_hint("set `database` in the service config")
+        })
+}
+
+async fn target_state(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    database: &str,
+) -> Result<TargetState> {
+    let exists = query(
+        runner,
+        config,
+        MAINTENANCE_DB,
+        &format!(
+            "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = {};",
+            literal(database)
+        ),
+    )
+    .await
+    .map_err(|e| e.context("checking the target server"))?;
+    if exists.trim() == "0" {
+        return Ok(TargetState::Missing);
+    }
+    let objects = query(runner, config, database, OBJECT_COUNT_SQL)
+        .await
+        .map_err(|e| e.context(format!("inspecting database `{database}`")))?;
+    Ok(if objects.trim() == "0" {
+        TargetState::Empty
+    } else {
+        TargetState::NonEmpty
+    })
+}
+
+/// Counts what makes a database "not empty": relations, schemas, extensions, functions,
+/// types and large objects beyond what a database created from `template0` has.
+const OBJECT_COUNT_SQL: &str = "SELECT \
+ (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)') \
+ + (SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema') \
+   AND nspname !~ '^pg_(toast|temp)') \
+ + (SELECT count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql') \
+ + (SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) \
+ + (SELECT count(*) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)') \
+ + (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata);";
+
+fn not_empty_error(database: &str) -> Error {
+    Error::new(
+        ErrorKind::AlreadyExists,
+        format!("database `{database}` already holds data"),
+    )
+    .with_hint("import with force to replace it (it is swapped only after a successful restore), or restore into another database")
+}
+
+/// The restore command for a format, reading the dump on stdin.
+fn restore_spec(config: &PostgresConfig, database: &str, format: DumpFormat) -> CommandSpec {
+    match format {
+        DumpFormat::Custom => tool(config, "pg_restore", database).args([
+            "--single-transaction",
+            "--exit-on-error",
+            "--no-owner",
+            "--no-privileges",
+        ]),
+        DumpFormat::Sql => tool(config, "psql", database).args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "-o",
+            "/dev/null",
+            "-f",
+            "-",
+        ]),
+    }
+}
+
+/// A database name for a temporary restore, at most 63 bytes.
+fn temporary_name(database: &str, purpose: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let suffix = format!("__{purpose}_{:08x}", (nanos as u64 ^ u64::from(std::process::id())) as u32);
+    let mut prefix_len = database.len().min(63 - suffix.len());
+    while !database.is_char_boundary(prefix_len) {
+        prefix_len -= 1;
+    }
+    format!("{}{suffix}", &database[..prefix_len])
+}
+
+async fn create_database(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    database: &str,
+) -> Result<()> {
+    query(
+        runner,
+        config,
+        MAINTENANCE_DB,
+        &format!("CREATE DATABASE {} TEMPLATE template0;", ident(database)),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.context(format!("creating database `{database}`")))
+}
+
+async fn drop_database(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    database: &str,
+) -> Result<()> {
+    query(
+        runner,
+        config,
+        MAINTENANCE_DB,
+        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", ident(database)),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Renames `fresh` to `target` and `target` away, in one transaction, after terminating
+/// the target's connections; then drops the old one. Retries when a client reconnects.
+async fn swap_in(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    target: &str,
+    fresh: &str,
+) -> Result<()> {
+    let old = temporary_name(target, "old");
+    let sql = format!(
+        "BEGIN;\n\
+         SELECT count(pg_catalog.pg_terminate_backend(pid, 5000)) FROM pg_catalog.pg_stat_activity \
+         WHERE datname = {target_lit} AND pid <> pg_catalog.pg_backend_pid();\n\
+         ALTER DATABASE {target_id} RENAME TO {old_id};\n\
+         ALTER DATABASE {fresh_id} RENAME TO {target_id};\n\
+         COMMIT;\n",
+        target_lit = literal(target),
+        target_id = ident(target),
+        old_id = ident(&old),
+        fresh_id = ident(fresh),
+    );
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match query(runner, config, MAINTENANCE_DB, &sql).await {
+            Ok(_) => break,
+            Err(e) if attempt < 5 && e.message().contains("being accessed by other users") => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.context(format!("swapping the restored database into `{target}`"))),
+        }
+    }
+    // The restore is in place; an old copy that cannot be dropped now stays as `old`.
+    let _ = drop_database(runner, config, &old).await;
+    Ok(())
+}
+
+async fn restore(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    database: &str,
+    format: DumpFormat,
+    data: ByteStream,
+) -> Result<()> {
+    let data = match format {
+        DumpFormat::Custom => data,
+        DumpFormat::Sql => require_plain_dump_trailer(data),
+    };
+    runner
+        .run_with_stdin(&restore_spec(config, database, format), data)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.context(format!("restoring into database `{database}`")))
+}
+
+#[async_trait]
+impl DataImporter for PostgresImporter {
+    fn formats(&self) -> Vec<String> {
+        vec![
+            DumpFormat::Custom.artifact_format().to_string(),
+            DumpFormat::Sql.artifact_format().to_string(),
+        ]
+    }
+
+    async fn check(
+        &self,
+        service: &ServiceTarget,
+        artifacts: &[ArtifactDescriptor],
+        mode: ImportMode,
+    ) -> Result<()> {
+        let config = PostgresConfig::from_json(&service.config)?;
+        for artifact in artifacts {
+            ensure_format_supported(self, RECIPE, artifact)?;
+        }
+        if config.database.is_some() && artifacts.len() > 1 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{} artifacts cannot all be restored into the one database the config names",
+                    artifacts.len()
+                ),
+            )
+            .with_hint("use `databases` or `allDatabases` in the config to restore each into its own database"));
+        }
+        // Reachable first: this fails with Unavailable and a hint when the server is down.
+        query(&service.runner, &config, MAINTENANCE_DB, "SELECT 1;")
+            .await
+            .map_err(|e| e.context("checking the target server"))?;
+        for artifact in artifacts {
+            let database = target_database(&config, artifact)?;
+            let state = target_state(&service.runner, &config, &database).await?;
+            if state == TargetState::NonEmpty && !mode.force {
+                return Err(not_empty_error(&database));
+            }
+        }
+        Ok(())
+    }
+
+    async fn import(
+        &self,
+        service: &ServiceTarget,
+        artifact: &ArtifactDescriptor,
+        data: ByteStream,
+        mode: ImportMode,
+    ) -> Result<()> {
+        ensure_format_supported(self, RECIPE, artifact)?;
+        let config = PostgresConfig::from_json(&service.config)?;
+        let format = DumpFormat::from_artifact_format(&artifact.format).ok_or_else(|| {
+            Error::new(ErrorKind::UnsupportedVersion, "not a postgres dump format")
+        })?;
+        let database = target_database(&config, artifact)?;
+        let runner = &service.runner;
+        match target_state(runner, &config, &database).await? {
+            TargetState::Missing => {
+                create_database(runner, &config, &database).await?;
+                if let Err(e) = restore(runner, &config, &database, format, data).await {
+                    let _ = drop_database(runner, &config, &database).await;
+                    return Err(e);
+                }
+                Ok(())
+            }
+            TargetState::Empty => restore(runner, &config, &database, format, data).await,
+            TargetState::NonEmpty if !mode.force => Err(not_empty_error(&database)),
+            TargetState::NonEmpty => {
+                let fresh = temporary_name(&database, "restore");
+                create_database(runner, &config, &fresh).await?;
+                if let Err(e) = restore(runner, &config, &fresh, format, data).await {
+                    let _ = drop_database(runner, &config, &fresh).await;
+                    return Err(e);
+                }
+                if let Err(e) = swap_in(runner, &config, &database, &fresh).await {
+                    let _ = drop_database(runner, &config, &fresh).await;
+                    return Err(e);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn smoke_test(&self, service: &ServiceTarget, artifact: &ArtifactDescriptor) -> Result<()> {
+        let config = PostgresConfig::from_json(&service.config)?;
+        let database = target_database(&config, artifact)?;
+        smoke::compare_with_artifact(&service.runner, &config, &database, artifact).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_fit_in_63_bytes_and_keep_utf8_whole() {
+        let long = "ä".repeat(40);
+        let name = temporary_name(&long, "restore");
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.contains("__restore_"));
+    }
+}
