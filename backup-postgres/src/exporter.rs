@@ -185,7 +185,11 @@ impl DataExporter for PostgresExporter {
 
         let late: LateMetadata = Box::pin(async move {
             let (io, summary) = match summary_task.await {
-                Ok(Ok(done)) => done,
+                Ok(Ok((io, Some(summary)))) => (io, summary),
+                Ok(Ok((io, None))) => {
+                    drop(io);
+                    return Err(session.failure().await);
+                }
                 Ok(Err(_)) | Err(_) => return Err(session.failure().await),
             };
             session.commit(io).await?;
@@ -325,6 +329,11 @@ impl SessionIo {
             .flush()
             .await
             .map_err(|e| Error::io("writing to the psql session", e))?;
+        self.read_line().await
+    }
+
+    /// Reads one line (`None` when psql ended).
+    async fn read_line(&mut self) -> Result<Option<String>> {
         let mut line = String::new();
         let read = tokio::time::timeout(SESSION_TIMEOUT, self.stdout.read_line(&mut line))
             .await
@@ -335,29 +344,48 @@ impl SessionIo {
                 )
             })?
             .map_err(|e| Error::io("reading from the psql session", e))?;
-        if read == 0 {
-            Ok(None)
-        } else {
-            Ok(Some(line.trim().to_string()))
-        }
+        Ok((read > 0).then(|| line.trim().to_string()))
     }
 
-    /// Runs the summary query in the session's snapshot; gives the pipes back.
-    async fn summary(mut self, count_rows: bool) -> Result<(SessionIo, DatabaseSummary)> {
+    /// Runs the summary query in the session's snapshot, inside a savepoint so that a
+    /// failing query (a table the role cannot read) keeps the transaction, and with it the
+    /// exported snapshot pg_dump may still be importing, alive. Gives the pipes back with
+    /// the summary, or `None` when the query failed (its error is on psql's stderr).
+    async fn summary(mut self, count_rows: bool) -> Result<(SessionIo, Option<DatabaseSummary>)> {
         let sql = summary_sql(count_rows).replace('\n', " ");
-        match self.exchange(&format!("{sql}\n")).await? {
-            Some(line) => {
-                let summary = parse_summary(&line, count_rows)?;
-                Ok((self, summary))
+        let script = format!(
+            "\\set ON_ERROR_STOP 0\nSAVEPOINT backup_summary;\n{sql}\n\\echo {SUMMARY_END}\n"
+        );
+        let mut summary = None;
+        match self.exchange(&script).await? {
+            Some(first) if first == SUMMARY_END => {}
+            Some(first) => {
+                summary = Some(parse_summary(&first, count_rows)?);
+                while let Some(line) = self.read_line().await? {
+                    if line == SUMMARY_END {
+                        break;
+                    }
+                }
             }
-            None => Err(Error::new(
-                ErrorKind::ToolFailed,
-                "the psql snapshot session ended before returning the table summary",
-            )
-            .with_hint("check the server log; the role needs SELECT on every table it dumps")),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::ToolFailed,
+                    "the psql snapshot session ended before returning the table summary",
+                ))
+            }
         }
+        if summary.is_none() {
+            self.stdin
+                .write_all(b"ROLLBACK TO SAVEPOINT backup_summary;\n")
+                .await
+                .map_err(|e| Error::io("writing to the psql session", e))?;
+        }
+        Ok((self, summary))
     }
 }
+
+/// The line psql echoes after the summary query.
+const SUMMARY_END: &str = "__backup_postgres_summary_end__";
 
 fn is_snapshot_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
