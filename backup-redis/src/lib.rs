@@ -1,1 +1,183 @@
-//! The redis adapter for backup-core.
+//! The `redis` adapter for backup-core: RDB and logical export/import of a Redis server.
+//!
+//! ```no_run
+//! # async fn demo() -> backup_core::Result<()> {
+//! use backup_core::{DataExporter, RecipeRegistry, ServiceTarget};
+//!
+//! let mut registry = RecipeRegistry::new();
+//! backup_redis::register(&mut registry)?;
+//! let service = ServiceTarget::local(
+//!     "cache",
+//!     backup_redis::RECIPE,
+//!     serde_json::json!({"host": "127.0.0.1", "port": 6379, "format": "logical"}),
+//! );
+//! let exporter = backup_redis::RedisExporter;
+//! let artifacts = exporter.artifacts(&service).await?;
+//! let data = exporter.export(&service, &artifacts[0]).await?;
+//! // stream `data.stream` into a bundle ...
+//! # drop(data);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The client speaks RESP itself over a TCP connection; bulk strings are streamed in both
+//! directions, so a 100 MB value passes through in chunks of at most
+//! [`backup_core::artifact::CHUNK_SIZE`] and is never held whole by the adapter.
+//!
+//! # Formats
+//!
+//! **RDB** (`redis/rdb`, config `"format": "rdb"`, the default): the server's own snapshot,
+//! taken the way `redis-cli --rdb` does it — `REPLCONF capa eof`, `REPLCONF rdb-only 1`
+//! (Redis ≥ 7; older servers fall back to a normal full sync, cut after the RDB), `SYNC`.
+//! Nothing is written to disk on our side; with the server's default
+//! `repl-diskless-sync yes` nothing is written on the server's disk either. Both
+//! transfers are handled: `$<len>` and the diskless `$EOF:<40-byte mark>`. The stream
+//! checks the `REDIS00xx` header; the manifest gets the server version and keys per
+//! database (before) and the RDB version, size and transfer kind (late metadata). The
+//! user needs the `SYNC` and `REPLCONF` permissions; a refusal suggests the logical
+//! format.
+//!
+//! **Logical** (`redis/dump-restore`, `"format": "logical"`): works wherever `SCAN`,
+//! `DUMP` and `PEXPIRETIME` (or `PTTL` before Redis 7) are allowed. For each database
+//! (every database with keys, or those in `databases`): `SELECT`, `SCAN … COUNT 1000`, then
+//! per batch a pipelined `PEXPIRETIME key` + `DUMP key` for every key. A key deleted between
+//! `SCAN` and `DUMP` is skipped. The stream is framed as follows (integers big-endian):
+//!
+//! ```text
+//! header    "RDSLOGI\n" (8 bytes)  u32 version (= 1)
+//! database  'D'  u32 db-index                 following keys belong to this database
+//! key       'K'  u32 key-len  key-bytes
+//!                i64 expire-at (Unix ms, absolute; -1 = no expiry)
+//!                u64 payload-len  payload     the DUMP payload, verbatim
+//! end       'E'  u64 key-record-count
+//!                u32 CRC-32 (IEEE) of every byte from the header up to and including
+//!                    the record count
+//! ```
+//!
+//! Nothing may follow the end record. A stream without it, with a wrong count or
+//! checksum, an unknown record type, or trailing bytes is rejected with
+//! [`backup_core::ErrorKind::Integrity`].
+//!
+//! # Import
+//!
+//! **Logical**: `RESTORE key ttl payload REPLACE [ABSTTL]`, pipelined with at most 512
+//! commands in flight, each database into its own index. The absolute expiry captured at
+//! export is kept (`ABSTTL`); keys already expired at import time are skipped. The target
+//! must hold no keys in any database, or `force` is set, which runs `FLUSHALL` first. A
+//! malformed or truncated stream fails with `Integrity`, and everything restored so far
+//! is flushed, so an empty target is left empty. **With `force`, the data the target held
+//! before is gone after a failed import**: the caller's safety backup covers that.
+//!
+//! **RDB**: only into a server whose data directory the host controls, through a
+//! [`RedisServerControl`]: the file is written to a temporary name in the data directory
+//! while the server runs, then the server is stopped, the file renamed to its
+//! `dbfilename`, the server started, and the import waits until `INFO persistence` says
+//! `loading:0`. If the server cannot load it, the file is removed and the server restarted
+//! empty. A server with `appendonly yes` is refused (it would load its AOF). Without a
+//! control, an RDB import fails with [`backup_core::ErrorKind::Unsupported`] and says to
+//! export with the logical format.
+//!
+//! # Faster RDB exports: `lowerDisklessSyncDelay`
+//!
+//! A diskless full sync waits `repl-diskless-sync-delay` seconds (default 5) for more
+//! replicas before it starts. With `"lowerDisklessSyncDelay": true` (an explicit opt-in;
+//! the user needs `CONFIG` rights) the exporter reads the current value, sets it to 0, and
+//! puts the original back as soon as the transfer has started — also when the handshake
+//! fails, and even if the caller drops the export future (the handshake runs in its own
+//! task). If it cannot be put back the export fails with a hint naming the command to run.
+//! Server settings are never changed otherwise.
+//!
+//! # Errors users can act on
+//!
+//! Connection refused → `Unavailable`; `NOAUTH` / `WRONGPASS` → `PermissionDenied` with a
+//! hint (the password is never quoted); `SYNC` not permitted (`NOPERM`) → `PermissionDenied`
+//! suggesting the logical format; `OOM` on the target → `ResourceExhausted`; a value above
+//! the target's `proto-max-bulk-len` → `ResourceExhausted` with a hint to raise it; a
+//! connection lost mid-export → a stream error (`Unavailable`), so no bundle is written.
+
+mod adapter;
+mod chunks;
+mod config;
+mod errors;
+mod format;
+mod logical_export;
+mod logical_import;
+mod rdb_export;
+mod rdb_import;
+mod resp;
+mod server;
+
+use std::sync::Arc;
+
+use backup_core::secrets::SecretGenerator;
+use backup_core::{Recipe, RecipeRegistry, Result};
+
+pub use adapter::{RedisExporter, RedisImporter, LOGICAL_ARTIFACT, RDB_ARTIFACT};
+pub use config::{ExportFormat, RedisConfig};
+pub use rdb_import::RedisServerControl;
+
+/// The recipe slug.
+pub const RECIPE: &str = "redis";
+
+/// JSON Schema of [`RedisConfig`].
+pub fn config_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "host": {"type": "string", "minLength": 1},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "username": {"type": "string", "minLength": 1},
+            "password": {"type": "string"},
+            "format": {"enum": ["rdb", "logical"]},
+            "databases": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0},
+                "uniqueItems": true
+            },
+            "lowerDisklessSyncDelay": {"type": "boolean"}
+        }
+    })
+}
+
+/// The `redis` recipe, whose importer restores logical exports (RDB imports need
+/// [`recipe_with_server_control`]).
+///
+/// # Errors
+///
+/// Only if the built-in schema does not compile (a bug).
+pub fn recipe() -> Result<Recipe> {
+    build(RedisImporter::new())
+}
+
+/// The `redis` recipe with an importer that also restores RDB exports into servers
+/// `control` runs.
+///
+/// # Errors
+///
+/// Only if the built-in schema does not compile (a bug).
+pub fn recipe_with_server_control(control: Arc<dyn RedisServerControl>) -> Result<Recipe> {
+    build(RedisImporter::with_server_control(control))
+}
+
+fn build(importer: RedisImporter) -> Result<Recipe> {
+    Recipe::builder(RECIPE, config_schema())
+        .description("Redis key-value store")
+        .secret("password", SecretGenerator::password())
+        .exporter(Arc::new(RedisExporter))
+        .importer(Arc::new(importer))
+        .data_export_description(
+            "every database of the server: an RDB snapshot (format rdb) or DUMP payloads with expiry times (format logical)",
+        )
+        .build()
+}
+
+/// Registers the [`recipe`] in `registry`.
+///
+/// # Errors
+///
+/// Only if the built-in schema does not compile (a bug).
+pub fn register(registry: &mut RecipeRegistry) -> Result<()> {
+    registry.register(recipe()?);
+    Ok(())
+}
