@@ -1,2 +1,50 @@
 //! The bundle: one zip file holding `snapshot.json`, each artifact under `data/`, and
 //! `manifest.json` written last.
+//!
+//! ```text
+//! snapshot.json                       the WorkspaceSnapshot
+//! data/<service>/<artifact>[.zst]     each artifact, zip method STORE, ZIP64 sizes;
+//!                                     compression is a zstd stream inside the entry
+//! manifest.json                       written last: format version, id, kind, label, …,
+//!                                     and per entry path, size and sha256 of the stored bytes
+//! ```
+//!
+//! Every entry is stored, so stock `unzip` lists, tests and extracts a bundle, and
+//! `zstd -d` decompresses a `.zst` entry. [`BundleWriter`] writes forward only (any
+//! [`std::io::Write`] sink) and hashes while streaming; [`BundleReader`] refuses anything
+//! that is not exactly what the manifest describes.
+//!
+//! ```no_run
+//! # async fn demo(snapshot: backup_core::WorkspaceSnapshot, data: backup_core::ArtifactData)
+//! # -> backup_core::Result<()> {
+//! use backup_core::bundle::{BundleOptions, BundleReader, BundleWriter};
+//! use backup_core::progress::NoProgress;
+//! use backup_core::ArtifactDescriptor;
+//!
+//! let path = std::path::Path::new("backups/2026-01-01.zip");
+//! let mut writer = BundleWriter::create(path, BundleOptions::default()).await?;
+//! writer.write_snapshot(&snapshot).await?;
+//! let artifact = ArtifactDescriptor::new("app.dump", "postgres/custom", "application/octet-stream");
+//! writer.write_artifact("db", &artifact, data, &NoProgress).await?;
+//! writer.finish().await?;
+//!
+//! let reader = BundleReader::open(path).await?;
+//! reader.verify(&NoProgress).await?;
+//! # Ok(()) }
+//! ```
+
+mod central_dir;
+mod entry_name;
+mod entry_stream;
+mod manifest;
+mod reader;
+mod writer;
+mod zip_thread;
+
+pub use entry_name::{DATA_DIR, MANIFEST_PATH, SNAPSHOT_PATH};
+pub use manifest::{
+    BundleKind, BundleOptions, Compression, ENCRYPTION_NONE, EntryChecksum, Includes,
+    MANIFEST_FORMAT_VERSION, Manifest, ManifestEntry, ToolInfo, VerifyReport,
+};
+pub use reader::BundleReader;
+pub use writer::BundleWriter;

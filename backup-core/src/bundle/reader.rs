@@ -1,0 +1,451 @@
+//! [`BundleReader`]: opens a bundle, checks its structure, verifies and reads entries.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use zip::{CompressionMethod, ZipArchive};
+
+use super::central_dir;
+use super::entry_name::{MANIFEST_PATH, path_problem};
+use super::entry_stream;
+use super::manifest::{
+    ENCRYPTION_NONE, EntryChecksum, MANIFEST_FORMAT_VERSION, Manifest, ManifestEntry,
+    VerifyReport,
+};
+use crate::{ByteStream, Error, ErrorKind, ProgressEvent, ProgressSink, Result, WorkspaceSnapshot};
+
+/// The largest `manifest.json` read (a manifest is a few KiB per thousand entries).
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest `snapshot.json` read.
+const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;
+/// Read buffer for verification.
+const VERIFY_BUFFER: usize = 1024 * 1024;
+
+/// Where an entry's stored bytes are in the bundle file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Location {
+    /// Offset of the first stored byte.
+    pub(crate) offset: u64,
+    /// Stored bytes.
+    pub(crate) size: u64,
+}
+
+/// Reads a bundle written by [`BundleWriter`](super::BundleWriter).
+///
+/// [`open`](Self::open) checks the structure (manifest version, entry names, that the
+/// entries are exactly those the manifest lists, with the sizes it promises);
+/// [`verify`](Self::verify) reads every entry and checks its sha256. A restore calls both
+/// before touching any target.
+#[derive(Debug)]
+pub struct BundleReader {
+    path: PathBuf,
+    manifest: Manifest,
+    snapshot: Option<WorkspaceSnapshot>,
+    locations: HashMap<String, Location>,
+}
+
+impl BundleReader {
+    /// Opens the bundle at `path`, reads `manifest.json` and `snapshot.json`, and checks
+    /// the structure.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::UnsupportedVersion`] for a manifest format version this build does
+    ///   not read;
+    /// - [`ErrorKind::Integrity`] for a file that is not a complete zip (truncated), a
+    ///   missing or malformed manifest, entries missing from the zip or not listed in the
+    ///   manifest, duplicate names, unsafe names (`..`, absolute, backslashes, empty
+    ///   components), an entry whose size differs from the manifest, an entry not stored
+    ///   with method STORE, or a `snapshot.json` that does not match its checksum. Every
+    ///   message names the entry and the problem;
+    /// - the I/O error (with its kind) if the file cannot be read.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || open_blocking(path))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("opening the bundle panicked: {e}")))?
+    }
+
+    /// The bundle file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The workspace snapshot, when the bundle holds one.
+    pub fn snapshot(&self) -> Option<&WorkspaceSnapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// Reads every entry once and checks its size and sha256 against the manifest
+    /// (`snapshot.json` included), emitting [`ProgressEvent::Verified`] per entry and
+    /// [`ProgressEvent::Finished`] at the end.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Integrity`] naming the first entry whose bytes are changed (a flipped
+    /// byte) or missing (a truncated file); I/O errors reading the file.
+    pub async fn verify(&self, progress: &dyn ProgressSink) -> Result<VerifyReport> {
+        let mut expected: Vec<EntryChecksum> = Vec::new();
+        expected.extend(self.manifest.snapshot.clone());
+        expected.extend(self.manifest.entries.iter().map(|e| EntryChecksum {
+            path: e.path.clone(),
+            size: e.size,
+            sha256: e.sha256.clone(),
+        }));
+        let mut report = VerifyReport::default();
+        for want in expected {
+            let location = self.location(&want.path)?;
+            let file = self.path.clone();
+            let entry_path = want.path.clone();
+            let (size, sha256) =
+                tokio::task::spawn_blocking(move || hash_range(&file, &entry_path, location))
+                    .await
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Io, format!("verifying the bundle panicked: {e}"))
+                    })??;
+            check_checksum(&want, size, &sha256)?;
+            progress.event(&ProgressEvent::Verified {
+                path: want.path.clone(),
+                size,
+            });
+            report.total_bytes += size;
+            report.entries.push(want);
+        }
+        progress.event(&ProgressEvent::Finished {
+            operation: "verify".to_owned(),
+        });
+        Ok(report)
+    }
+
+    /// Opens one entry's bytes as a stream, decompressed, with size and sha256 checked on
+    /// the fly: if the stored bytes do not match the manifest, the stream ends with an
+    /// [`ErrorKind::Integrity`] error item (recover it with [`Error::io`]) instead of
+    /// ending quietly.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for an entry this bundle's manifest does not list,
+    /// [`ErrorKind::Unsupported`] for an encrypted entry, and an error if the reading
+    /// thread cannot start.
+    pub fn open_entry(&self, entry: &ManifestEntry) -> Result<ByteStream> {
+        let ours = self.manifest.entry(&entry.path).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("the bundle's manifest does not list entry {}", entry.path),
+            )
+        })?;
+        if ours.encryption != ENCRYPTION_NONE {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "entry {} is encrypted with {:?}; this build reads only unencrypted entries",
+                    ours.path, ours.encryption
+                ),
+            ));
+        }
+        let location = self.location(&ours.path)?;
+        entry_stream::spawn(self.path.clone(), ours.clone(), location)
+    }
+
+    fn location(&self, path: &str) -> Result<Location> {
+        self.locations.get(path).copied().ok_or_else(|| {
+            Error::integrity(format!("entry {path} is missing from the bundle"))
+        })
+    }
+}
+
+fn check_checksum(want: &EntryChecksum, size: u64, sha256: &str) -> Result<()> {
+    if size != want.size {
+        return Err(Error::integrity(format!(
+            "entry {} is truncated: {size} of {} bytes present",
+            want.path, want.size
+        ))
+        .with_hint(DAMAGED_HINT));
+    }
+    if !sha256.eq_ignore_ascii_case(&want.sha256) {
+        return Err(Error::integrity(format!(
+            "entry {} is corrupt: its sha256 is {sha256}, the manifest says {}",
+            want.path, want.sha256
+        ))
+        .with_hint(DAMAGED_HINT));
+    }
+    Ok(())
+}
+
+/// What a user can do about a damaged bundle.
+pub(crate) const DAMAGED_HINT: &str =
+    "the bundle file is damaged or incomplete; restore from another copy or another bundle";
+
+/// Reads `location` of `file` once: (bytes present, hex sha256).
+fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, String)> {
+    let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
+    let mut handle = File::open(file).map_err(reading)?;
+    handle.seek(SeekFrom::Start(location.offset)).map_err(reading)?;
+    let mut limited = handle.take(location.size);
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; VERIFY_BUFFER];
+    let mut total: u64 = 0;
+    loop {
+        let n = match limited.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(reading(e)),
+        };
+        hasher.update(&buffer[..n]);
+        total += n as u64;
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+fn open_blocking(path: PathBuf) -> Result<BundleReader> {
+    let shown = path.display().to_string();
+    let file = File::open(&path).map_err(|e| Error::io(format!("opening bundle {shown}"), e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading bundle {shown}"), e))?
+        .len();
+    let scan = file
+        .try_clone()
+        .map_err(|e| Error::io(format!("reading bundle {shown}"), e))?;
+    let mut archive = ZipArchive::new(file).map_err(|e| {
+        Error::integrity(format!(
+            "bundle {shown} is not a complete zip archive (truncated or corrupt): {e}"
+        ))
+        .with_hint(DAMAGED_HINT)
+    })?;
+    if archive.offset() != 0 {
+        return Err(Error::integrity(format!(
+            "bundle {shown} has {} unexpected bytes before its first entry",
+            archive.offset()
+        )));
+    }
+
+    let names = checked_names(&archive, scan, &shown)?;
+    let manifest = read_manifest(&mut archive, &shown)?;
+    let locations = check_entries(&mut archive, &names, &manifest, file_len)?;
+
+    let snapshot = match &manifest.snapshot {
+        None => None,
+        Some(want) => {
+            let location = locations.get(&want.path).copied().ok_or_else(|| {
+                Error::integrity(format!("entry {} is missing from the bundle", want.path))
+            })?;
+            if want.size > MAX_SNAPSHOT_BYTES {
+                return Err(Error::integrity(format!(
+                    "entry {} is {} bytes, more than a snapshot can be",
+                    want.path, want.size
+                )));
+            }
+            let bytes = read_range(&path, &want.path, location)?;
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            check_checksum(want, bytes.len() as u64, &sha256)?;
+            Some(
+                WorkspaceSnapshot::from_json(&bytes)
+                    .map_err(|e| e.context(format!("entry {} of bundle {shown}", want.path)))?,
+            )
+        }
+    };
+
+    Ok(BundleReader {
+        path,
+        manifest,
+        snapshot,
+        locations,
+    })
+}
+
+/// Every entry name, checked: UTF-8, safe, unique.
+fn checked_names(archive: &ZipArchive<File>, scan: File, shown: &str) -> Result<Vec<String>> {
+    let raw = central_dir::raw_names(scan, archive.central_directory_start())
+        .map_err(|e| Error::io(format!("reading the entry list of bundle {shown}"), e))?;
+    let mut names = Vec::with_capacity(raw.len());
+    let mut seen = HashSet::new();
+    for name in raw {
+        let name = String::from_utf8(name).map_err(|e| {
+            Error::integrity(format!(
+                "bundle entry {:?} has a name that is not UTF-8",
+                String::from_utf8_lossy(e.as_bytes())
+            ))
+        })?;
+        if let Some(problem) = path_problem(&name) {
+            return Err(Error::integrity(format!(
+                "bundle entry {name:?} has an unsafe name: {problem}"
+            ))
+            .with_hint("the bundle was not written by this tool or was tampered with"));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(Error::integrity(format!(
+                "bundle holds more than one entry named {name:?} (duplicate entry names)"
+            ))
+            .with_hint("the bundle was not written by this tool or was tampered with"));
+        }
+        names.push(name);
+    }
+    if names.len() != archive.len() {
+        return Err(Error::integrity(format!(
+            "bundle {shown} has an inconsistent entry list ({} records, {} entries)",
+            names.len(),
+            archive.len()
+        )));
+    }
+    Ok(names)
+}
+
+fn read_manifest(archive: &mut ZipArchive<File>, shown: &str) -> Result<Manifest> {
+    let index = archive.index_for_name(MANIFEST_PATH).ok_or_else(|| {
+        Error::integrity(format!(
+            "bundle {shown} has no {MANIFEST_PATH}: it is incomplete or not a bundle"
+        ))
+        .with_hint("a bundle whose export failed has no manifest; use another bundle")
+    })?;
+    let reading = |e: zip::result::ZipError| {
+        Error::integrity(format!("entry {MANIFEST_PATH} cannot be read: {e}"))
+    };
+    let mut entry = archive.by_index(index).map_err(reading)?;
+    if entry.compression() != CompressionMethod::Stored {
+        return Err(not_stored(MANIFEST_PATH, entry.compression()));
+    }
+    if entry.size() > MAX_MANIFEST_BYTES {
+        return Err(Error::integrity(format!(
+            "entry {MANIFEST_PATH} is {} bytes, more than a manifest can be",
+            entry.size()
+        )));
+    }
+    let mut bytes = Vec::new();
+    entry
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::integrity(format!("entry {MANIFEST_PATH} is corrupt: {e}")))?;
+    parse_manifest(&bytes)
+}
+
+/// Parses `manifest.json`, checking the format version before anything else.
+pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        Error::integrity(format!("entry {MANIFEST_PATH} is not valid JSON: {e}"))
+    })?;
+    let version = value
+        .get("formatVersion")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| {
+            Error::integrity(format!(
+                "entry {MANIFEST_PATH} has no numeric formatVersion"
+            ))
+        })?;
+    if version != u64::from(MANIFEST_FORMAT_VERSION) {
+        return Err(Error::new(
+            ErrorKind::UnsupportedVersion,
+            format!(
+                "bundle manifest format version {version} is not supported (this build reads version {MANIFEST_FORMAT_VERSION})"
+            ),
+        )
+        .with_hint("read this bundle with a version of backup-rs that supports its format"));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Error::integrity(format!("entry {MANIFEST_PATH} is malformed: {e}")))
+}
+
+/// Checks that the zip holds exactly the entries the manifest lists, stored, with the
+/// promised sizes, and returns where each one's bytes are.
+fn check_entries(
+    archive: &mut ZipArchive<File>,
+    names: &[String],
+    manifest: &Manifest,
+    file_len: u64,
+) -> Result<HashMap<String, Location>> {
+    let mut expected: Vec<(&str, u64)> = Vec::new();
+    expected.extend(manifest.snapshot.iter().map(|s| (s.path.as_str(), s.size)));
+    expected.extend(manifest.entries.iter().map(|e| (e.path.as_str(), e.size)));
+
+    let mut listed: HashSet<&str> = HashSet::from([MANIFEST_PATH]);
+    for (path, _) in &expected {
+        if let Some(problem) = path_problem(path) {
+            return Err(Error::integrity(format!(
+                "the manifest lists entry {path:?} with an unsafe name: {problem}"
+            )));
+        }
+        if !listed.insert(path) {
+            return Err(Error::integrity(format!(
+                "the manifest lists entry {path:?} more than once"
+            )));
+        }
+    }
+    for (path, _) in &expected {
+        if archive.index_for_name(path).is_none() {
+            return Err(Error::integrity(format!(
+                "entry {path} listed in the manifest is missing from the bundle"
+            ))
+            .with_hint(DAMAGED_HINT));
+        }
+    }
+    if let Some(extra) = names.iter().find(|n| !listed.contains(n.as_str())) {
+        return Err(Error::integrity(format!(
+            "bundle holds entry {extra} that the manifest does not list (unexpected entry)"
+        ))
+        .with_hint("the bundle was not written by this tool or was tampered with"));
+    }
+
+    let mut locations = HashMap::with_capacity(expected.len());
+    for (path, size) in expected {
+        let index = archive.index_for_name(path).ok_or_else(|| {
+            Error::integrity(format!("entry {path} is missing from the bundle"))
+        })?;
+        let entry = archive
+            .by_index_raw(index)
+            .map_err(|e| Error::integrity(format!("entry {path} cannot be read: {e}")))?;
+        if entry.compression() != CompressionMethod::Stored {
+            return Err(not_stored(path, entry.compression()));
+        }
+        if entry.encrypted() {
+            return Err(Error::integrity(format!(
+                "entry {path} is encrypted with zip encryption, which bundles never use"
+            )));
+        }
+        if entry.compressed_size() != size || entry.size() != size {
+            return Err(Error::integrity(format!(
+                "entry {path} holds {} bytes but the manifest says {size}",
+                entry.compressed_size()
+            ))
+            .with_hint(DAMAGED_HINT));
+        }
+        let offset = entry.data_start().ok_or_else(|| {
+            Error::integrity(format!("entry {path} has no readable local header"))
+        })?;
+        if offset.checked_add(size).is_none_or(|end| end > file_len) {
+            return Err(Error::integrity(format!(
+                "entry {path} is truncated: its {size} bytes run past the end of the file"
+            ))
+            .with_hint(DAMAGED_HINT));
+        }
+        locations.insert(path.to_owned(), Location { offset, size });
+    }
+    Ok(locations)
+}
+
+fn not_stored(path: &str, method: CompressionMethod) -> Error {
+    Error::integrity(format!(
+        "entry {path} uses zip compression method {method:?}; bundle entries are always STORE"
+    ))
+    .with_hint("the bundle was not written by this tool or was tampered with")
+}
+
+/// Reads a whole (small) entry.
+fn read_range(file: &Path, entry: &str, location: Location) -> Result<Vec<u8>> {
+    let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
+    let mut handle = File::open(file).map_err(reading)?;
+    handle.seek(SeekFrom::Start(location.offset)).map_err(reading)?;
+    let mut bytes = Vec::new();
+    handle
+        .take(location.size)
+        .read_to_end(&mut bytes)
+        .map_err(reading)?;
+    Ok(bytes)
+}

@@ -1,0 +1,287 @@
+//! The blocking side of [`BundleWriter`](super::BundleWriter): a dedicated thread owns the
+//! synchronous `ZipWriter` and is fed chunks through a bounded channel, so the async side
+//! gets backpressure and memory stays flat however large an artifact is.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use zip::write::{SimpleFileOptions, StreamWriter};
+use zip::{CompressionMethod, ZipWriter};
+
+/// Chunks in flight between the async side and the zip thread.
+pub(crate) const CHANNEL_CAPACITY: usize = 4;
+
+/// Buffer in front of the sink: coalesces headers and small chunks into large writes.
+const SINK_BUFFER: usize = 256 * 1024;
+
+/// What the async side asks the zip thread to do, in order.
+pub(crate) enum Command {
+    /// Starts an entry; chunks follow, then [`Command::End`].
+    Begin {
+        /// Entry path.
+        path: String,
+        /// Whether the entry may exceed 4 GiB (ZIP64 sizes).
+        large_file: bool,
+        /// zstd level when the entry is compressed.
+        zstd_level: Option<i32>,
+    },
+    /// Raw (uncompressed) bytes of the current entry.
+    Chunk(Bytes),
+    /// Ends the current entry and replies with what was stored.
+    End(oneshot::Sender<EntryStats>),
+    /// Writes the central directory and makes the output durable.
+    Finish,
+}
+
+/// What one entry stored.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryStats {
+    /// Stored bytes (after compression).
+    pub(crate) stored_size: u64,
+    /// sha256 of the stored bytes, lower-case hex.
+    pub(crate) sha256: String,
+    /// Bytes given before compression.
+    pub(crate) uncompressed_size: u64,
+}
+
+/// Where the zip bytes go.
+pub(crate) enum Output {
+    /// A temporary file, fsynced at the end.
+    File(File),
+    /// Any writer (stdout, a pipe, an upload body); flushed at the end.
+    Stream(Box<dyn Write + Send>),
+}
+
+/// The sink the `ZipWriter` writes to. Once `discard` is set (the bundle was abandoned),
+/// every write is silently dropped: the `ZipWriter`'s drop-time finalisation then cannot
+/// put a complete-looking archive into a pipe.
+struct GuardedSink {
+    inner: BufWriter<Output>,
+    discard: Arc<AtomicBool>,
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::File(f) => f.write(buf),
+            Output::Stream(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::File(f) => f.flush(),
+            Output::Stream(w) => w.flush(),
+        }
+    }
+}
+
+impl Write for GuardedSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.discard.load(Ordering::Acquire) {
+            return Ok(buf.len());
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.discard.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.inner.flush()
+    }
+}
+
+impl GuardedSink {
+    /// Flushes everything and, for a file, fsyncs it.
+    fn complete(self) -> io::Result<()> {
+        let output = self.inner.into_inner().map_err(|e| e.into_error())?;
+        match output {
+            Output::File(file) => file.sync_all(),
+            Output::Stream(mut w) => w.flush(),
+        }
+    }
+}
+
+/// Counts and hashes every byte written through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Starts the zip thread. Returns the command channel and a receiver that yields the
+/// thread's outcome when it stops (an error explains why a send failed).
+pub(crate) fn spawn(
+    output: Output,
+    discard: Arc<AtomicBool>,
+) -> io::Result<(mpsc::Sender<Command>, oneshot::Receiver<io::Result<()>>)> {
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (done_tx, done_rx) = oneshot::channel();
+    let sink = GuardedSink {
+        inner: BufWriter::with_capacity(SINK_BUFFER, output),
+        discard: Arc::clone(&discard),
+    };
+    std::thread::Builder::new()
+        .name("bundle-writer".into())
+        .spawn(move || {
+            let outcome = run(rx, sink, &discard);
+            let _ = done_tx.send(outcome);
+        })?;
+    Ok((tx, done_rx))
+}
+
+fn run(
+    mut rx: mpsc::Receiver<Command>,
+    sink: GuardedSink,
+    discard: &AtomicBool,
+) -> io::Result<()> {
+    let mut zip = ZipWriter::new_stream(sink);
+    match write_entries(&mut zip, &mut rx) {
+        Ok(()) => {
+            let sink = zip.finish().map_err(io::Error::other)?.into_inner();
+            sink.complete()
+        }
+        Err(e) => {
+            // Dropping a `ZipWriter` writes a central directory: make sure a failed bundle
+            // never ends as a well-formed zip.
+            discard.store(true, Ordering::Release);
+            drop(zip);
+            Err(e)
+        }
+    }
+}
+
+/// Writes entries until [`Command::Finish`].
+fn write_entries(
+    zip: &mut ZipWriter<StreamWriter<GuardedSink>>,
+    rx: &mut mpsc::Receiver<Command>,
+) -> io::Result<()> {
+    let base = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Stored)
+        .unix_permissions(0o644)
+        .last_modified_time(now_dos());
+    loop {
+        let Some(command) = rx.blocking_recv() else {
+            return Err(io::Error::other("the bundle was abandoned"));
+        };
+        match command {
+            Command::Begin {
+                path,
+                large_file,
+                zstd_level,
+            } => {
+                zip.start_file(path, base.large_file(large_file))
+                    .map_err(io::Error::other)?;
+                write_entry(zip, rx, zstd_level)?;
+            }
+            Command::Finish => return Ok(()),
+            Command::Chunk(_) | Command::End(_) => {
+                return Err(io::Error::other(
+                    "bundle writer protocol error: data outside an entry",
+                ));
+            }
+        }
+    }
+}
+
+/// Writes the chunks of one entry, through zstd when asked, hashing the stored bytes.
+fn write_entry(
+    zip: &mut ZipWriter<StreamWriter<GuardedSink>>,
+    rx: &mut mpsc::Receiver<Command>,
+    zstd_level: Option<i32>,
+) -> io::Result<()> {
+    let hashing = HashingWriter {
+        inner: zip,
+        hasher: Sha256::new(),
+        count: 0,
+    };
+    let mut uncompressed: u64 = 0;
+    let mut body = match zstd_level {
+        Some(level) => Body::Zstd(zstd::stream::write::Encoder::new(hashing, level)?),
+        None => Body::Plain(hashing),
+    };
+    loop {
+        match rx.blocking_recv() {
+            Some(Command::Chunk(chunk)) => {
+                uncompressed += chunk.len() as u64;
+                body.write_all(&chunk)?;
+            }
+            Some(Command::End(reply)) => {
+                let hashing = body.finish()?;
+                let stats = EntryStats {
+                    stored_size: hashing.count,
+                    sha256: hex::encode(hashing.hasher.finalize()),
+                    uncompressed_size: uncompressed,
+                };
+                // The async side may have gone away meanwhile; the next receive notices.
+                let _ = reply.send(stats);
+                return Ok(());
+            }
+            Some(Command::Begin { .. } | Command::Finish) => {
+                return Err(io::Error::other(
+                    "bundle writer protocol error: entry not ended",
+                ));
+            }
+            None => return Err(io::Error::other("the bundle was abandoned")),
+        }
+    }
+}
+
+enum Body<W: Write> {
+    Plain(HashingWriter<W>),
+    Zstd(zstd::stream::write::Encoder<'static, HashingWriter<W>>),
+}
+
+impl<W: Write> Body<W> {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Body::Plain(w) => w.write_all(buf),
+            Body::Zstd(w) => w.write_all(buf),
+        }
+    }
+
+    fn finish(self) -> io::Result<HashingWriter<W>> {
+        match self {
+            Body::Plain(w) => Ok(w),
+            Body::Zstd(w) => w.finish(),
+        }
+    }
+}
+
+/// The current UTC time as a zip (DOS) timestamp; 1980-01-01 if out of range.
+fn now_dos() -> zip::DateTime {
+    let now = time::OffsetDateTime::now_utc();
+    u16::try_from(now.year())
+        .ok()
+        .and_then(|year| {
+            zip::DateTime::from_date_and_time(
+                year,
+                u8::from(now.month()),
+                now.day(),
+                now.hour(),
+                now.minute(),
+                now.second(),
+            )
+            .ok()
+        })
+        .unwrap_or_default()
+}
