@@ -146,12 +146,11 @@ impl PostgresConfig {
                 "the postgres config must name its data with exactly one of `database`, \
                  `databases` or `allDatabases`",
             )
-            .with_hint("set `database` for one database, `databases` for a list, or `allDatabases: true`"));
+            .with_hint(
+                "set `database` for one database, `databases` for a list, or `allDatabases: true`",
+            ));
         }
-        let names = self
-            .database
-            .iter()
-            .chain(self.databases.iter().flatten());
+        let names = self.database.iter().chain(self.databases.iter().flatten());
         for name in names {
             if name.is_empty() || name.len() > 63 || name.contains('\0') {
                 return Err(Error::new(
@@ -314,6 +313,7 @@ pub fn config_schema() -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -331,8 +331,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_missing_databases_are_refused() {
-        let err = PostgresConfig::from_json(&json!({"host": "db", "user": "a", "database": "x", "dbname": "y"}))
-            .unwrap_err();
+        let err = PostgresConfig::from_json(
+            &json!({"host": "db", "user": "a", "database": "x", "dbname": "y"}),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         let err = PostgresConfig::from_json(&json!({"host": "db", "user": "a"})).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
@@ -340,8 +342,10 @@ mod tests {
 
     #[test]
     fn a_wrongly_typed_password_is_not_quoted() {
-        let err = PostgresConfig::from_json(&json!({"host": "db", "user": "a", "database": "x", "password": 123456789}))
-            .unwrap_err();
+        let err = PostgresConfig::from_json(
+            &json!({"host": "db", "user": "a", "database": "x", "password": 123456789}),
+        )
+        .unwrap_err();
         assert!(!err.to_string().contains("123456789"), "{err}");
     }
 }

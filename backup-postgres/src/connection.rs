@@ -82,6 +82,7 @@ pub(crate) fn literal(value: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -104,7 +104,11 @@ impl SchemaDiff {
 }
 
 fn label(artifact: &ArtifactDescriptor) -> String {
-    match artifact.metadata.get(keys::DATABASE).and_then(|v| v.as_str()) {
+    match artifact
+        .metadata
+        .get(keys::DATABASE)
+        .and_then(|v| v.as_str())
+    {
         Some(db) => format!("{db} ({})", artifact.name),
         None => artifact.name.clone(),
     }
@@ -121,14 +125,32 @@ fn label(artifact: &ArtifactDescriptor) -> String {
 pub fn diff(before: &ArtifactDescriptor, after: &ArtifactDescriptor) -> Result<SchemaDiff> {
     let old = DatabaseSummary::from_descriptor(before)?;
     let new = DatabaseSummary::from_descriptor(after)?;
-    let old_tables: BTreeMap<&str, _> = old.schema.tables.iter().map(|t| (t.name.as_str(), t)).collect();
-    let new_tables: BTreeMap<&str, _> = new.schema.tables.iter().map(|t| (t.name.as_str(), t)).collect();
+    let old_tables: BTreeMap<&str, _> = old
+        .schema
+        .tables
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    let new_tables: BTreeMap<&str, _> = new
+        .schema
+        .tables
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
 
     let mut out = SchemaDiff {
         before: label(before),
         after: label(after),
-        tables_added: new_tables.keys().filter(|t| !old_tables.contains_key(*t)).map(|t| t.to_string()).collect(),
-        tables_removed: old_tables.keys().filter(|t| !new_tables.contains_key(*t)).map(|t| t.to_string()).collect(),
+        tables_added: new_tables
+            .keys()
+            .filter(|t| !old_tables.contains_key(*t))
+            .map(|t| t.to_string())
+            .collect(),
+        tables_removed: old_tables
+            .keys()
+            .filter(|t| !new_tables.contains_key(*t))
+            .map(|t| t.to_string())
+            .collect(),
         columns_added: Vec::new(),
         columns_removed: Vec::new(),
         columns_changed: Vec::new(),
@@ -138,9 +160,19 @@ pub fn diff(before: &ArtifactDescriptor, after: &ArtifactDescriptor) -> Result<S
     };
 
     for (name, old_table) in &old_tables {
-        let Some(new_table) = new_tables.get(name) else { continue };
-        let old_cols: BTreeMap<&str, &str> = old_table.columns.iter().map(|c| (c.name.as_str(), c.data_type.as_str())).collect();
-        let new_cols: BTreeMap<&str, &str> = new_table.columns.iter().map(|c| (c.name.as_str(), c.data_type.as_str())).collect();
+        let Some(new_table) = new_tables.get(name) else {
+            continue;
+        };
+        let old_cols: BTreeMap<&str, &str> = old_table
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.data_type.as_str()))
+            .collect();
+        let new_cols: BTreeMap<&str, &str> = new_table
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.data_type.as_str()))
+            .collect();
         for (col, ty) in &new_cols {
             match old_cols.get(col) {
                 None => out.columns_added.push(ColumnChange {
@@ -177,8 +209,20 @@ pub fn diff(before: &ArtifactDescriptor, after: &ArtifactDescriptor) -> Result<S
         table: i.table.clone(),
         definition: i.definition.clone(),
     };
-    out.indexes_added = new.schema.indexes.iter().filter(|i| !old_idx.contains(i.name.as_str())).map(change).collect();
-    out.indexes_removed = old.schema.indexes.iter().filter(|i| !new_idx.contains(i.name.as_str())).map(change).collect();
+    out.indexes_added = new
+        .schema
+        .indexes
+        .iter()
+        .filter(|i| !old_idx.contains(i.name.as_str()))
+        .map(change)
+        .collect();
+    out.indexes_removed = old
+        .schema
+        .indexes
+        .iter()
+        .filter(|i| !new_idx.contains(i.name.as_str()))
+        .map(change)
+        .collect();
 
     if let (Some(old_rows), Some(new_rows)) = (&old.row_counts, &new.row_counts) {
         let tables: BTreeSet<&String> = old_rows.keys().chain(new_rows.keys()).collect();
@@ -214,10 +258,22 @@ impl fmt::Display for SchemaDiff {
                 writeln!(f, "  - table {t}")?;
             }
             for c in &self.columns_added {
-                writeln!(f, "  + column {}.{} {}", c.table, c.column, c.after_type.as_deref().unwrap_or(""))?;
+                writeln!(
+                    f,
+                    "  + column {}.{} {}",
+                    c.table,
+                    c.column,
+                    c.after_type.as_deref().unwrap_or("")
+                )?;
             }
             for c in &self.columns_removed {
-                writeln!(f, "  - column {}.{} {}", c.table, c.column, c.before_type.as_deref().unwrap_or(""))?;
+                writeln!(
+                    f,
+                    "  - column {}.{} {}",
+                    c.table,
+                    c.column,
+                    c.before_type.as_deref().unwrap_or("")
+                )?;
             }
             for c in &self.columns_changed {
                 writeln!(
@@ -240,7 +296,14 @@ impl fmt::Display for SchemaDiff {
             writeln!(f, "row count changes:")?;
             for d in &self.row_deltas {
                 let show = |n: Option<i64>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
-                writeln!(f, "  {}: {} -> {} ({:+})", d.table, show(d.before), show(d.after), d.delta)?;
+                writeln!(
+                    f,
+                    "  {}: {} -> {} ({:+})",
+                    d.table,
+                    show(d.before),
+                    show(d.after),
+                    d.delta
+                )?;
             }
         }
         Ok(())

@@ -119,6 +119,7 @@ pub(crate) fn map_failure(failure: ToolFailure, target: &str, password: Option<&
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -152,7 +153,11 @@ mod tests {
 
     #[test]
     fn the_password_is_scrubbed_from_stderr() {
-        let err = map_failure(failure("weird: hunter2-xyz echoed"), "db:5432", Some("hunter2-xyz"));
+        let err = map_failure(
+            failure("weird: hunter2-xyz echoed"),
+            "db:5432",
+            Some("hunter2-xyz"),
+        );
         assert!(!format!("{err} {err:?}").contains("hunter2-xyz"));
     }
 

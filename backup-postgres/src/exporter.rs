@@ -13,8 +13,8 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use backup_core::artifact::{ArtifactData, LateMetadata};
 use backup_core::command::{CommandRunner, CommandRunnerExt, CommandSpec, ToolFailure};
 use backup_core::{
-    ArtifactDescriptor, DataExporter, Error, ErrorKind, ExportRequirements, RequiredState,
-    Result, ServiceTarget,
+    ArtifactDescriptor, DataExporter, Error, ErrorKind, ExportRequirements, RequiredState, Result,
+    ServiceTarget,
 };
 
 use crate::config::{DumpFormat, DumpScope, PostgresConfig};
@@ -198,7 +198,10 @@ impl DataExporter for PostgresExporter {
             map.insert(keys::FORMAT.into(), format.as_str().into());
             map.insert(keys::SCOPE.into(), scope.as_str().into());
             map.insert(keys::CONSISTENT_SNAPSHOT.into(), true.into());
-            map.insert(keys::DUMP_BYTES.into(), dumped.load(Ordering::Relaxed).into());
+            map.insert(
+                keys::DUMP_BYTES.into(),
+                dumped.load(Ordering::Relaxed).into(),
+            );
             Ok(map)
         });
         Ok(ArtifactData {

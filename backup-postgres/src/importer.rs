@@ -165,7 +165,10 @@ fn temporary_name(database: &str, purpose: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let suffix = format!("__{purpose}_{:08x}", (nanos as u64 ^ u64::from(std::process::id())) as u32);
+    let suffix = format!(
+        "__{purpose}_{:08x}",
+        (nanos as u64 ^ u64::from(std::process::id())) as u32
+    );
     let mut prefix_len = database.len().min(63 - suffix.len());
     while !database.is_char_boundary(prefix_len) {
         prefix_len -= 1;
@@ -233,7 +236,9 @@ async fn swap_in(
             Err(e) if attempt < 5 && e.message().contains("being accessed by other users") => {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
-            Err(e) => return Err(e.context(format!("swapping the restored database into `{target}`"))),
+            Err(e) => {
+                return Err(e.context(format!("swapping the restored database into `{target}`")))
+            }
         }
     }
     // The restore is in place; an old copy that cannot be dropped now stays as `old`.
@@ -343,7 +348,11 @@ impl DataImporter for PostgresImporter {
         }
     }
 
-    async fn smoke_test(&self, service: &ServiceTarget, artifact: &ArtifactDescriptor) -> Result<()> {
+    async fn smoke_test(
+        &self,
+        service: &ServiceTarget,
+        artifact: &ArtifactDescriptor,
+    ) -> Result<()> {
         let config = PostgresConfig::from_json(&service.config)?;
         let database = target_database(&config, artifact)?;
         smoke::compare_with_artifact(&service.runner, &config, &database, artifact).await
@@ -351,6 +360,7 @@ impl DataImporter for PostgresImporter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

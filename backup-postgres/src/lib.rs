@@ -90,6 +90,7 @@ pub fn register(registry: &mut RecipeRegistry) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -106,9 +107,13 @@ mod tests {
             .validate_config(&json!({"host": "h", "user": "u", "allDatabases": true, "format": "sql", "scope": "schema"}))
             .unwrap();
         assert!(recipe
-            .validate_config(&json!({"host": "h", "user": "u", "database": "d", "databases": ["e"]}))
+            .validate_config(
+                &json!({"host": "h", "user": "u", "database": "d", "databases": ["e"]})
+            )
             .is_err());
-        assert!(recipe.validate_config(&json!({"host": "h", "user": "u", "database": "d", "format": "tar"})).is_err());
+        assert!(recipe
+            .validate_config(&json!({"host": "h", "user": "u", "database": "d", "format": "tar"}))
+            .is_err());
         let mut config = serde_json::Map::new();
         config.insert("password".into(), json!("old"));
         recipe.generate_secrets(&mut config);

@@ -94,7 +94,10 @@ impl DatabaseSummary {
     /// The descriptor metadata fields this summary fills.
     pub fn to_metadata(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut map = serde_json::Map::new();
-        map.insert(keys::SERVER_VERSION.into(), self.server_version.clone().into());
+        map.insert(
+            keys::SERVER_VERSION.into(),
+            self.server_version.clone().into(),
+        );
         map.insert(keys::TABLE_COUNT.into(), self.schema.tables.len().into());
         if let Some(rows) = &self.row_counts {
             map.insert(
@@ -120,9 +123,14 @@ impl DatabaseSummary {
         let bad = |what: &str| {
             Error::new(
                 ErrorKind::InvalidInput,
-                format!("artifact `{}` has no usable `{what}` metadata", artifact.name),
+                format!(
+                    "artifact `{}` has no usable `{what}` metadata",
+                    artifact.name
+                ),
             )
-            .with_hint("use an artifact exported by the postgres adapter, with its manifest metadata")
+            .with_hint(
+                "use an artifact exported by the postgres adapter, with its manifest metadata",
+            )
         };
         let schema = meta
             .get(keys::SCHEMA)

@@ -15,11 +15,13 @@ const TAIL: usize = 4096;
 /// psql's end of input, so its single transaction is never committed.
 pub(crate) fn require_plain_dump_trailer(input: ByteStream) -> ByteStream {
     let state = (input, Vec::<u8>::with_capacity(TAIL * 2), false);
-    Box::pin(futures::stream::unfold(state, |(mut input, mut tail, done)| async move {
-        if done {
-            return None;
-        }
-        match input.next().await {
+    Box::pin(futures::stream::unfold(
+        state,
+        |(mut input, mut tail, done)| async move {
+            if done {
+                return None;
+            }
+            match input.next().await {
             Some(Ok(chunk)) => {
                 remember_tail(&mut tail, &chunk);
                 Some((Ok(chunk), (input, tail, false)))
@@ -35,7 +37,8 @@ pub(crate) fn require_plain_dump_trailer(input: ByteStream) -> ByteStream {
                 (input, tail, true),
             )),
         }
-    }))
+        },
+    ))
 }
 
 fn remember_tail(tail: &mut Vec<u8>, chunk: &Bytes) {
@@ -51,6 +54,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use futures::TryStreamExt;

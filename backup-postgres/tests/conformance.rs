@@ -3,6 +3,7 @@
 //!
 //! `backup_testkit::conformance` has no `run_all` yet, so the fixture is exercised through
 //! this crate's own round-trip helper; once the suite exists, call it from here.
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
 mod common;
 
@@ -39,14 +40,24 @@ impl PostgresFixture {
     fn database_name(&self, name: &str) -> String {
         let safe: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
         format!("{safe}_{}", self.next.fetch_add(1, Ordering::Relaxed))
     }
 
     fn target(&self, name: &str, database: &str) -> ServiceTarget {
-        ServiceTarget::local(name, backup_postgres::RECIPE, self.server.config_json(database))
+        ServiceTarget::local(
+            name,
+            backup_postgres::RECIPE,
+            self.server.config_json(database),
+        )
     }
 
     /// Runs blocking psql work off the async threads.
@@ -94,7 +105,8 @@ impl ConformanceFixture for PostgresFixture {
     async fn new_service(&self, name: &str) -> Result<ServiceTarget> {
         let database = self.database_name(name);
         let db = database.clone();
-        self.blocking(move |server| server.create_database(&db)).await?;
+        self.blocking(move |server| server.create_database(&db))
+            .await?;
         Ok(self.target(name, &database))
     }
 
@@ -147,12 +159,16 @@ async fn round_trip(fixture: &PostgresFixture, size: DataSize) {
     );
     if size == DataSize::Large {
         let bytes = std::fs::metadata(&exported.path).unwrap().len();
-        assert!(bytes > 64 << 20, "a large dump is over 64 MiB ({bytes} bytes)");
+        assert!(
+            bytes > 64 << 20,
+            "a large dump is over 64 MiB ({bytes} bytes)"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn postgres_fixture_round_trips_empty_small_and_large_data_and_breaks_on_a_missing_database() {
+async fn postgres_fixture_round_trips_empty_small_and_large_data_and_breaks_on_a_missing_database()
+{
     let fixture = PostgresFixture::new();
     assert_eq!(fixture.recipe().slug(), backup_postgres::RECIPE);
     for size in [DataSize::Empty, DataSize::Small, DataSize::Large] {

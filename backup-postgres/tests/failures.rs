@@ -1,5 +1,6 @@
 //! Failures users can act on: failed dumps, corrupt and truncated dumps, refused restores,
 //! and the target left as it was.
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
 mod common;
 
@@ -31,7 +32,11 @@ async fn export_of_a_missing_database_fails_with_not_found_and_a_hint() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.message().contains("no_such_db"), "{err}");
     assert!(err.hint().unwrap().contains("database name"), "{err}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no dump written");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no dump written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,17 +45,26 @@ async fn export_with_bad_credentials_fails_with_permission_denied_and_a_hint() {
     server.create_database("app");
     server.create_password_role("app_user", "right-password", true);
     let dir = tempfile::tempdir().unwrap();
-    let bad = service(&server, "app", json!({"user": "app_user", "password": "wrong-password"}));
+    let bad = service(
+        &server,
+        "app",
+        json!({"user": "app_user", "password": "wrong-password"}),
+    );
     let err = export_all(&bad, dir.path()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.hint().unwrap().contains("password"), "{err}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no dump written");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no dump written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_from_an_unreachable_server_is_unavailable_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
-    let config = json!({"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "app"});
+    let config =
+        json!({"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "app"});
     let target = backup_core::ServiceTarget::local("down", backup_postgres::RECIPE, config);
     let err = export_all(&target, dir.path()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
@@ -65,12 +79,20 @@ async fn a_pg_dump_failure_after_start_ends_the_export_stream_with_an_error() {
     server.create_password_role("reader", "reader-pw", false);
     server.psql("app", "REVOKE ALL ON items FROM PUBLIC;");
     let dir = tempfile::tempdir().unwrap();
-    let limited = service(&server, "app", json!({"user": "reader", "password": "reader-pw"}));
+    let limited = service(
+        &server,
+        "app",
+        json!({"user": "reader", "password": "reader-pw"}),
+    );
     let err = export_all(&limited, dir.path()).await.unwrap_err();
     assert!(err.message().starts_with("export stream"), "{err}");
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.hint().is_some(), "{err}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no dump kept");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no dump kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,12 +110,20 @@ async fn a_corrupt_custom_dump_fails_and_leaves_no_new_database() {
     let corrupt = dir.path().join("corrupt.dump");
     std::fs::write(&corrupt, &bytes).unwrap();
 
-    let err = import_path(&service(&server, "fresh", json!({})), &exported.descriptor, &corrupt, false)
-        .await
-        .unwrap_err();
+    let err = import_path(
+        &service(&server, "fresh", json!({})),
+        &exported.descriptor,
+        &corrupt,
+        false,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
     assert!(err.hint().is_some());
-    assert!(!server.database_exists("fresh"), "the created database is dropped again");
+    assert!(
+        !server.database_exists("fresh"),
+        "the created database is dropped again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,21 +141,37 @@ async fn a_truncated_custom_dump_fails_and_a_forced_restore_leaves_the_target_un
     // The target now differs from the dump; a failed forced restore must keep it so.
     seed_items(&server, "target", 7);
     let before = server.table_checksums("target");
-    let err = import_path(&service(&server, "target", json!({})), &exported.descriptor, &truncated, true)
-        .await
-        .unwrap_err();
+    let err = import_path(
+        &service(&server, "target", json!({})),
+        &exported.descriptor,
+        &truncated,
+        true,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::Integrity | ErrorKind::ToolFailed),
         "{err:?}"
     );
     assert_eq!(server.table_checksums("target"), before, "target unchanged");
-    let leftovers = server.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'target\\_\\_%'");
+    let leftovers = server.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'target\\_\\_%'",
+    );
     assert_eq!(leftovers, "0", "the temporary database is dropped");
 
-    let err = import_path(&service(&server, "fresh", json!({})), &exported.descriptor, &truncated, false)
-        .await
-        .unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Integrity | ErrorKind::ToolFailed), "{err:?}");
+    let err = import_path(
+        &service(&server, "fresh", json!({})),
+        &exported.descriptor,
+        &truncated,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Integrity | ErrorKind::ToolFailed),
+        "{err:?}"
+    );
     assert!(!server.database_exists("fresh"));
 }
 
@@ -134,19 +180,33 @@ async fn a_truncated_sql_dump_fails_and_leaves_an_empty_database_empty() {
     let server = PostgresServer::start();
     seed_items(&server, "app", 20_000);
     let dir = tempfile::tempdir().unwrap();
-    let exported = export_one(&service(&server, "app", json!({"format": "sql"})), dir.path())
-        .await
-        .unwrap();
+    let exported = export_one(
+        &service(&server, "app", json!({"format": "sql"})),
+        dir.path(),
+    )
+    .await
+    .unwrap();
     let bytes = std::fs::read(&exported.path).unwrap();
     let truncated = dir.path().join("truncated.sql");
     std::fs::write(&truncated, &bytes[..bytes.len() * 3 / 4]).unwrap();
 
     server.create_database("empty");
-    let err = import_path(&service(&server, "empty", json!({})), &exported.descriptor, &truncated, false)
-        .await
-        .unwrap_err();
+    let err = import_path(
+        &service(&server, "empty", json!({})),
+        &exported.descriptor,
+        &truncated,
+        false,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
-    assert_eq!(server.psql("empty", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
+    assert_eq!(
+        server.psql(
+            "empty",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -154,9 +214,12 @@ async fn a_corrupt_sql_dump_fails_and_a_forced_restore_leaves_the_target_unchang
     let server = PostgresServer::start();
     seed_items(&server, "app", 500);
     let dir = tempfile::tempdir().unwrap();
-    let exported = export_one(&service(&server, "app", json!({"format": "sql"})), dir.path())
-        .await
-        .unwrap();
+    let exported = export_one(
+        &service(&server, "app", json!({"format": "sql"})),
+        dir.path(),
+    )
+    .await
+    .unwrap();
     let text = std::fs::read_to_string(&exported.path).unwrap();
     let corrupt_text = text.replacen("CREATE TABLE", "CREATE TABEL", 1);
     let corrupt = dir.path().join("corrupt.sql");
@@ -164,9 +227,14 @@ async fn a_corrupt_sql_dump_fails_and_a_forced_restore_leaves_the_target_unchang
 
     seed_items(&server, "target", 3);
     let before = server.table_checksums("target");
-    let err = import_path(&service(&server, "target", json!({})), &exported.descriptor, &corrupt, true)
-        .await
-        .unwrap_err();
+    let err = import_path(
+        &service(&server, "target", json!({})),
+        &exported.descriptor,
+        &corrupt,
+        true,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ToolFailed, "{err}");
     assert!(err.message().contains("syntax error"), "{err}");
     assert_eq!(server.table_checksums("target"), before, "target unchanged");
@@ -205,17 +273,27 @@ async fn restore_into_a_non_empty_database_without_force_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_refuses_an_unreachable_server_and_unknown_formats() {
-    let config = json!({"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "app"});
+    let config =
+        json!({"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "app"});
     let target = backup_core::ServiceTarget::local("down", backup_postgres::RECIPE, config);
-    let artifact = backup_core::ArtifactDescriptor::new("app.dump", "postgres/custom", "application/octet-stream");
+    let artifact = backup_core::ArtifactDescriptor::new(
+        "app.dump",
+        "postgres/custom",
+        "application/octet-stream",
+    );
     let err = PostgresImporter::new()
-        .check(&target, std::slice::from_ref(&artifact), ImportMode::default())
+        .check(
+            &target,
+            std::slice::from_ref(&artifact),
+            ImportMode::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.hint().is_some());
 
-    let rdb = backup_core::ArtifactDescriptor::new("db0.rdb", "redis/rdb", "application/octet-stream");
+    let rdb =
+        backup_core::ArtifactDescriptor::new("db0.rdb", "redis/rdb", "application/octet-stream");
     let err = PostgresImporter::new()
         .check(&target, &[rdb], ImportMode::default())
         .await

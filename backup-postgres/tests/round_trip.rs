@@ -1,5 +1,6 @@
 //! Round trips against a real PostgreSQL 15: many kinds of objects in both formats,
 //! pgbench data, schema-only exports, forced replacement, several databases.
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
 mod common;
 
@@ -15,19 +16,29 @@ async fn many_objects_round_trip(format: &str) {
     server.psql("source", MANY_OBJECTS_SQL);
     let dir = tempfile::tempdir().unwrap();
 
-    let exported = export_one(&service(&server, "source", json!({"format": format})), dir.path())
-        .await
-        .unwrap();
-    import_file(&service(&server, "restored", json!({"format": format})), &exported, false)
-        .await
-        .unwrap();
+    let exported = export_one(
+        &service(&server, "source", json!({"format": format})),
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    import_file(
+        &service(&server, "restored", json!({"format": format})),
+        &exported,
+        false,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(
         server.normalized_dump("source"),
         server.normalized_dump("restored"),
         "plain dumps of source and restored databases differ ({format})"
     );
-    assert_eq!(server.table_checksums("source"), server.table_checksums("restored"));
+    assert_eq!(
+        server.table_checksums("source"),
+        server.table_checksums("restored")
+    );
     assert_eq!(
         many_object_facts(&server, "source"),
         many_object_facts(&server, "restored")
@@ -64,7 +75,10 @@ async fn pgbench_million_rows_round_trip_with_equal_counts_and_checksums() {
         server.psql("bench_copy", "SELECT count(*) FROM pgbench_accounts"),
         "1000000"
     );
-    assert_eq!(server.table_checksums("bench"), server.table_checksums("bench_copy"));
+    assert_eq!(
+        server.table_checksums("bench"),
+        server.table_checksums("bench_copy")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,26 +91,46 @@ async fn schema_only_export_restores_the_schema_with_no_rows() {
     for format in ["custom", "sql"] {
         let target = format!("schema_{format}");
         let exported = export_one(
-            &service(&server, "source", json!({"scope": "schema", "format": format})),
+            &service(
+                &server,
+                "source",
+                json!({"scope": "schema", "format": format}),
+            ),
             dir.path(),
         )
         .await
         .unwrap();
         assert_eq!(exported.descriptor.metadata["scope"], json!("schema"));
         assert!(exported.descriptor.metadata.get("rowCounts").is_none());
-        import_file(&service(&server, &target, json!({"format": format})), &exported, false)
-            .await
-            .unwrap();
+        import_file(
+            &service(&server, &target, json!({"format": format})),
+            &exported,
+            false,
+        )
+        .await
+        .unwrap();
         let tables = server.psql(
             &target,
             "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'schéma')",
         );
         assert_eq!(tables, "7", "{format}: every table exists");
-        assert_eq!(server.psql(&target, "SELECT count(*) FROM \"Kunden_ü\""), "0");
-        assert_eq!(server.psql(&target, "SELECT count(*) FROM measurements"), "0");
-        assert_eq!(server.psql(&target, "SELECT count(*) FROM pg_largeobject_metadata"), "0");
         assert_eq!(
-            server.psql(&target, "SELECT count(*) FROM pg_indexes WHERE indexname = 'kunden_trgm'"),
+            server.psql(&target, "SELECT count(*) FROM \"Kunden_ü\""),
+            "0"
+        );
+        assert_eq!(
+            server.psql(&target, "SELECT count(*) FROM measurements"),
+            "0"
+        );
+        assert_eq!(
+            server.psql(&target, "SELECT count(*) FROM pg_largeobject_metadata"),
+            "0"
+        );
+        assert_eq!(
+            server.psql(
+                &target,
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'kunden_trgm'"
+            ),
             "1"
         );
     }
@@ -106,19 +140,31 @@ async fn schema_only_export_restores_the_schema_with_no_rows() {
 async fn forced_restore_replaces_an_existing_database_with_the_dump() {
     let server = PostgresServer::start();
     server.create_database("app");
-    server.psql("app", "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 10);");
+    server.psql(
+        "app",
+        "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 10);",
+    );
     let dir = tempfile::tempdir().unwrap();
     let exported = export_one(&service(&server, "app", json!({})), dir.path())
         .await
         .unwrap();
-    server.psql("app", "INSERT INTO items SELECT generate_series(11, 20); CREATE TABLE extra (x int);");
+    server.psql(
+        "app",
+        "INSERT INTO items SELECT generate_series(11, 20); CREATE TABLE extra (x int);",
+    );
 
     import_file(&service(&server, "app", json!({})), &exported, true)
         .await
         .unwrap();
 
     assert_eq!(server.psql("app", "SELECT count(*) FROM items"), "10");
-    assert_eq!(server.psql("app", "SELECT count(*) FROM pg_tables WHERE tablename = 'extra'"), "0");
+    assert_eq!(
+        server.psql(
+            "app",
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'extra'"
+        ),
+        "0"
+    );
     let leftovers = server.psql(
         "postgres",
         "SELECT count(*) FROM pg_database WHERE datname LIKE 'app\\_\\_%'",
@@ -131,7 +177,10 @@ async fn all_databases_export_one_artifact_per_database_and_restore_each() {
     let server = PostgresServer::start();
     for db in ["alpha", "beta"] {
         server.create_database(db);
-        server.psql(db, &format!("CREATE TABLE t (v text); INSERT INTO t VALUES ('{db}');"));
+        server.psql(
+            db,
+            &format!("CREATE TABLE t (v text); INSERT INTO t VALUES ('{db}');"),
+        );
     }
     let mut all = server.config_json("unused");
     all.as_object_mut().unwrap().remove("database");
@@ -144,12 +193,19 @@ async fn all_databases_export_one_artifact_per_database_and_restore_each() {
         .into_iter()
         .map(|a| a.name)
         .collect();
-    assert_eq!(names, vec!["alpha.dump", "beta.dump"], "postgres itself is not exported");
+    assert_eq!(
+        names,
+        vec!["alpha.dump", "beta.dump"],
+        "postgres itself is not exported"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let exported = export_all(&source, dir.path()).await.unwrap();
     for item in &exported {
-        let db = item.descriptor.metadata["database"].as_str().unwrap().to_string();
+        let db = item.descriptor.metadata["database"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let copy = format!("{db}_copy");
         import_file(&service(&server, &copy, json!({})), item, false)
             .await

@@ -1,4 +1,5 @@
 //! A password never appears in manifest metadata, errors or Debug output.
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
 mod common;
 
@@ -19,12 +20,20 @@ async fn no_password_in_metadata_errors_or_debug_output() {
     let dir = tempfile::tempdir().unwrap();
 
     // The password works (it reaches the tools) …
-    let good = service(&server, "app", json!({"user": "owner", "password": PLANTED}));
+    let good = service(
+        &server,
+        "app",
+        json!({"user": "owner", "password": PLANTED}),
+    );
     let exported = export_one(&good, dir.path()).await.unwrap();
     let manifest_entry = serde_json::to_string(&exported.descriptor).unwrap();
     assert!(!manifest_entry.contains(PLANTED), "{manifest_entry}");
     assert!(!format!("{:?}", exported.descriptor).contains(PLANTED));
-    let restored = service(&server, "copy", json!({"user": "owner", "password": PLANTED}));
+    let restored = service(
+        &server,
+        "copy",
+        json!({"user": "owner", "password": PLANTED}),
+    );
     import_file(&restored, &exported, false).await.unwrap();
 
     // … and never shows up in Debug output of the config, service or recipe.
@@ -32,25 +41,47 @@ async fn no_password_in_metadata_errors_or_debug_output() {
     assert!(!format!("{config:?}").contains(PLANTED));
     assert!(!format!("{good:?}").contains(PLANTED));
     assert!(!format!("{:?}", backup_postgres::recipe().unwrap()).contains(PLANTED));
-    assert!(!format!("{:?} {:?}", PostgresExporter::new(), PostgresImporter::new()).contains(PLANTED));
+    assert!(!format!(
+        "{:?} {:?}",
+        PostgresExporter::new(),
+        PostgresImporter::new()
+    )
+    .contains(PLANTED));
 
     // Errors with the planted password as the wrong one, or a wrong database, stay clean.
     server.create_password_role("other", "not-the-planted-one", true);
-    let wrong = service(&server, "app", json!({"user": "other", "password": PLANTED}));
+    let wrong = service(
+        &server,
+        "app",
+        json!({"user": "other", "password": PLANTED}),
+    );
     let err = export_all(&wrong, dir.path()).await.unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains(PLANTED), "{shown}");
-    let missing = service(&server, "nope", json!({"user": "owner", "password": PLANTED}));
-    let err = PostgresExporter::new().artifacts(&missing).await.unwrap_err();
+    let missing = service(
+        &server,
+        "nope",
+        json!({"user": "owner", "password": PLANTED}),
+    );
+    let err = PostgresExporter::new()
+        .artifacts(&missing)
+        .await
+        .unwrap_err();
     assert!(!format!("{err} {err:?}").contains(PLANTED));
     let err = PostgresImporter::new()
-        .check(&good, std::slice::from_ref(&exported.descriptor), Default::default())
+        .check(
+            &good,
+            std::slice::from_ref(&exported.descriptor),
+            Default::default(),
+        )
         .await
         .unwrap_err();
     assert!(!format!("{err} {err:?}").contains(PLANTED));
 
     // A config whose password has the wrong type is rejected without quoting it.
-    let err = PostgresConfig::from_json(&json!({"host": "h", "user": "u", "database": "d", "password": [PLANTED]}))
-        .unwrap_err();
+    let err = PostgresConfig::from_json(
+        &json!({"host": "h", "user": "u", "database": "d", "password": [PLANTED]}),
+    )
+    .unwrap_err();
     assert!(!format!("{err} {err:?}").contains(PLANTED));
 }

@@ -1,4 +1,5 @@
 //! The post-restore smoke test and the snapshot diff (seed 002 `*snapshot-diff`).
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
 mod common;
 
@@ -17,7 +18,10 @@ async fn smoke_test_passes_after_restore_and_fails_naming_a_tampered_table() {
     let exported = export_one(&service(&server, "source", json!({})), dir.path())
         .await
         .unwrap();
-    assert_eq!(exported.descriptor.metadata["consistentSnapshot"], json!(true));
+    assert_eq!(
+        exported.descriptor.metadata["consistentSnapshot"],
+        json!(true)
+    );
     assert_eq!(exported.descriptor.metadata["tableCount"], json!(7));
     let restored = service(&server, "restored", json!({}));
     import_file(&restored, &exported, false).await.unwrap();
@@ -28,7 +32,10 @@ async fn smoke_test_passes_after_restore_and_fails_naming_a_tampered_table() {
         .await
         .unwrap();
 
-    server.psql("restored", "DELETE FROM measurements_2025 WHERE id % 2 = 0;");
+    server.psql(
+        "restored",
+        "DELETE FROM measurements_2025 WHERE id % 2 = 0;",
+    );
     let err = importer
         .smoke_test(&restored, &exported.descriptor)
         .await
@@ -87,7 +94,10 @@ async fn diff_of_two_exports_reports_added_table_column_index_and_row_deltas() {
         .iter()
         .find(|d| d.table == "public.users")
         .unwrap();
-    assert_eq!((users.before, users.after, users.delta), (Some(100), Some(120), 20));
+    assert_eq!(
+        (users.before, users.after, users.delta),
+        (Some(100), Some(120), 20)
+    );
     let orders = changes
         .row_deltas
         .iter()

@@ -118,7 +118,14 @@ impl PostgresServer {
             .as_postgres("initdb")
             .arg("-D")
             .arg(self.data_dir())
-            .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
             .output();
         let output = must_succeed("initdb", output);
         drop(output);
@@ -200,7 +207,11 @@ impl PostgresServer {
     /// Creates a login role that must use `password` over TCP; `superuser` gives it all
     /// rights.
     pub fn create_password_role(&self, name: &str, password: &str, superuser: bool) {
-        let power = if superuser { "SUPERUSER" } else { "NOSUPERUSER" };
+        let power = if superuser {
+            "SUPERUSER"
+        } else {
+            "NOSUPERUSER"
+        };
         self.psql(
             "postgres",
             &format!(

@@ -14,7 +14,11 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 /// A service for `db` on `server`, with extra config fields (format, scope, …) merged in.
-pub(crate) fn service(server: &PostgresServer, db: &str, extra: serde_json::Value) -> ServiceTarget {
+pub(crate) fn service(
+    server: &PostgresServer,
+    db: &str,
+    extra: serde_json::Value,
+) -> ServiceTarget {
     let mut config = server.config_json(db);
     if let (Some(map), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
         for (k, v) in extra {
@@ -72,7 +76,11 @@ pub(crate) async fn export_one(service: &ServiceTarget, dir: &Path) -> Result<Ex
 }
 
 /// Checks, then imports one artifact from its file.
-pub(crate) async fn import_file(service: &ServiceTarget, exported: &Exported, force: bool) -> Result<()> {
+pub(crate) async fn import_file(
+    service: &ServiceTarget,
+    exported: &Exported,
+    force: bool,
+) -> Result<()> {
     import_path(service, &exported.descriptor, &exported.path, force).await
 }
 
