@@ -350,14 +350,15 @@ impl SessionIo {
         Ok((read > 0).then(|| line.trim().to_string()))
     }
 
-    /// Runs the summary query in the session's snapshot, inside a savepoint so that a
+    /// Runs the summary query in the session's snapshot (without parallel workers, so
+    /// counting competes less with pg_dump for CPU), inside a savepoint so that a
     /// failing query (a table the role cannot read) keeps the transaction, and with it the
     /// exported snapshot pg_dump may still be importing, alive. Gives the pipes back with
     /// the summary, or `None` when the query failed (its error is on psql's stderr).
     async fn summary(mut self, count_rows: bool) -> Result<(SessionIo, Option<DatabaseSummary>)> {
         let sql = summary_sql(count_rows).replace('\n', " ");
         let script = format!(
-            "\\set ON_ERROR_STOP 0\nSAVEPOINT backup_summary;\n{sql}\n\\echo {SUMMARY_END}\n"
+            "\\set ON_ERROR_STOP 0\nSET LOCAL max_parallel_workers_per_gather = 0;\nSAVEPOINT backup_summary;\n{sql}\n\\echo {SUMMARY_END}\n"
         );
         let mut summary = None;
         match self.exchange(&script).await? {

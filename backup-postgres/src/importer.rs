@@ -85,23 +85,29 @@ pub(crate) fn target_database(
         })
 }
 
+/// What `database` holds; with `create_missing`, a missing database is created in the
+/// same psql run (and `Missing` still returned, meaning "was missing, now created").
 async fn target_state(
     runner: &Arc<dyn CommandRunner>,
     config: &PostgresConfig,
     database: &str,
+    create_missing: bool,
 ) -> Result<TargetState> {
-    let exists = query(
-        runner,
-        config,
-        MAINTENANCE_DB,
-        &format!(
-            "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = {};",
-            literal(database)
-        ),
-    )
-    .await
-    .map_err(|e| e.context("checking the target server"))?;
-    if exists.trim() == "0" {
+    let mut sql = format!(
+        "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = {};\n",
+        literal(database)
+    );
+    if create_missing {
+        sql.push_str(&format!(
+            "SELECT format('CREATE DATABASE %I TEMPLATE template0', {name}) \
+             WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = {name}) \\gexec\n",
+            name = literal(database)
+        ));
+    }
+    let exists = query(runner, config, MAINTENANCE_DB, &sql)
+        .await
+        .map_err(|e| e.context("checking the target server"))?;
+    if exists.lines().next().map(str::trim) == Some("0") {
         return Ok(TargetState::Missing);
     }
     let objects = query(runner, config, database, OBJECT_COUNT_SQL)
@@ -293,13 +299,16 @@ impl DataImporter for PostgresImporter {
             )
             .with_hint("use `databases` or `allDatabases` in the config to restore each into its own database"));
         }
-        // Reachable first: this fails with Unavailable and a hint when the server is down.
-        query(&service.runner, &config, MAINTENANCE_DB, "SELECT 1;")
-            .await
-            .map_err(|e| e.context("checking the target server"))?;
+        // Reachable first: this fails with Unavailable and a hint when the server is down
+        // (with artifacts, the state queries below prove it).
+        if artifacts.is_empty() {
+            query(&service.runner, &config, MAINTENANCE_DB, "SELECT 1;")
+                .await
+                .map_err(|e| e.context("checking the target server"))?;
+        }
         for artifact in artifacts {
             let database = target_database(&config, artifact)?;
-            let state = target_state(&service.runner, &config, &database).await?;
+            let state = target_state(&service.runner, &config, &database, false).await?;
             if state == TargetState::NonEmpty && !mode.force {
                 return Err(not_empty_error(&database));
             }
@@ -321,9 +330,9 @@ impl DataImporter for PostgresImporter {
         })?;
         let database = target_database(&config, artifact)?;
         let runner = &service.runner;
-        match target_state(runner, &config, &database).await? {
+        match target_state(runner, &config, &database, true).await? {
             TargetState::Missing => {
-                create_database(runner, &config, &database).await?;
+                // target_state created it.
                 if let Err(e) = restore(runner, &config, &database, format, data).await {
                     let _ = drop_database(runner, &config, &database).await;
                     return Err(e);
