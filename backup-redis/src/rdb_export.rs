@@ -15,7 +15,7 @@ use backup_core::{Error, ErrorKind, Result};
 use crate::chunks::{self, ChunkSink};
 use crate::config::RedisConfig;
 use crate::errors::reply_error;
-use crate::resp::{Connection, Reply, RespReader};
+use crate::resp::{Connection, Reply, RespReader, RespWriter};
 
 /// Length of the diskless end mark.
 const MARK_LEN: usize = 40;
@@ -25,6 +25,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const DELAY_SETTING: &[u8] = b"repl-diskless-sync-delay";
 
 type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// The replication connection after the server announced the payload, and whether
+/// `rdb-only` was accepted.
+type Handshake = (RespReader, RespWriter, Transfer, bool);
 
 /// How the payload is delimited.
 #[derive(Debug, Clone)]
@@ -40,13 +44,14 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
     // The handshake runs in its own task: if the caller gives up half-way, a lowered
     // `repl-diskless-sync-delay` is still put back.
     let config = config.clone();
-    let (reader, transfer, rdb_only) = tokio::spawn(handshake(config))
+    let (reader, writer, transfer, rdb_only) = tokio::spawn(handshake(config))
         .await
         .map_err(|e| Error::new(ErrorKind::Cancelled, format!("the RDB handshake stopped: {e}")))??;
     let (mut sink, stream) = chunks::channel();
     let (meta_tx, meta_rx) = oneshot::channel::<Result<Metadata>>();
     tokio::spawn(async move {
         let mut reader = reader;
+        let _writer = writer;
         match pump(&mut reader, &transfer, &mut sink).await {
             Ok(version) => {
                 let mut meta = Metadata::new();
@@ -76,7 +81,7 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
     })
 }
 
-async fn handshake(config: RedisConfig) -> Result<(RespReader, Transfer, bool)> {
+async fn handshake(config: RedisConfig) -> Result<Handshake> {
     let mut lowered = None;
     if config.lower_diskless_sync_delay {
         let mut control = Connection::open(&config).await?;
@@ -153,7 +158,7 @@ fn sync_refused(reply: &str) -> Error {
     }
 }
 
-async fn sync(config: &RedisConfig) -> Result<(RespReader, Transfer, bool)> {
+async fn sync(config: &RedisConfig) -> Result<Handshake> {
     let mut conn = Connection::open(config).await?;
     // Diskless capability: the server streams the RDB without writing it to its disk.
     if let Reply::Error(e) = conn.command(&[b"REPLCONF", b"capa", b"eof"]).await? {
@@ -169,7 +174,8 @@ async fn sync(config: &RedisConfig) -> Result<(RespReader, Transfer, bool)> {
     };
     conn.writer.command(&[b"SYNC"]).await?;
     conn.writer.flush().await?;
-    let Connection { mut reader, .. } = conn;
+    // Keep the writing half open: dropping it sends a FIN, and the server then drops us.
+    let Connection { mut reader, writer } = conn;
     loop {
         let line = tokio::time::timeout(IDLE_TIMEOUT, reader.read_line())
             .await
@@ -190,14 +196,14 @@ async fn sync(config: &RedisConfig) -> Result<(RespReader, Transfer, bool)> {
             if mark.len() != MARK_LEN {
                 return Err(Error::integrity("redis sent a malformed diskless end mark"));
             }
-            return Ok((reader, Transfer::Diskless(mark.to_vec()), rdb_only));
+            return Ok((reader, writer, Transfer::Diskless(mark.to_vec()), rdb_only));
         }
         if let Some(len) = line.strip_prefix(b"$") {
             let len = std::str::from_utf8(len)
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok())
                 .ok_or_else(|| Error::integrity("redis sent a malformed RDB length"))?;
-            return Ok((reader, Transfer::Sized(len), rdb_only));
+            return Ok((reader, writer, Transfer::Sized(len), rdb_only));
         }
         return Err(Error::integrity(format!(
             "redis answered SYNC with something unexpected ({} bytes)",
