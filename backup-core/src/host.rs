@@ -1,1 +1,168 @@
-//! host (in progress).
+//! What the embedding application implements so the library can read and recreate its
+//! deployments: [`WorkspaceHost`].
+//!
+//! The library never talks to Kubernetes, Podman or a database of deployments itself; the
+//! host does, behind this trait. [`crate::memory_host::InMemoryHost`] is a complete
+//! implementation for tests and examples.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::command::{CommandRunner, LocalRunner};
+use crate::snapshot::WorkspaceRef;
+use crate::Result;
+
+/// One deployed service as the host stores it, secrets included.
+///
+/// `Debug` shows config keys but never their values: they may be secrets.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// The host's id for it; a restore always gets a new one.
+    pub id: String,
+    /// Instance name, unique in the workspace.
+    pub name: String,
+    /// Recipe slug.
+    pub recipe: String,
+    /// Full config, secrets included.
+    pub config: Map<String, Value>,
+    /// Names of the deployments this one depends on.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// The host's status word, e.g. `running`.
+    pub status: String,
+}
+
+impl fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deployment")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("recipe", &self.recipe)
+            .field("config", &RedactedConfig(&self.config))
+            .field("depends_on", &self.depends_on)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// A deployment to create: everything but the id and status, which the host assigns.
+///
+/// `Debug` shows config keys but never their values: they may be secrets.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewDeployment {
+    /// Instance name, unique in the workspace.
+    pub name: String,
+    /// Recipe slug.
+    pub recipe: String,
+    /// Full config, with newly generated secrets.
+    pub config: Map<String, Value>,
+    /// Names of the deployments this one depends on.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+impl fmt::Debug for NewDeployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewDeployment")
+            .field("name", &self.name)
+            .field("recipe", &self.recipe)
+            .field("config", &RedactedConfig(&self.config))
+            .field("depends_on", &self.depends_on)
+            .finish()
+    }
+}
+
+/// Prints a config as `{"key": <redacted>, …}`.
+pub(crate) struct RedactedConfig<'a>(pub(crate) &'a Map<String, Value>);
+
+impl fmt::Debug for RedactedConfig<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|key| (key, Redacted)))
+            .finish()
+    }
+}
+
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The embedding application's deployments, as the library needs them for workspace
+/// export and import.
+///
+/// # Contract
+///
+/// Every implementation must guarantee:
+/// - names are unique within the workspace; [`WorkspaceHost::create_deployment`] of an
+///   existing name fails with [`crate::ErrorKind::NameConflict`];
+/// - [`WorkspaceHost::create_deployment`] assigns a new id and only records the deployment;
+///   nothing runs until [`WorkspaceHost::deploy`];
+/// - [`WorkspaceHost::wait_until_ready`] returns within about `timeout`, with
+///   [`crate::ErrorKind::Unavailable`] when the deployment is not ready by then;
+/// - operations on different names may be called concurrently;
+/// - error messages never contain config values (they may be secrets).
+#[async_trait]
+pub trait WorkspaceHost: Send + Sync + fmt::Debug {
+    /// The workspace these deployments belong to.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the host's storage reports.
+    async fn workspace(&self) -> Result<WorkspaceRef>;
+
+    /// Every deployment of the workspace, secrets included.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the host's storage reports.
+    async fn list_deployments(&self) -> Result<Vec<Deployment>>;
+
+    /// Records a new deployment with a new id; does not start it.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::NameConflict`] when the name exists, or whatever the host's
+    /// storage reports.
+    async fn create_deployment(&self, new: NewDeployment) -> Result<Deployment>;
+
+    /// Stops and removes a deployment.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::NotFound`] when there is no such deployment.
+    async fn remove_deployment(&self, name: &str) -> Result<()>;
+
+    /// Starts (deploys) a created deployment.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::NotFound`] when there is no such deployment, or whatever the
+    /// platform reports.
+    async fn deploy(&self, name: &str) -> Result<()>;
+
+    /// Waits until a deployed service is ready to serve its dependents.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::Unavailable`] when it is not ready within `timeout`.
+    async fn wait_until_ready(&self, name: &str, timeout: Duration) -> Result<()>;
+
+    /// Where this deployment's native tools (pg_dump, redis-cli, …) run.
+    ///
+    /// The default runs them on this machine; a Kubernetes host returns a
+    /// [`crate::ExecRunner`] for `kubectl exec` into the deployment's pod.
+    fn runner_for(&self, _deployment: &Deployment) -> Arc<dyn CommandRunner> {
+        Arc::new(LocalRunner::new())
+    }
+}
