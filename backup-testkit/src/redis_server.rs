@@ -7,7 +7,7 @@
 //! # drop(digest);
 //! ```
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
