@@ -32,7 +32,7 @@
 //! Nothing is written to disk on our side; with the server's default
 //! `repl-diskless-sync yes` nothing is written on the server's disk either. Both
 //! transfers are handled: `$<len>` and the diskless `$EOF:<40-byte mark>`. The stream
-//! checks the `REDIS00xx` header; the manifest gets the server version and keys per
+//! checks the `REDIS00xx` header, the EOF opcode and the RDB's CRC-64 before it ends; the manifest gets the server version and keys per
 //! database (before) and the RDB version, size and transfer kind (late metadata). The
 //! user needs the `SYNC` and `REPLCONF` permissions; a refusal suggests the logical
 //! format.
@@ -69,7 +69,7 @@
 //! before is gone after a failed import**: the caller's safety backup covers that.
 //!
 //! **RDB**: only into a server whose data directory the host controls, through a
-//! [`RedisServerControl`]: the file is written to a temporary name in the data directory
+//! [`RedisServerControl`]: the file is checked (header, EOF opcode, CRC-64) and written to a temporary name in the data directory
 //! while the server runs, then the server is stopped, the file renamed to its
 //! `dbfilename`, the server started, and the import waits until `INFO persistence` says
 //! `loading:0`. If the server cannot load it, the file is removed and the server restarted
@@ -102,6 +102,7 @@ mod errors;
 mod format;
 mod logical_export;
 mod logical_import;
+mod rdb_check;
 mod rdb_export;
 mod rdb_import;
 mod resp;

@@ -15,6 +15,7 @@ use backup_core::{Error, ErrorKind, Result};
 use crate::chunks::{self, ChunkSink};
 use crate::config::RedisConfig;
 use crate::errors::reply_error;
+use crate::rdb_check::RdbCheck;
 use crate::resp::{Connection, Reply, RespReader, RespWriter};
 
 /// Length of the diskless end mark.
@@ -212,41 +213,6 @@ async fn sync(config: &RedisConfig) -> Result<Handshake> {
     }
 }
 
-/// Checks the `REDIS00xx` header as bytes go by and remembers the version.
-#[derive(Debug, Default)]
-pub(crate) struct HeaderCheck {
-    head: Vec<u8>,
-    version: Option<u32>,
-}
-
-impl HeaderCheck {
-    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Result<()> {
-        if self.head.len() >= 9 {
-            return Ok(());
-        }
-        let n = (9 - self.head.len()).min(bytes.len());
-        self.head.extend_from_slice(&bytes[..n]);
-        if self.head.len() == 9 {
-            let version = self
-                .head
-                .strip_prefix(b"REDIS")
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u32>().ok())
-                .ok_or_else(|| {
-                    Error::integrity("the replication payload is not an RDB file (no REDIS header)")
-                })?;
-            self.version = Some(version);
-        }
-        Ok(())
-    }
-
-    pub(crate) fn finish(&self) -> Result<u32> {
-        self.version
-            .ok_or_else(|| Error::integrity("the replication payload is too short to be an RDB file"))
-    }
-}
-
 fn lost(reader: &RespReader, done: u64) -> Error {
     Error::new(
         ErrorKind::Unavailable,
@@ -259,7 +225,7 @@ fn lost(reader: &RespReader, done: u64) -> Error {
 }
 
 async fn pump(reader: &mut RespReader, transfer: &Transfer, sink: &mut ChunkSink) -> Result<u32> {
-    let mut header = HeaderCheck::default();
+    let mut header = RdbCheck::default();
     match transfer {
         Transfer::Sized(len) => {
             let mut remaining = *len;

@@ -14,7 +14,7 @@ use backup_core::artifact::ByteStream;
 use backup_core::{Error, ErrorKind, ImportMode, Result, ServiceTarget};
 
 use crate::config::RedisConfig;
-use crate::rdb_export::HeaderCheck;
+use crate::rdb_check::RdbCheck;
 use crate::resp::Connection;
 use crate::server::{ensure_empty, server_info};
 
@@ -130,7 +130,7 @@ async fn write_rdb(path: &Path, mut data: ByteStream) -> Result<()> {
     let mut file = tokio::fs::File::create(path)
         .await
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    let mut header = HeaderCheck::default();
+    let mut header = RdbCheck::default();
     while let Some(chunk) = data.next().await {
         let chunk = chunk.map_err(|e| Error::io("reading the RDB stream", e))?;
         header.feed(&chunk)?;

@@ -195,3 +195,32 @@ async fn a_target_out_of_memory_is_resource_exhausted() {
     .expect_err("target out of memory");
     assert_eq!(error.kind(), ErrorKind::ResourceExhausted, "{error:?}");
 }
+
+#[tokio::test]
+async fn corrupt_or_truncated_rdb_import_is_an_integrity_error_and_leaves_the_target_as_it_was() {
+    let source = RedisServer::start();
+    let target = Arc::new(RedisServer::start());
+    fill_every_type(&source);
+    target.cli(&["SET", "kept", "1"]);
+    let control = TestControl::default();
+    control.add(target.clone());
+    let (artifact, rdb) = export_bytes(&service(&source, json!({"lowerDisklessSyncDelay": true})))
+        .await
+        .expect("rdb export");
+    let mut corrupt = rdb.clone();
+    corrupt[rdb.len() / 2] ^= 0x01;
+    let truncated = rdb[..rdb.len() - 100].to_vec();
+    for bad in [corrupt, truncated] {
+        let error = importer(&control)
+            .import(
+                &service(&target, json!({})),
+                &artifact,
+                stream_of(bad),
+                ImportMode { force: true },
+            )
+            .await
+            .expect_err("damaged RDB");
+        assert_eq!(error.kind(), ErrorKind::Integrity, "{error:?}");
+        assert_eq!(target.cli(&["GET", "kept"]), "1", "the target must be untouched");
+    }
+}

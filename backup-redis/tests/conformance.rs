@@ -1,0 +1,133 @@
+//! The shared conformance fixture for the redis adapter: every service is its own real
+//! redis-server; RDB restores go through a server control the fixture implements.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use backup_core::{Error, ErrorKind, ImportMode, Recipe, Result, ServiceTarget};
+use backup_testkit::conformance::{ConformanceFixture, DataSize};
+use backup_testkit::redis_server::RedisServer;
+use common::{fill_every_type, random_bytes, TestControl};
+use serde_json::json;
+
+/// Runs the redis adapter under the conformance suite, in one export format.
+#[derive(Debug)]
+struct RedisFixture {
+    format: &'static str,
+    control: TestControl,
+    servers: Mutex<Vec<Arc<RedisServer>>>,
+}
+
+impl RedisFixture {
+    fn new(format: &'static str) -> Self {
+        RedisFixture {
+            format,
+            control: TestControl::default(),
+            servers: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn server(&self, service: &ServiceTarget) -> Result<Arc<RedisServer>> {
+        let port = service.config.get("port").and_then(|p| p.as_u64());
+        self.servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|s| Some(u64::from(s.port())) == port)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "not a server of this fixture"))
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("test helper failed: {e}")))
+}
+
+#[async_trait]
+impl ConformanceFixture for RedisFixture {
+    fn recipe(&self) -> Recipe {
+        backup_redis::recipe_with_server_control(Arc::new(self.control.clone()))
+            .unwrap_or_else(|e| panic!("the redis recipe must build: {e}"))
+    }
+
+    async fn new_service(&self, name: &str) -> Result<ServiceTarget> {
+        let server = Arc::new(blocking(RedisServer::start).await?);
+        self.control.add(server.clone());
+        self.servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(server.clone());
+        let mut config = server.config_json();
+        config["format"] = json!(self.format);
+        config["lowerDisklessSyncDelay"] = json!(true);
+        Ok(ServiceTarget::local(name, backup_redis::RECIPE, config))
+    }
+
+    async fn fill(&self, service: &ServiceTarget, size: DataSize) -> Result<()> {
+        let server = self.server(service)?;
+        blocking(move || match size {
+            DataSize::Empty => {}
+            DataSize::Small => fill_every_type(&server),
+            DataSize::Large => {
+                fill_every_type(&server);
+                server.cli(&["DEBUG", "POPULATE", "200000", "key", "64"]);
+                for i in 0..72u64 {
+                    server.command(&[b"APPEND", b"large", &random_bytes(1024 * 1024, i + 1)]);
+                }
+            }
+        })
+        .await
+    }
+
+    async fn digest(&self, service: &ServiceTarget) -> Result<String> {
+        let server = self.server(service)?;
+        blocking(move || server.digest()).await
+    }
+
+    async fn broken_service(&self, name: &str) -> Result<ServiceTarget> {
+        // A free port with nothing listening.
+        let port = backup_testkit::ports::free_port();
+        Ok(ServiceTarget::local(
+            name,
+            backup_redis::RECIPE,
+            json!({"host": "127.0.0.1", "port": port, "format": self.format}),
+        ))
+    }
+}
+
+/// Until the shared suite's `run_all` exists, this exercises the fixture itself: a small
+/// round trip through the recipe's own exporter and importer, in both formats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_fixture_round_trips_small_data_in_both_formats() {
+    for format in ["rdb", "logical"] {
+        let fixture = RedisFixture::new(format);
+        let recipe = fixture.recipe();
+        let (Some(exporter), Some(importer)) = (recipe.exporter(), recipe.importer()) else {
+            panic!("the redis recipe has an exporter and an importer");
+        };
+        let source = fixture.new_service("source").await.expect("source");
+        let target = fixture.new_service("target").await.expect("target");
+        fixture.fill(&source, DataSize::Small).await.expect("fill");
+        let artifacts = exporter.artifacts(&source).await.expect("artifacts");
+        importer
+            .check(&target, &artifacts, ImportMode::default())
+            .await
+            .expect("check");
+        let data = exporter.export(&source, &artifacts[0]).await.expect("export");
+        importer
+            .import(&target, &artifacts[0], data.stream, ImportMode::default())
+            .await
+            .expect("import");
+        assert_eq!(
+            fixture.digest(&source).await.expect("digest"),
+            fixture.digest(&target).await.expect("digest")
+        );
+        let broken = fixture.broken_service("broken").await.expect("broken");
+        let error = exporter.artifacts(&broken).await.expect_err("nothing listens");
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
+    }
+}
