@@ -75,7 +75,10 @@ fn best_of(mut f: impl FnMut()) -> (Duration, u64) {
 }
 
 fn best_native(script: &str) -> Duration {
-    (0..RUNS).map(|_| time_shell(script)).min().unwrap_or_default()
+    (0..RUNS)
+        .map(|_| time_shell(script))
+        .min()
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -94,7 +97,10 @@ fn main() {
         println!("note: cannot reset the peak RSS mark here; peaks are cumulative");
     }
 
-    let sizes = [("100 MiB", 100 * MIB), (&*format!("{gib} GiB"), gib * 1024 * MIB)];
+    let sizes = [
+        ("100 MiB", 100 * MIB),
+        (&*format!("{gib} GiB"), gib * 1024 * MIB),
+    ];
     let mut vs_sha256sum = Vec::new();
     let mut vs_openssl = Vec::new();
     let mut peaks = Vec::new();

@@ -24,7 +24,9 @@ fn assert_integrity(err: &Error, needles: &[&str]) {
 }
 
 /// Rewrites the sample bundle through `change` into a crafted zip.
-async fn crafted(change: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) -> (tempfile::TempDir, std::path::PathBuf) {
+async fn crafted(
+    change: impl FnOnce(&mut Vec<(String, Vec<u8>)>),
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let (dir, path, _) = sample_bundle().await;
     let mut entries = read_entries(&path);
     change(&mut entries);
@@ -53,7 +55,9 @@ async fn flipped_byte_is_rejected_by_verify_naming_the_entry() {
     bytes[at] ^= 0x01;
     std::fs::write(&path, bytes).expect("write");
 
-    let reader = BundleReader::open(&path).await.expect("structure is intact");
+    let reader = BundleReader::open(&path)
+        .await
+        .expect("structure is intact");
     let err = reader.verify(&NoProgress).await.expect_err("flipped byte");
     assert_integrity(&err, &["data/db/app.dump", "sha256"]);
 }
@@ -91,7 +95,8 @@ async fn truncated_entry_is_rejected_by_verify_naming_the_entry() {
         .expect("open");
     // Cut inside the first data entry.
     let snapshot_size = manifest.snapshot.as_ref().expect("snapshot").size;
-    file.set_len(snapshot_size + entry.size / 2).expect("truncate");
+    file.set_len(snapshot_size + entry.size / 2)
+        .expect("truncate");
     let err = reader.verify(&NoProgress).await.expect_err("truncated");
     assert_integrity(&err, &["data/db/app.dump", "truncated"]);
 }
@@ -130,7 +135,10 @@ async fn duplicate_entry_names_are_rejected() {
         entries.insert(at, ("data/db/app.dumX".into(), b"other bytes".to_vec()));
     })
     .await;
-    assert_eq!(patch_bytes(&path, b"data/db/app.dumX", b"data/db/app.dump"), 2);
+    assert_eq!(
+        patch_bytes(&path, b"data/db/app.dumX", b"data/db/app.dump"),
+        2
+    );
     let err = open_err(&path).await;
     assert_integrity(&err, &["data/db/app.dump", "duplicate"]);
 }

@@ -134,7 +134,12 @@ pub async fn collect(stream: ByteStream) -> std::io::Result<Vec<u8>> {
 pub fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("read dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
     names
@@ -175,8 +180,8 @@ pub fn read_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
 pub fn write_raw_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
     let file = std::fs::File::create(path).expect("create zip");
     let mut zip = zip::ZipWriter::new(file);
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, bytes) in entries {
         zip.start_file(name.as_str(), options).expect("start file");
         zip.write_all(bytes).expect("write entry");

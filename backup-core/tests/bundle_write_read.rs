@@ -64,7 +64,10 @@ async fn zstd_makes_compressible_entries_smaller_and_stock_zstd_reads_them() {
         .entry("data/files/tree.tar.zst")
         .expect("text entry");
     assert!(text_entry.size < text_entry.uncompressed_size / 10);
-    assert!(std::fs::metadata(&zst_path).expect("meta").len() < std::fs::metadata(&path).expect("meta").len());
+    assert!(
+        std::fs::metadata(&zst_path).expect("meta").len()
+            < std::fs::metadata(&path).expect("meta").len()
+    );
 
     // The entry is a plain zstd stream.
     let stored = read_entries(&zst_path)
@@ -166,7 +169,12 @@ async fn manifest_sha256_and_sizes_equal_independently_computed_values() {
                 .expect("entry in zip")
                 .1;
             assert_eq!(entry.size, bytes.len() as u64, "{}", entry.path);
-            assert_eq!(entry.sha256, hex::encode(Sha256::digest(bytes)), "{}", entry.path);
+            assert_eq!(
+                entry.sha256,
+                hex::encode(Sha256::digest(bytes)),
+                "{}",
+                entry.path
+            );
         }
         for ((_, _, raw), entry) in sample_payloads().iter().zip(&manifest.entries) {
             assert_eq!(entry.uncompressed_size, raw.len() as u64);
@@ -178,10 +186,19 @@ async fn manifest_sha256_and_sizes_equal_independently_computed_values() {
             .expect("snapshot in zip")
             .1;
         assert_eq!(snapshot_entry.size, snapshot_bytes.len() as u64);
-        assert_eq!(snapshot_entry.sha256, hex::encode(Sha256::digest(snapshot_bytes)));
+        assert_eq!(
+            snapshot_entry.sha256,
+            hex::encode(Sha256::digest(snapshot_bytes))
+        );
         // manifest.json is the last entry.
-        assert_eq!(stored.last().map(|(n, _)| n.as_str()), Some("manifest.json"));
-        assert_eq!(stored.first().map(|(n, _)| n.as_str()), Some("snapshot.json"));
+        assert_eq!(
+            stored.last().map(|(n, _)| n.as_str()),
+            Some("manifest.json")
+        );
+        assert_eq!(
+            stored.first().map(|(n, _)| n.as_str()),
+            Some("snapshot.json")
+        );
     }
 }
 
@@ -208,13 +225,11 @@ async fn manifest_describes_the_bundle() {
     let manifest = writer.finish().await.expect("finish");
     assert_eq!(manifest.format_version, MANIFEST_FORMAT_VERSION);
     assert!(uuid::Uuid::parse_str(&manifest.id).is_ok());
-    assert!(
-        time::OffsetDateTime::parse(
-            &manifest.created_at,
-            &time::format_description::well_known::Rfc3339
-        )
-        .is_ok()
-    );
+    assert!(time::OffsetDateTime::parse(
+        &manifest.created_at,
+        &time::format_description::well_known::Rfc3339
+    )
+    .is_ok());
     assert!(manifest.created_at.ends_with('Z'));
     assert_eq!(manifest.label.as_deref(), Some("before-upgrade"));
     assert_eq!(manifest.kind, BundleKind::Safety);
@@ -227,7 +242,10 @@ async fn manifest_describes_the_bundle() {
     assert_eq!(json["formatVersion"], 1);
     assert_eq!(json["kind"], "safety");
     assert_eq!(json["entries"][0]["compression"], "zstd");
-    assert_eq!(json["entries"][0]["artifact"]["contentType"], "application/x-tar");
+    assert_eq!(
+        json["entries"][0]["artifact"]["contentType"],
+        "application/x-tar"
+    );
     assert_eq!(json["entries"][0]["uncompressedSize"], 4);
 }
 
@@ -298,7 +316,10 @@ async fn progress_events_are_emitted_for_writing_and_verifying() {
             _ => None,
         })
         .collect();
-    assert!(transferred.len() >= 2, "intermediate and final events: {transferred:?}");
+    assert!(
+        transferred.len() >= 2,
+        "intermediate and final events: {transferred:?}"
+    );
     assert!(transferred.windows(2).all(|w| w[0].0 <= w[1].0));
     let last = payload.len() as u64;
     assert_eq!(transferred.last(), Some(&(last, Some(last))));
@@ -311,7 +332,9 @@ async fn progress_events_are_emitted_for_writing_and_verifying() {
         path: "data/db/app.dump.zst".into(),
         size: reader.manifest().entries[0].size,
     }));
-    assert!(matches!(events.last(), Some(ProgressEvent::Finished { operation }) if operation == "verify"));
+    assert!(
+        matches!(events.last(), Some(ProgressEvent::Finished { operation }) if operation == "verify")
+    );
     assert_eq!(report.entries.len(), 1);
 }
 

@@ -15,7 +15,11 @@ async fn failing_artifact_stream_fails_the_write_and_leaves_no_files() {
     let mut writer = BundleWriter::create(&path, BundleOptions::default())
         .await
         .expect("create");
-    assert_eq!(files_in(dir.path()).len(), 1, "the partial file exists while writing");
+    assert_eq!(
+        files_in(dir.path()).len(),
+        1,
+        "the partial file exists while writing"
+    );
     writer.write_snapshot(&snapshot()).await.expect("snapshot");
     let err = writer
         .write_artifact(
@@ -29,7 +33,11 @@ async fn failing_artifact_stream_fails_the_write_and_leaves_no_files() {
     assert!(err.message().contains("app.dump"), "{err}");
     assert!(err.message().contains("pg_dump exited"), "{err}");
     // Cleaned up at once, before the writer is dropped.
-    assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 
     let finish = writer.finish().await.expect_err("finish must refuse");
     assert!(finish.message().contains("failed earlier"), "{finish}");
@@ -115,7 +123,11 @@ async fn dropping_an_unfinished_writer_leaves_no_files() {
             .expect("artifact");
         assert_eq!(files_in(dir.path()).len(), 1);
     }
-    assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 }
 
 #[tokio::test]
@@ -142,9 +154,16 @@ async fn dropping_a_writer_in_the_middle_of_an_artifact_leaves_no_files() {
             .await
             .is_err()
     );
-    let refused = writer.finish().await.expect_err("an interrupted entry poisons the bundle");
+    let refused = writer
+        .finish()
+        .await
+        .expect_err("an interrupted entry poisons the bundle");
     assert!(refused.message().contains("interrupted"), "{refused}");
-    assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 }
 
 #[tokio::test]
@@ -206,7 +225,13 @@ async fn unsafe_service_and_artifact_names_are_refused() {
     let mut writer = BundleWriter::create(&path, BundleOptions::default())
         .await
         .expect("create");
-    for (service, artifact) in [("..", "a"), ("db", "../x"), ("a/b", "x"), ("db", ""), ("db", "a\\b")] {
+    for (service, artifact) in [
+        ("..", "a"),
+        ("db", "../x"),
+        ("a/b", "x"),
+        ("db", ""),
+        ("db", "a\\b"),
+    ] {
         let err = writer
             .write_artifact(
                 service,
@@ -216,7 +241,11 @@ async fn unsafe_service_and_artifact_names_are_refused() {
             )
             .await
             .expect_err("unsafe name");
-        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{service}/{artifact}: {err}");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::InvalidInput,
+            "{service}/{artifact}: {err}"
+        );
     }
     // A refused name does not poison the bundle.
     writer

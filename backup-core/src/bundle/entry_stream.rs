@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::manifest::{Compression, ManifestEntry};
-use super::reader::{DAMAGED_HINT, Location};
+use super::reader::{Location, DAMAGED_HINT};
 use crate::artifact::CHUNK_SIZE;
 use crate::{ByteStream, Error, ErrorKind, Result};
 

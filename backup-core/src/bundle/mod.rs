@@ -43,8 +43,8 @@ mod zip_thread;
 
 pub use entry_name::{DATA_DIR, MANIFEST_PATH, SNAPSHOT_PATH};
 pub use manifest::{
-    BundleKind, BundleOptions, Compression, ENCRYPTION_NONE, EntryChecksum, Includes,
-    MANIFEST_FORMAT_VERSION, Manifest, ManifestEntry, ToolInfo, VerifyReport,
+    BundleKind, BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry,
+    ToolInfo, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
 };
 pub use reader::BundleReader;
 pub use writer::BundleWriter;

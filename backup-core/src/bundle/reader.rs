@@ -9,11 +9,10 @@ use sha2::{Digest, Sha256};
 use zip::{CompressionMethod, ZipArchive};
 
 use super::central_dir;
-use super::entry_name::{MANIFEST_PATH, path_problem};
+use super::entry_name::{path_problem, MANIFEST_PATH};
 use super::entry_stream;
 use super::manifest::{
-    ENCRYPTION_NONE, EntryChecksum, MANIFEST_FORMAT_VERSION, Manifest, ManifestEntry,
-    VerifyReport,
+    EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
 };
 use crate::{ByteStream, Error, ErrorKind, ProgressEvent, ProgressSink, Result, WorkspaceSnapshot};
 
@@ -156,9 +155,10 @@ impl BundleReader {
     }
 
     fn location(&self, path: &str) -> Result<Location> {
-        self.locations.get(path).copied().ok_or_else(|| {
-            Error::integrity(format!("entry {path} is missing from the bundle"))
-        })
+        self.locations
+            .get(path)
+            .copied()
+            .ok_or_else(|| Error::integrity(format!("entry {path} is missing from the bundle")))
     }
 }
 
@@ -188,7 +188,9 @@ pub(crate) const DAMAGED_HINT: &str =
 fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, String)> {
     let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
     let mut handle = File::open(file).map_err(reading)?;
-    handle.seek(SeekFrom::Start(location.offset)).map_err(reading)?;
+    handle
+        .seek(SeekFrom::Start(location.offset))
+        .map_err(reading)?;
     let mut limited = handle.take(location.size);
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; VERIFY_BUFFER];
@@ -329,9 +331,8 @@ fn read_manifest(archive: &mut ZipArchive<File>, shown: &str) -> Result<Manifest
 
 /// Parses `manifest.json`, checking the format version before anything else.
 pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        Error::integrity(format!("entry {MANIFEST_PATH} is not valid JSON: {e}"))
-    })?;
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::integrity(format!("entry {MANIFEST_PATH} is not valid JSON: {e}")))?;
     let version = value
         .get("formatVersion")
         .and_then(serde_json::Value::as_u64)
@@ -395,9 +396,9 @@ fn check_entries(
 
     let mut locations = HashMap::with_capacity(expected.len());
     for (path, size) in expected {
-        let index = archive.index_for_name(path).ok_or_else(|| {
-            Error::integrity(format!("entry {path} is missing from the bundle"))
-        })?;
+        let index = archive
+            .index_for_name(path)
+            .ok_or_else(|| Error::integrity(format!("entry {path} is missing from the bundle")))?;
         let entry = archive
             .by_index_raw(index)
             .map_err(|e| Error::integrity(format!("entry {path} cannot be read: {e}")))?;
@@ -441,7 +442,9 @@ fn not_stored(path: &str, method: CompressionMethod) -> Error {
 fn read_range(file: &Path, entry: &str, location: Location) -> Result<Vec<u8>> {
     let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
     let mut handle = File::open(file).map_err(reading)?;
-    handle.seek(SeekFrom::Start(location.offset)).map_err(reading)?;
+    handle
+        .seek(SeekFrom::Start(location.offset))
+        .map_err(reading)?;
     let mut bytes = Vec::new();
     handle
         .take(location.size)

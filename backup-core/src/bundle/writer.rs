@@ -3,17 +3,17 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::entry_name::{MANIFEST_PATH, SNAPSHOT_PATH, data_entry_path, validate_component};
+use super::entry_name::{data_entry_path, validate_component, MANIFEST_PATH, SNAPSHOT_PATH};
 use super::manifest::{
-    BundleOptions, Compression, ENCRYPTION_NONE, EntryChecksum, Includes, MANIFEST_FORMAT_VERSION,
-    Manifest, ManifestEntry, ToolInfo,
+    BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry, ToolInfo,
+    ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
 };
 use super::zip_thread::{self, Command, EntryStats, Output};
 use crate::{

@@ -4,8 +4,8 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -149,11 +149,7 @@ pub(crate) fn spawn(
     Ok((tx, done_rx))
 }
 
-fn run(
-    mut rx: mpsc::Receiver<Command>,
-    sink: GuardedSink,
-    discard: &AtomicBool,
-) -> io::Result<()> {
+fn run(mut rx: mpsc::Receiver<Command>, sink: GuardedSink, discard: &AtomicBool) -> io::Result<()> {
     let mut zip = ZipWriter::new_stream(sink);
     match write_entries(&mut zip, &mut rx) {
         Ok(()) => {
