@@ -213,3 +213,46 @@ async fn all_databases_export_one_artifact_per_database_and_restore_each() {
         assert_eq!(server.psql(&copy, "SELECT v FROM t"), db);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_exports_of_different_databases_both_succeed_with_their_own_metadata() {
+    let server = PostgresServer::start();
+    for (db, rows) in [("left_db", 300), ("right_db", 700)] {
+        server.create_database(db);
+        server.psql(
+            db,
+            &format!("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, {rows}) g;"),
+        );
+    }
+    let dir_left = tempfile::tempdir().unwrap();
+    let dir_right = tempfile::tempdir().unwrap();
+    let left_service = service(&server, "left_db", json!({}));
+    let right_service = service(&server, "right_db", json!({"format": "sql"}));
+    let (left, right) = tokio::join!(
+        export_one(&left_service, dir_left.path()),
+        export_one(&right_service, dir_right.path()),
+    );
+    let (left, right) = (left.unwrap(), right.unwrap());
+    assert_eq!(
+        left.descriptor.metadata["rowCounts"]["public.t"],
+        json!(300)
+    );
+    assert_eq!(
+        right.descriptor.metadata["rowCounts"]["public.t"],
+        json!(700)
+    );
+    import_file(&service(&server, "left_copy", json!({})), &left, false)
+        .await
+        .unwrap();
+    import_file(&service(&server, "right_copy", json!({})), &right, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.table_checksums("left_db"),
+        server.table_checksums("left_copy")
+    );
+    assert_eq!(
+        server.table_checksums("right_db"),
+        server.table_checksums("right_copy")
+    );
+}
