@@ -11,6 +11,7 @@ use zip::{CompressionMethod, ZipArchive};
 use super::central_dir;
 use super::entry_name::{path_problem, MANIFEST_PATH};
 use super::entry_stream;
+use super::local_scan;
 use super::manifest::{
     EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
 };
@@ -218,12 +219,7 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
     let scan = file
         .try_clone()
         .map_err(|e| Error::io(format!("reading bundle {shown}"), e))?;
-    let mut archive = ZipArchive::new(file).map_err(|e| {
-        Error::integrity(format!(
-            "bundle {shown} is not a complete zip archive (truncated or corrupt): {e}"
-        ))
-        .with_hint(DAMAGED_HINT)
-    })?;
+    let mut archive = ZipArchive::new(file).map_err(|e| not_a_zip(&path, &shown, &e))?;
     if archive.offset() != 0 {
         return Err(Error::integrity(format!(
             "bundle {shown} has {} unexpected bytes before its first entry",
@@ -429,6 +425,23 @@ fn check_entries(
         locations.insert(path.to_owned(), Location { offset, size });
     }
     Ok(locations)
+}
+
+/// The error for a file the zip crate cannot open; names the entry a truncated bundle
+/// ends in when its local headers show it.
+fn not_a_zip(path: &Path, shown: &str, cause: &zip::result::ZipError) -> Error {
+    let last = File::open(path)
+        .ok()
+        .and_then(|file| local_scan::last_entry_name(file).ok().flatten());
+    let message = match last {
+        Some(entry) => format!(
+            "bundle {shown} is truncated or corrupt: it has no zip central directory and ends inside entry {entry} ({cause})"
+        ),
+        None => format!(
+            "bundle {shown} is not a complete zip archive (truncated or corrupt): {cause}"
+        ),
+    };
+    Error::integrity(message).with_hint(DAMAGED_HINT)
 }
 
 fn not_stored(path: &str, method: CompressionMethod) -> Error {
