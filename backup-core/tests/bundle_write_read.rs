@@ -368,3 +368,35 @@ async fn open_entry_ends_with_an_integrity_error_when_bytes_changed_after_open()
     assert_eq!(err.kind(), backup_core::ErrorKind::Integrity);
     assert!(err.message().contains("data/db/app.dump"), "{err}");
 }
+
+#[tokio::test]
+async fn writing_and_verifying_run_in_spawned_tasks() {
+    // Hosts run exports in `tokio::spawn`: every future here must be `Send + 'static`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("spawned.zip");
+    let write_path = path.clone();
+    let manifest = tokio::spawn(async move {
+        let mut writer = BundleWriter::create(&write_path, BundleOptions::default())
+            .await
+            .expect("create");
+        writer
+            .write_artifact(
+                "db",
+                &descriptor("app.dump"),
+                ArtifactData::from_stream(stream_of(b"spawned", 3)),
+                &NoProgress,
+            )
+            .await
+            .expect("artifact");
+        writer.finish().await.expect("finish")
+    })
+    .await
+    .expect("write task");
+    let report = tokio::spawn(async move {
+        let reader = BundleReader::open(&path).await.expect("open");
+        reader.verify(&NoProgress).await.expect("verify")
+    })
+    .await
+    .expect("verify task");
+    assert_eq!(report.entries.len(), manifest.entries.len());
+}
