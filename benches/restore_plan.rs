@@ -25,7 +25,11 @@ fn name(i: usize) -> String {
 fn chains(n: usize) -> Vec<(String, Vec<String>)> {
     (0..n)
         .map(|i| {
-            let on = if i % 100 == 0 { vec![] } else { vec![name(i - 1)] };
+            let on = if i % 100 == 0 {
+                vec![]
+            } else {
+                vec![name(i - 1)]
+            };
             (name(i), on)
         })
         .collect()

@@ -259,8 +259,8 @@ fn shortest_cycle_through(graph: &DiGraph<&str, ()>, start: NodeIndex) -> Vec<No
                 path.reverse();
                 return path;
             }
-            if !parent.contains_key(&neighbour) {
-                parent.insert(neighbour, node);
+            if let std::collections::hash_map::Entry::Vacant(entry) = parent.entry(neighbour) {
+                entry.insert(node);
                 queue.push_back(neighbour);
             }
         }

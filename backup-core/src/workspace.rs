@@ -236,7 +236,8 @@ pub struct ImportOutcome {
     pub plan: RestorePlan,
     /// The deployments it created, in plan order, with their new ids and secrets.
     pub created: Vec<Deployment>,
-    /// Existing deployments it removed first (with `force`).
+    /// Existing deployments it removed first (with `force`), dependents first; for a dry
+    /// run, the ones it would remove.
     pub removed: Vec<String>,
     /// Whether this was a dry run (then nothing was created or removed).
     pub dry_run: bool,
@@ -497,10 +498,14 @@ pub async fn import_workspace(
         progress.event(&ProgressEvent::Finished {
             operation: IMPORT.to_string(),
         });
+        let plan_order = plan.order();
+        let mut would_remove = conflicts;
+        would_remove
+            .sort_by_key(|name| std::cmp::Reverse(plan_order.iter().position(|n| n == name)));
         return Ok(ImportOutcome {
             plan,
             created: Vec::new(),
-            removed: Vec::new(),
+            removed: would_remove,
             dry_run: true,
         });
     }

@@ -61,7 +61,10 @@ async fn export_strips_secrets_from_the_snapshot_bytes() {
     assert_eq!(snapshot.services[2].config["database"], "app");
     assert_eq!(snapshot.services[3].config["path"], "/srv/files");
     assert_eq!(snapshot.exported_by, "user_42");
-    assert_eq!(snapshot.metadata.as_ref().expect("metadata").platform, "mathison");
+    assert_eq!(
+        snapshot.metadata.as_ref().expect("metadata").platform,
+        "mathison"
+    );
     assert!(!format!("{snapshot:?}").contains("PLANTED-SECRET"));
 }
 

@@ -150,7 +150,7 @@ async fn a_dry_run_changes_nothing_and_returns_the_plan() {
     .expect("dry run");
     assert!(outcome.dry_run);
     assert!(outcome.created.is_empty());
-    assert!(outcome.removed.is_empty());
+    assert_eq!(outcome.removed, ["db"], "what force would remove");
     assert_eq!(
         outcome.plan.stage_names(),
         [vec!["cache", "db"], vec!["app"], vec!["worker"]]
@@ -620,4 +620,48 @@ async fn a_successful_import_reports_progress_for_every_service() {
             operation: "create".into()
         }));
     }
+}
+
+#[tokio::test]
+async fn services_of_one_stage_run_concurrently_up_to_max_concurrency() {
+    // Stage 0 is cache and db. With room for both, db is created before cache is ready;
+    // with max_concurrency 1, each is ready before the next one is created.
+    let call_order = |max_concurrency: usize| async move {
+        let target = InMemoryHost::new(workspace("t"));
+        target.set_ready_delay(Duration::from_millis(30));
+        let options = ImportOptions {
+            max_concurrency,
+            ..ImportOptions::default()
+        };
+        import_workspace(
+            &target,
+            &registry(),
+            &layered_snapshot(),
+            &options,
+            &NoProgress,
+        )
+        .await
+        .expect("import");
+        target.calls()
+    };
+    let calls = call_order(4).await;
+    assert!(
+        position(&calls, &created("db")) < position(&calls, &ready("cache")),
+        "{calls:?}"
+    );
+    let calls = call_order(1).await;
+    assert!(
+        position(&calls, &ready("cache")) < position(&calls, &created("db")),
+        "{calls:?}"
+    );
+
+    let zero = ImportOptions {
+        max_concurrency: 0,
+        ..ImportOptions::default()
+    };
+    let target = InMemoryHost::new(workspace("t"));
+    let err = validate_import(&target, &registry(), &layered_snapshot(), &zero)
+        .await
+        .expect_err("zero concurrency");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
