@@ -60,7 +60,7 @@
 //!
 //! # Import
 //!
-//! **Logical**: `RESTORE key ttl payload REPLACE [ABSTTL]`, pipelined with at most 512
+//! **Logical**: `RESTORE key ttl payload REPLACE [ABSTTL]`, pipelined with at most 8192
 //! commands in flight, each database into its own index. The absolute expiry captured at
 //! export is kept (`ABSTTL`); keys already expired at import time are skipped. The target
 //! must hold no keys in any database, or `force` is set, which runs `FLUSHALL` first. A

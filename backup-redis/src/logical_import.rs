@@ -15,7 +15,7 @@ use crate::resp::{Connection, RespReader, RespWriter};
 use crate::server::{ensure_empty, server_info, server_time_ms};
 
 /// Commands sent but not yet answered, at most.
-const MAX_IN_FLIGHT: usize = 512;
+const MAX_IN_FLIGHT: usize = 8192;
 
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
