@@ -67,7 +67,10 @@ impl DataExporter for RedisExporter {
         match artifact.format.as_str() {
             REDIS_RDB => rdb_export::start(&config).await,
             REDIS_DUMP_RESTORE => logical_export::start(&config).await,
-            other => Err(Error::unsupported(RECIPE, &format!("exporting format `{other}`"))),
+            other => Err(Error::unsupported(
+                RECIPE,
+                &format!("exporting format `{other}`"),
+            )),
         }
     }
 }
@@ -141,11 +144,17 @@ impl DataImporter for RedisImporter {
             };
             rdb_import::import(control.as_ref(), service, &config, data, mode).await
         } else {
-            logical_import::import(&config, data, mode).await.map(|_| ())
+            logical_import::import(&config, data, mode)
+                .await
+                .map(|_| ())
         }
     }
 
-    async fn smoke_test(&self, service: &ServiceTarget, _artifact: &ArtifactDescriptor) -> Result<()> {
+    async fn smoke_test(
+        &self,
+        service: &ServiceTarget,
+        _artifact: &ArtifactDescriptor,
+    ) -> Result<()> {
         // Keys with a TTL may have expired since the export, so counts are not compared:
         // the server must answer and have finished loading.
         let config = RedisConfig::from_service(service)?;

@@ -95,21 +95,22 @@ impl RedisConfig {
     /// [`ErrorKind::InvalidConfig`] when the config does not match; the message names
     /// unknown or missing fields but never quotes a value (it may be the password).
     pub fn from_service(service: &ServiceTarget) -> Result<RedisConfig> {
-        let config: RedisConfig =
-            serde_json::from_value(service.config.clone()).map_err(|e| {
-                let text = e.to_string();
-                let detail = if text.starts_with("unknown field") || text.starts_with("missing field")
-                {
-                    format!(": {text}")
-                } else {
-                    String::new()
-                };
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("config of redis service `{}` is invalid{detail}", service.name),
-                )
-                .with_hint("validate it against the `redis` recipe's schema to see each failing field")
-            })?;
+        let config: RedisConfig = serde_json::from_value(service.config.clone()).map_err(|e| {
+            let text = e.to_string();
+            let detail = if text.starts_with("unknown field") || text.starts_with("missing field") {
+                format!(": {text}")
+            } else {
+                String::new()
+            };
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "config of redis service `{}` is invalid{detail}",
+                    service.name
+                ),
+            )
+            .with_hint("validate it against the `redis` recipe's schema to see each failing field")
+        })?;
         if config.format == ExportFormat::Rdb && config.databases.is_some() {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
@@ -118,7 +119,9 @@ impl RedisConfig {
                     service.name
                 ),
             )
-            .with_hint("an RDB export always holds every database: use format `logical` to pick databases"));
+            .with_hint(
+                "an RDB export always holds every database: use format `logical` to pick databases",
+            ));
         }
         Ok(config)
     }

@@ -47,12 +47,18 @@ mod tests {
 
     #[test]
     fn auth_and_permission_replies_become_permission_denied_with_hints() {
-        let e = reply_error("AUTH", "WRONGPASS invalid username-password pair or user is disabled.");
+        let e = reply_error(
+            "AUTH",
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        );
         assert_eq!(e.kind(), ErrorKind::PermissionDenied);
         assert!(e.hint().is_some());
         let e = reply_error("PING", "NOAUTH Authentication required.");
         assert_eq!(e.kind(), ErrorKind::PermissionDenied);
-        let e = reply_error("RESTORE", "OOM command not allowed when used memory > 'maxmemory'.");
+        let e = reply_error(
+            "RESTORE",
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        );
         assert_eq!(e.kind(), ErrorKind::ResourceExhausted);
         let e = reply_error("RESTORE", "ERR Protocol error: invalid bulk length");
         assert!(e.hint().is_some_and(|h| h.contains("proto-max-bulk-len")));

@@ -10,12 +10,15 @@ use backup_core::artifact::{reader_from_stream, ByteStream, CHUNK_SIZE};
 use backup_core::{Error, ErrorKind, ImportMode, Result};
 
 use crate::config::RedisConfig;
+use crate::errors::reply_error;
 use crate::format::{Frame, FrameReader};
-use crate::resp::{Connection, RespReader, RespWriter};
+use crate::resp::{Connection, Reply, RespReader, RespWriter};
 use crate::server::{ensure_empty, server_info, server_time_ms};
 
 /// Commands sent but not yet answered, at most.
 const MAX_IN_FLIGHT: usize = 8192;
+/// How long to wait for the server's last word after our sending failed.
+const PARTING_WORDS: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,7 +76,16 @@ async fn restore(conn: Connection, data: ByteStream, clock: (i64, Instant)) -> R
     drop(tx);
     let replied = tokio::time::timeout(std::time::Duration::from_secs(30), replies).await;
     let replied = match replied {
-        Ok(Ok(result)) => result,
+        Ok(Ok(Ok(mut reader))) => match &sent {
+            // A command we could not finish sending may have been refused by the server
+            // with a parting error (bulk too long) before it closed the connection.
+            Err(_) => match tokio::time::timeout(PARTING_WORDS, reader.read_reply()).await {
+                Ok(Ok(Reply::Error(message))) => Err(reply_error("RESTORE", &message)),
+                _ => Ok(()),
+            },
+            Ok(_) => Ok(()),
+        },
+        Ok(Ok(Err(error))) => Err(error),
         Ok(Err(join)) => Err(Error::new(
             ErrorKind::Cancelled,
             format!("reading RESTORE replies stopped: {join}"),
@@ -93,15 +105,21 @@ async fn restore(conn: Connection, data: ByteStream, clock: (i64, Instant)) -> R
     }
 }
 
-async fn read_replies(mut reader: RespReader, mut rx: mpsc::Receiver<&'static str>) -> Result<()> {
+async fn read_replies(
+    mut reader: RespReader,
+    mut rx: mpsc::Receiver<&'static str>,
+) -> Result<RespReader> {
     while let Some(context) = rx.recv().await {
         reader.read_reply().await?.into_result(context)?;
     }
-    Ok(())
+    Ok(reader)
 }
 
 fn replies_stopped() -> Error {
-    Error::new(ErrorKind::Unavailable, "redis stopped answering RESTORE commands")
+    Error::new(
+        ErrorKind::Unavailable,
+        "redis stopped answering RESTORE commands",
+    )
 }
 
 async fn in_flight(

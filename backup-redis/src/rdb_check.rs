@@ -15,7 +15,11 @@ const fn table() -> [u64; 256] {
         let mut crc = i as u64;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ POLY
+            } else {
+                crc >> 1
+            };
             bit += 1;
         }
         table[i] = crc;
@@ -121,8 +125,10 @@ impl RdbCheck {
         }
         let stored = u64::from_le_bytes(stored);
         if stored != 0 && stored != self.crc {
-            return Err(Error::integrity("the RDB file is corrupt: its CRC-64 does not match")
-                .with_hint("use an intact export"));
+            return Err(
+                Error::integrity("the RDB file is corrupt: its CRC-64 does not match")
+                    .with_hint("use an intact export"),
+            );
         }
         Ok(version)
     }

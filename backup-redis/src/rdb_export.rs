@@ -45,9 +45,13 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
     // The handshake runs in its own task: if the caller gives up half-way, a lowered
     // `repl-diskless-sync-delay` is still put back.
     let config = config.clone();
-    let (reader, writer, transfer, rdb_only) = tokio::spawn(handshake(config))
-        .await
-        .map_err(|e| Error::new(ErrorKind::Cancelled, format!("the RDB handshake stopped: {e}")))??;
+    let (reader, writer, transfer, rdb_only) =
+        tokio::spawn(handshake(config)).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Cancelled,
+                format!("the RDB handshake stopped: {e}"),
+            )
+        })??;
     let (mut sink, stream) = chunks::channel();
     let (meta_tx, meta_rx) = oneshot::channel::<Result<Metadata>>();
     tokio::spawn(async move {
@@ -76,7 +80,10 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
         stream,
         late_metadata: Some(Box::pin(async move {
             meta_rx.await.unwrap_or_else(|_| {
-                Err(Error::new(ErrorKind::Cancelled, "the RDB export ended early"))
+                Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "the RDB export ended early",
+                ))
             })
         })),
     })
@@ -143,7 +150,9 @@ fn sync_refused(reply: &str) -> Error {
     if reply.starts_with("NOPERM") {
         Error::new(
             ErrorKind::PermissionDenied,
-            format!("redis does not allow this user to replicate, which an RDB export needs: {reply}"),
+            format!(
+                "redis does not allow this user to replicate, which an RDB export needs: {reply}"
+            ),
         )
         .with_hint(hint)
     } else if reply.to_ascii_lowercase().contains("unknown command") {
@@ -154,7 +163,10 @@ fn sync_refused(reply: &str) -> Error {
         .with_hint(hint)
     } else {
         let inner = reply_error("SYNC", reply);
-        let hint = inner.hint().map(str::to_string).unwrap_or_else(|| hint.to_string());
+        let hint = inner
+            .hint()
+            .map(str::to_string)
+            .unwrap_or_else(|| hint.to_string());
         inner.with_hint(hint)
     }
 }
@@ -183,7 +195,10 @@ async fn sync(config: &RedisConfig) -> Result<Handshake> {
             .map_err(|_| {
                 Error::new(
                     ErrorKind::Unavailable,
-                    format!("redis at {} sent nothing for 60 s after SYNC", reader.endpoint()),
+                    format!(
+                        "redis at {} sent nothing for 60 s after SYNC",
+                        reader.endpoint()
+                    ),
                 )
             })??;
         if line.is_empty() || line.starts_with(b"+") {
@@ -254,7 +269,11 @@ async fn pump(reader: &mut RespReader, transfer: &Transfer, sink: &mut ChunkSink
                 pending.extend_from_slice(buf);
                 reader.consume(n);
                 let at_end = pending.len() >= MARK_LEN && pending.ends_with(mark);
-                let keep = if at_end { 0 } else { MARK_LEN.min(pending.len()) };
+                let keep = if at_end {
+                    0
+                } else {
+                    MARK_LEN.min(pending.len())
+                };
                 let emit = if at_end {
                     pending.len() - MARK_LEN
                 } else {

@@ -36,7 +36,10 @@ async fn a_missing_password_is_permission_denied_with_a_hint() {
     let server = RedisServer::builder().password(PASSWORD).start();
     let mut svc = service(&server, json!({}));
     svc.config.as_object_mut().map(|c| c.remove("password"));
-    let error = RedisExporter.artifacts(&svc).await.expect_err("no password");
+    let error = RedisExporter
+        .artifacts(&svc)
+        .await
+        .expect_err("no password");
     assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error:?}");
     assert!(error.hint().is_some_and(|h| h.contains("password")));
 }
@@ -46,7 +49,10 @@ async fn a_wrong_password_is_permission_denied_without_leaking_it() {
     let server = RedisServer::builder().password(PASSWORD).start();
     let wrong = "Wr0ng-secret-value-123";
     let svc = service(&server, json!({"password": wrong}));
-    let error = RedisExporter.artifacts(&svc).await.expect_err("wrong password");
+    let error = RedisExporter
+        .artifacts(&svc)
+        .await
+        .expect_err("wrong password");
     assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error:?}");
     for text in [error.to_string(), format!("{error:?}"), format!("{svc:?}")] {
         assert!(!text.contains(wrong), "the password leaked: {text}");
@@ -62,8 +68,22 @@ async fn an_acl_user_without_sync_gets_an_rdb_error_suggesting_logical_and_logic
     let target = RedisServer::start();
     source.cli(&["SET", "a", "1"]);
     source.cli(&["-n", "4", "HSET", "h", "f", "v"]);
-    source.cli(&["ACL", "SETUSER", "backup", "on", ">backup-pw", "~*", "&*", "+@all", "-sync", "-psync"]);
-    let rdb = service(&source, json!({"username": "backup", "password": "backup-pw", "format": "rdb"}));
+    source.cli(&[
+        "ACL",
+        "SETUSER",
+        "backup",
+        "on",
+        ">backup-pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-sync",
+        "-psync",
+    ]);
+    let rdb = service(
+        &source,
+        json!({"username": "backup", "password": "backup-pw", "format": "rdb"}),
+    );
     let exporter = RedisExporter;
     let artifacts = exporter.artifacts(&rdb).await.expect("artifacts");
     let error = exporter
@@ -71,10 +91,21 @@ async fn an_acl_user_without_sync_gets_an_rdb_error_suggesting_logical_and_logic
         .await
         .expect_err("SYNC is not allowed");
     assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error:?}");
-    assert!(error.hint().is_some_and(|h| h.contains("logical")), "{error:?}");
-    let logical = service(&source, json!({"username": "backup", "password": "backup-pw", "format": "logical"}));
-    pipe(&logical, &service(&target, json!({})), &RedisImporter::new(), ImportMode::default())
-        .await
-        .expect("logical export works without SYNC");
+    assert!(
+        error.hint().is_some_and(|h| h.contains("logical")),
+        "{error:?}"
+    );
+    let logical = service(
+        &source,
+        json!({"username": "backup", "password": "backup-pw", "format": "logical"}),
+    );
+    pipe(
+        &logical,
+        &service(&target, json!({})),
+        &RedisImporter::new(),
+        ImportMode::default(),
+    )
+    .await
+    .expect("logical export works without SYNC");
     assert_eq!(source.digest(), target.digest());
 }

@@ -59,7 +59,10 @@ async fn a_100_mb_value_round_trips_in_small_chunks_without_copies_in_memory() {
     let peak = status_kib("VmHWM:");
 
     assert_eq!(source.digest(), target.digest());
-    assert_eq!(target.cli(&["STRLEN", "big"]), (VALUE_MIB * MIB).to_string());
+    assert_eq!(
+        target.cli(&["STRLEN", "big"]),
+        (VALUE_MIB * MIB).to_string()
+    );
     let max_chunk = max_chunk.load(Ordering::Relaxed);
     assert!(
         max_chunk <= backup_core::artifact::CHUNK_SIZE,

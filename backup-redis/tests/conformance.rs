@@ -117,7 +117,10 @@ async fn the_conformance_fixture_round_trips_small_data_in_both_formats() {
             .check(&target, &artifacts, ImportMode::default())
             .await
             .expect("check");
-        let data = exporter.export(&source, &artifacts[0]).await.expect("export");
+        let data = exporter
+            .export(&source, &artifacts[0])
+            .await
+            .expect("export");
         importer
             .import(&target, &artifacts[0], data.stream, ImportMode::default())
             .await
@@ -127,7 +130,10 @@ async fn the_conformance_fixture_round_trips_small_data_in_both_formats() {
             fixture.digest(&target).await.expect("digest")
         );
         let broken = fixture.broken_service("broken").await.expect("broken");
-        let error = exporter.artifacts(&broken).await.expect_err("nothing listens");
+        let error = exporter
+            .artifacts(&broken)
+            .await
+            .expect_err("nothing listens");
         assert_eq!(error.kind(), ErrorKind::Unavailable);
     }
 }

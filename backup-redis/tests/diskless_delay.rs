@@ -11,7 +11,8 @@ use common::{export_bytes, service};
 use serde_json::json;
 
 fn delay(server: &RedisServer) -> String {
-    server.cli(&["CONFIG", "GET", "repl-diskless-sync-delay"])
+    server
+        .cli(&["CONFIG", "GET", "repl-diskless-sync-delay"])
         .lines()
         .nth(1)
         .unwrap_or_default()
@@ -20,7 +21,9 @@ fn delay(server: &RedisServer) -> String {
 
 #[tokio::test]
 async fn lower_diskless_sync_delay_skips_the_wait_and_restores_the_original_setting() {
-    let server = RedisServer::builder().arg("repl-diskless-sync-delay", "7").start();
+    let server = RedisServer::builder()
+        .arg("repl-diskless-sync-delay", "7")
+        .start();
     server.cli(&["SET", "a", "1"]);
     let start = Instant::now();
     let (_, rdb) = export_bytes(&service(&server, json!({"lowerDisklessSyncDelay": true})))
@@ -33,7 +36,9 @@ async fn lower_diskless_sync_delay_skips_the_wait_and_restores_the_original_sett
 
 #[tokio::test]
 async fn without_the_option_the_setting_is_untouched() {
-    let server = RedisServer::builder().arg("repl-diskless-sync-delay", "1").start();
+    let server = RedisServer::builder()
+        .arg("repl-diskless-sync-delay", "1")
+        .start();
     let (_, rdb) = export_bytes(&service(&server, json!({})))
         .await
         .expect("export");
@@ -43,8 +48,12 @@ async fn without_the_option_the_setting_is_untouched() {
 
 #[tokio::test]
 async fn lower_diskless_sync_delay_restores_the_setting_when_the_export_fails() {
-    let server = RedisServer::builder().arg("repl-diskless-sync-delay", "7").start();
-    server.cli(&["ACL", "SETUSER", "ops", "on", ">ops-pw", "~*", "&*", "+@all", "-sync", "-psync"]);
+    let server = RedisServer::builder()
+        .arg("repl-diskless-sync-delay", "7")
+        .start();
+    server.cli(&[
+        "ACL", "SETUSER", "ops", "on", ">ops-pw", "~*", "&*", "+@all", "-sync", "-psync",
+    ]);
     let svc = service(
         &server,
         json!({"username": "ops", "password": "ops-pw", "lowerDisklessSyncDelay": true}),

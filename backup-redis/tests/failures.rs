@@ -21,8 +21,16 @@ async fn kill_mid_export(format: &str) {
     );
     let exporter = RedisExporter;
     let artifacts = exporter.artifacts(&from).await.expect("artifacts");
-    let mut data = exporter.export(&from, &artifacts[0]).await.expect("export starts");
-    let first = data.stream.next().await.expect("a first chunk").expect("first chunk ok");
+    let mut data = exporter
+        .export(&from, &artifacts[0])
+        .await
+        .expect("export starts");
+    let first = data
+        .stream
+        .next()
+        .await
+        .expect("a first chunk")
+        .expect("first chunk ok");
     assert!(!first.is_empty());
     source.stop();
     let mut failure = None;
@@ -72,7 +80,9 @@ async fn corrupt_logical_import_is_an_integrity_error_and_leaves_an_empty_target
     for position in [bytes.len() / 2, bytes.len() / 3, bytes.len() - 6] {
         let mut corrupt = bytes.clone();
         corrupt[position] ^= 0x5a;
-        let error = import_bytes(&target, corrupt).await.expect_err("corrupt import");
+        let error = import_bytes(&target, corrupt)
+            .await
+            .expect_err("corrupt import");
         assert_eq!(error.kind(), ErrorKind::Integrity, "{error:?}");
         assert_eq!(target.total_keys(), 0, "target must be left empty");
     }
@@ -95,7 +105,9 @@ async fn truncated_logical_import_is_an_integrity_error_and_leaves_an_empty_targ
     }
     let mut trailing = bytes.clone();
     trailing.push(0);
-    let error = import_bytes(&target, trailing).await.expect_err("trailing bytes");
+    let error = import_bytes(&target, trailing)
+        .await
+        .expect_err("trailing bytes");
     assert_eq!(error.kind(), ErrorKind::Integrity);
 }
 
@@ -148,7 +160,10 @@ async fn a_server_that_is_not_running_is_unavailable() {
         backup_redis::RECIPE,
         json!({"host": "127.0.0.1", "port": port}),
     );
-    let error = RedisExporter.artifacts(&service).await.expect_err("nothing listens");
+    let error = RedisExporter
+        .artifacts(&service)
+        .await
+        .expect_err("nothing listens");
     assert_eq!(error.kind(), ErrorKind::Unavailable);
     assert!(error.hint().is_some());
 }
@@ -156,7 +171,9 @@ async fn a_server_that_is_not_running_is_unavailable() {
 #[tokio::test]
 async fn a_value_above_proto_max_bulk_len_fails_with_a_hint_to_raise_it() {
     let source = RedisServer::start();
-    let target = RedisServer::builder().arg("proto-max-bulk-len", "1mb").start();
+    let target = RedisServer::builder()
+        .arg("proto-max-bulk-len", "1mb")
+        .start();
     let random = common::random_bytes(2_500_000, 7);
     source.command(&[b"SET", b"big", &random]);
     let error = pipe(
@@ -168,7 +185,9 @@ async fn a_value_above_proto_max_bulk_len_fails_with_a_hint_to_raise_it() {
     .await
     .expect_err("value too large for the target");
     assert!(
-        error.hint().is_some_and(|h| h.contains("proto-max-bulk-len")),
+        error
+            .hint()
+            .is_some_and(|h| h.contains("proto-max-bulk-len")),
         "{error:?}"
     );
     assert_eq!(target.total_keys(), 0);
@@ -221,6 +240,10 @@ async fn corrupt_or_truncated_rdb_import_is_an_integrity_error_and_leaves_the_ta
             .await
             .expect_err("damaged RDB");
         assert_eq!(error.kind(), ErrorKind::Integrity, "{error:?}");
-        assert_eq!(target.cli(&["GET", "kept"]), "1", "the target must be untouched");
+        assert_eq!(
+            target.cli(&["GET", "kept"]),
+            "1",
+            "the target must be untouched"
+        );
     }
 }

@@ -38,7 +38,10 @@ async fn a_million_keys_round_trip_as_rdb_with_equal_digest() {
     let control = TestControl::default();
     control.add(target.clone());
     pipe(
-        &service(&source, json!({"format": "rdb", "lowerDisklessSyncDelay": true})),
+        &service(
+            &source,
+            json!({"format": "rdb", "lowerDisklessSyncDelay": true}),
+        ),
         &service(&target, json!({})),
         &importer(&control),
         ImportMode::default(),

@@ -23,7 +23,11 @@ pub fn service(server: &RedisServer, extra: serde_json::Value) -> ServiceTarget 
             base.insert(k.clone(), v.clone());
         }
     }
-    ServiceTarget::local(format!("redis-{}", server.port()), backup_redis::RECIPE, config)
+    ServiceTarget::local(
+        format!("redis-{}", server.port()),
+        backup_redis::RECIPE,
+        config,
+    )
 }
 
 /// Runs the test servers for RDB restores, found by the port in the service config.
@@ -34,7 +38,10 @@ pub struct TestControl {
 
 impl TestControl {
     pub fn add(&self, server: Arc<RedisServer>) {
-        self.servers.lock().unwrap_or_else(|p| p.into_inner()).push(server);
+        self.servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(server);
     }
 
     fn find(&self, service: &ServiceTarget) -> Result<Arc<RedisServer>> {
@@ -88,7 +95,9 @@ pub async fn pipe(
     let artifacts = exporter.artifacts(from).await?;
     importer.check(to, &artifacts, mode).await?;
     let data = exporter.export(from, &artifacts[0]).await?;
-    importer.import(to, &artifacts[0], data.stream, mode).await?;
+    importer
+        .import(to, &artifacts[0], data.stream, mode)
+        .await?;
     if let Some(late) = data.late_metadata {
         late.await?;
     }
@@ -96,7 +105,9 @@ pub async fn pipe(
 }
 
 /// Exports `from` into memory (small data only).
-pub async fn export_bytes(from: &ServiceTarget) -> Result<(backup_core::ArtifactDescriptor, Vec<u8>)> {
+pub async fn export_bytes(
+    from: &ServiceTarget,
+) -> Result<(backup_core::ArtifactDescriptor, Vec<u8>)> {
     let exporter = RedisExporter;
     let artifacts = exporter.artifacts(from).await?;
     let data = exporter.export(from, &artifacts[0]).await?;
@@ -140,7 +151,17 @@ pub fn fill_every_type(server: &RedisServer) {
         run(&["XADD", "stream", "3-1", "f", "v3"]);
         run(&["XGROUP", "CREATE", "stream", "group1", "0"]);
         run(&["XGROUP", "CREATE", "stream", "group2", "$"]);
-        run(&["XREADGROUP", "GROUP", "group1", "consumer1", "COUNT", "2", "STREAMS", "stream", ">"]);
+        run(&[
+            "XREADGROUP",
+            "GROUP",
+            "group1",
+            "consumer1",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "stream",
+            ">",
+        ]);
         run(&["XACK", "stream", "group1", "1-1"]);
         // Large encodings: quicklist, hashtable, skiplist.
         run(&[
