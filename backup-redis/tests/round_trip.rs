@@ -23,7 +23,10 @@ async fn every_type_in_several_databases_round_trips_with_equal_digest_logical()
         .expect("logical round trip");
     assert_eq!(source.digest(), target.digest());
     let groups = target.cli(&["-n", "3", "XINFO", "GROUPS", "stream"]);
-    assert!(groups.contains("group1") && groups.contains("group2"), "{groups}");
+    assert!(
+        groups.contains("group1") && groups.contains("group2"),
+        "{groups}"
+    );
     assert_eq!(source.total_keys(), target.total_keys());
 }
 
@@ -124,4 +127,41 @@ async fn only_the_listed_databases_are_exported_logically() {
     .expect("round trip");
     assert_eq!(target.cli(&["-n", "2", "GET", "b"]), "2");
     assert_eq!(target.total_keys(), 1);
+}
+
+#[tokio::test]
+async fn an_rdb_export_records_server_version_keys_per_database_rdb_version_and_size() {
+    use backup_core::DataExporter;
+    use futures::StreamExt;
+    let source = RedisServer::start();
+    source.cli(&["SET", "a", "1"]);
+    source.cli(&["-n", "3", "SET", "b", "2"]);
+    source.cli(&["-n", "3", "SET", "c", "3"]);
+    let from = service(&source, json!({"lowerDisklessSyncDelay": true}));
+    let exporter = backup_redis::RedisExporter;
+    let artifacts = exporter.artifacts(&from).await.expect("artifacts");
+    let descriptor = &artifacts[0];
+    assert_eq!(descriptor.format, backup_core::artifact::formats::REDIS_RDB);
+    assert!(descriptor
+        .source_version
+        .as_deref()
+        .is_some_and(|v| v.starts_with("Redis 7")));
+    assert_eq!(
+        descriptor.metadata["keysPerDatabase"],
+        json!({"0": 1, "3": 2})
+    );
+    let data = exporter.export(&from, descriptor).await.expect("export");
+    let mut size = 0u64;
+    let mut stream = data.stream;
+    while let Some(chunk) = stream.next().await {
+        size += chunk.expect("chunk").len() as u64;
+    }
+    let late = data
+        .late_metadata
+        .expect("late metadata")
+        .await
+        .expect("late");
+    assert_eq!(late["size"], json!(size));
+    assert!(late["rdbVersion"].as_u64().is_some_and(|v| v >= 9));
+    assert_eq!(late["transfer"], json!("diskless"));
 }
