@@ -81,7 +81,8 @@ async fn import_file(service: &ServiceTarget, path: &Path) {
 /// `SELECT` / `RESTORE … REPLACE [ABSTTL]` commands for `redis-cli --pipe`.
 fn logical_to_resp(input: &Path, output: &Path) {
     let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(input).expect("open export"));
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(output).expect("create resp"));
+    let mut w =
+        BufWriter::with_capacity(1 << 20, std::fs::File::create(output).expect("create resp"));
     let mut buf8 = [0u8; 8];
     r.read_exact(&mut buf8).expect("magic");
     assert_eq!(&buf8, b"RDSLOGI\n", "not a logical export");
@@ -168,7 +169,10 @@ fn main() {
     set_delay(&source, "5");
     let native_default = backup_benches::time_shell(&native_cmd);
     let (size, ours_default, peak_default) = measure(|| {
-        runtime.block_on(export_to_file(&service(&source, serde_json::json!({})), &ours_rdb))
+        runtime.block_on(export_to_file(
+            &service(&source, serde_json::json!({})),
+            &ours_rdb,
+        ))
     });
     // Ours with the opt-in; the native tool with the delay set to 0 by hand.
     let (_, ours_lowered, peak_lowered) = measure(|| {
