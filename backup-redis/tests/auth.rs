@@ -64,22 +64,21 @@ async fn a_wrong_password_is_permission_denied_without_leaking_it() {
 
 #[tokio::test]
 async fn an_acl_user_without_sync_gets_an_rdb_error_suggesting_logical_and_logical_works() {
-    let source = RedisServer::start();
+    let source = RedisServer::builder()
+        .acl_user(&[
+            "backup",
+            "on",
+            ">backup-pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-sync",
+            "-psync",
+        ])
+        .start();
     let target = RedisServer::start();
     source.cli(&["SET", "a", "1"]);
     source.cli(&["-n", "4", "HSET", "h", "f", "v"]);
-    source.cli(&[
-        "ACL",
-        "SETUSER",
-        "backup",
-        "on",
-        ">backup-pw",
-        "~*",
-        "&*",
-        "+@all",
-        "-sync",
-        "-psync",
-    ]);
     let rdb = service(
         &source,
         json!({"username": "backup", "password": "backup-pw", "format": "rdb"}),

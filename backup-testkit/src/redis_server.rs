@@ -33,6 +33,14 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Defines an ACL user, one rule per item, e.g.
+    /// `&["backup", "on", ">pw", "~*", "&*", "+@all", "-sync", "-psync"]`.
+    pub fn acl_user(mut self, rules: &[&str]) -> Self {
+        self.args.push("--user".to_string());
+        self.args.extend(rules.iter().map(|r| r.to_string()));
+        self
+    }
+
     /// Adds a `--name value` server option.
     pub fn arg(mut self, name: &str, value: &str) -> Self {
         self.args.push(format!("--{name}"));
