@@ -23,6 +23,8 @@ pub(crate) fn reply_error(context: &str, reply: &str) -> Error {
         "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" => {
             Error::new(ErrorKind::Unavailable, message).with_hint("retry later")
         }
+        _ if lower.contains("db index is out of range") => Error::new(ErrorKind::InvalidInput, message)
+            .with_hint("the target has fewer databases than the export uses: raise its `databases` setting"),
         _ if lower.contains("invalid password") => Error::new(ErrorKind::PermissionDenied, message)
             .with_hint("check `password` in the service config"),
         _ if lower.contains("invalid bulk length") || lower.contains("proto-max-bulk-len") => {

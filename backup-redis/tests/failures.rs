@@ -247,3 +247,23 @@ async fn corrupt_or_truncated_rdb_import_is_an_integrity_error_and_leaves_the_ta
         );
     }
 }
+
+#[tokio::test]
+async fn a_target_with_fewer_databases_fails_with_a_hint_and_is_left_empty() {
+    let source = RedisServer::start();
+    let target = RedisServer::builder().arg("databases", "4").start();
+    source.cli(&["-n", "9", "SET", "a", "1"]);
+    let error = pipe(
+        &service(&source, json!({"format": "logical"})),
+        &service(&target, json!({})),
+        &RedisImporter::new(),
+        ImportMode::default(),
+    )
+    .await
+    .expect_err("database 9 does not exist on the target");
+    assert!(
+        error.hint().is_some_and(|h| h.contains("databases")),
+        "{error:?}"
+    );
+    assert_eq!(target.total_keys(), 0);
+}
