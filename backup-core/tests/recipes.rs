@@ -39,13 +39,26 @@ fn every_failing_field_is_reported_with_its_json_pointer() {
         .validate_config(&json!({ "host": 5, "port": 70000, "replicas": ["a", 3], "extra": true }))
         .expect_err("invalid");
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-    let pointers: Vec<&str> = err.field_errors().iter().map(|f| f.pointer.as_str()).collect();
+    let pointers: Vec<&str> = err
+        .field_errors()
+        .iter()
+        .map(|f| f.pointer.as_str())
+        .collect();
     for expected in ["/host", "/port", "/replicas/1"] {
-        assert!(pointers.contains(&expected), "{expected} missing from {pointers:?}");
+        assert!(
+            pointers.contains(&expected),
+            "{expected} missing from {pointers:?}"
+        );
     }
     let messages = err.to_string();
-    assert!(messages.contains("password"), "missing required field not named: {messages}");
-    assert!(messages.contains("extra"), "unexpected field not named: {messages}");
+    assert!(
+        messages.contains("password"),
+        "missing required field not named: {messages}"
+    );
+    assert!(
+        messages.contains("extra"),
+        "unexpected field not named: {messages}"
+    );
 }
 
 #[test]
@@ -83,7 +96,10 @@ fn unknown_slug_error_lists_the_known_ones() {
     assert_eq!(err.kind(), ErrorKind::UnknownRecipe);
     assert!(err.message().contains("mysql"));
     let hint = err.hint().expect("hint");
-    assert!(hint.contains("directory") && hint.contains("postgres"), "{hint}");
+    assert!(
+        hint.contains("directory") && hint.contains("postgres"),
+        "{hint}"
+    );
     assert_eq!(registry.slugs(), vec!["directory", "postgres"]);
 }
 
@@ -97,6 +113,8 @@ fn a_schema_that_does_not_compile_is_refused() {
 
 #[test]
 fn slugs_must_be_lowercase_words() {
-    let err = Recipe::builder("Not A Slug", json!({})).build().expect_err("bad slug");
+    let err = Recipe::builder("Not A Slug", json!({}))
+        .build()
+        .expect_err("bad slug");
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
