@@ -13,8 +13,8 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use backup_core::artifact::{ArtifactData, LateMetadata};
 use backup_core::command::{CommandRunner, CommandRunnerExt, CommandSpec, ToolFailure};
 use backup_core::{
-    ArtifactDescriptor, DataExporter, Error, ErrorKind, ExportRequirements, RequiredState, Result,
-    ServiceTarget,
+    ArtifactDescriptor, ByteStream, DataExporter, Error, ErrorKind, ExportRequirements,
+    RequiredState, Result, ServiceTarget,
 };
 
 use crate::config::{DumpFormat, DumpScope, PostgresConfig};
@@ -183,31 +183,73 @@ impl DataExporter for PostgresExporter {
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         });
 
+        // The snapshot session must outlive pg_dump's import of its snapshot whatever the
+        // caller does with the late metadata (await it, or drop it unread): a task of its
+        // own owns it, and commits only once the dump stream has ended or been dropped.
+        let (dump_done, dump_ended) = tokio::sync::oneshot::channel::<()>();
+        let (metadata_tx, metadata_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let outcome = async {
+                let (io, summary) = match summary_task.await {
+                    Ok(Ok((io, Some(summary)))) => (io, summary),
+                    Ok(Ok((io, None))) => {
+                        drop(io);
+                        return Err(session.failure().await);
+                    }
+                    Ok(Err(_)) | Err(_) => return Err(session.failure().await),
+                };
+                let _ = dump_ended.await;
+                session.commit(io).await?;
+                let mut map = summary.to_metadata();
+                map.insert(keys::DATABASE.into(), database.into());
+                map.insert(keys::FORMAT.into(), format.as_str().into());
+                map.insert(keys::SCOPE.into(), scope.as_str().into());
+                map.insert(keys::CONSISTENT_SNAPSHOT.into(), true.into());
+                map.insert(
+                    keys::DUMP_BYTES.into(),
+                    dumped.load(Ordering::Relaxed).into(),
+                );
+                Ok(map)
+            }
+            .await;
+            let _ = metadata_tx.send(outcome);
+        });
         let late: LateMetadata = Box::pin(async move {
-            let (io, summary) = match summary_task.await {
-                Ok(Ok((io, Some(summary)))) => (io, summary),
-                Ok(Ok((io, None))) => {
-                    drop(io);
-                    return Err(session.failure().await);
-                }
-                Ok(Err(_)) | Err(_) => return Err(session.failure().await),
-            };
-            session.commit(io).await?;
-            let mut map = summary.to_metadata();
-            map.insert(keys::DATABASE.into(), database.into());
-            map.insert(keys::FORMAT.into(), format.as_str().into());
-            map.insert(keys::SCOPE.into(), scope.as_str().into());
-            map.insert(keys::CONSISTENT_SNAPSHOT.into(), true.into());
-            map.insert(
-                keys::DUMP_BYTES.into(),
-                dumped.load(Ordering::Relaxed).into(),
-            );
-            Ok(map)
+            metadata_rx.await.unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Io,
+                    "the snapshot session ended without reporting the table summary",
+                ))
+            })
         });
         Ok(ArtifactData {
-            stream: Box::pin(stream),
+            stream: Box::pin(SignalOnEnd {
+                inner: Box::pin(stream),
+                done: Some(dump_done),
+            }),
             late_metadata: Some(late),
         })
+    }
+}
+
+/// Passes a stream through and signals (by dropping `done`) when it ends or is dropped.
+struct SignalOnEnd {
+    inner: ByteStream,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl futures::Stream for SignalOnEnd {
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.done.take();
+        }
+        polled
     }
 }
 

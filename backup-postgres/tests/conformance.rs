@@ -5,16 +5,13 @@
 //! this crate's own round-trip helper; once the suite exists, call it from here.
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
-mod common;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use backup_core::{Error, ErrorKind, Recipe, Result, ServiceTarget};
-use backup_testkit::conformance::{ConformanceFixture, DataSize};
+use backup_testkit::conformance::{self, ConformanceFixture, DataSize};
 use backup_testkit::postgres_server::PostgresServer;
-use common::{export_one, import_file};
 
 /// pgbench scale for [`DataSize::Large`]: about 90 MiB of table data.
 const LARGE_SCALE: u32 = 6;
@@ -145,37 +142,9 @@ impl ConformanceFixture for PostgresFixture {
     }
 }
 
-async fn round_trip(fixture: &PostgresFixture, size: DataSize) {
-    let source = fixture.new_service("source").await.unwrap();
-    fixture.fill(&source, size).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let exported = export_one(&source, dir.path()).await.unwrap();
-    let target = fixture.new_service("target").await.unwrap();
-    import_file(&target, &exported, false).await.unwrap();
-    assert_eq!(
-        fixture.digest(&source).await.unwrap(),
-        fixture.digest(&target).await.unwrap(),
-        "{size:?} round trip changed the data"
-    );
-    if size == DataSize::Large {
-        let bytes = std::fs::metadata(&exported.path).unwrap().len();
-        assert!(
-            bytes > 64 << 20,
-            "a large dump is over 64 MiB ({bytes} bytes)"
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
-async fn postgres_fixture_round_trips_empty_small_and_large_data_and_breaks_on_a_missing_database()
-{
+async fn postgres_passes_the_conformance_suite() {
     let fixture = PostgresFixture::new();
     assert_eq!(fixture.recipe().slug(), backup_postgres::RECIPE);
-    for size in [DataSize::Empty, DataSize::Small, DataSize::Large] {
-        round_trip(&fixture, size).await;
-    }
-    let broken = fixture.broken_service("broken").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let err = export_one(&broken, dir.path()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    conformance::run_all(&fixture).await;
 }
