@@ -6,8 +6,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use backup_core::{Error, ErrorKind, ImportMode, Recipe, Result, ServiceTarget};
-use backup_testkit::conformance::{ConformanceFixture, DataSize};
+use backup_core::{Error, ErrorKind, Recipe, Result, ServiceTarget};
+use backup_testkit::conformance::{self, ConformanceFixture, DataSize};
 use backup_testkit::redis_server::RedisServer;
 use common::{fill_every_type, random_bytes, TestControl};
 use serde_json::json;
@@ -99,41 +99,12 @@ impl ConformanceFixture for RedisFixture {
     }
 }
 
-/// Until the shared suite's `run_all` exists, this exercises the fixture itself: a small
-/// round trip through the recipe's own exporter and importer, in both formats.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_conformance_fixture_round_trips_small_data_in_both_formats() {
-    for format in ["rdb", "logical"] {
-        let fixture = RedisFixture::new(format);
-        let recipe = fixture.recipe();
-        let (Some(exporter), Some(importer)) = (recipe.exporter(), recipe.importer()) else {
-            panic!("the redis recipe has an exporter and an importer");
-        };
-        let source = fixture.new_service("source").await.expect("source");
-        let target = fixture.new_service("target").await.expect("target");
-        fixture.fill(&source, DataSize::Small).await.expect("fill");
-        let artifacts = exporter.artifacts(&source).await.expect("artifacts");
-        importer
-            .check(&target, &artifacts, ImportMode::default())
-            .await
-            .expect("check");
-        let data = exporter
-            .export(&source, &artifacts[0])
-            .await
-            .expect("export");
-        importer
-            .import(&target, &artifacts[0], data.stream, ImportMode::default())
-            .await
-            .expect("import");
-        assert_eq!(
-            fixture.digest(&source).await.expect("digest"),
-            fixture.digest(&target).await.expect("digest")
-        );
-        let broken = fixture.broken_service("broken").await.expect("broken");
-        let error = exporter
-            .artifacts(&broken)
-            .await
-            .expect_err("nothing listens");
-        assert_eq!(error.kind(), ErrorKind::Unavailable);
-    }
+async fn redis_rdb_format_passes_the_conformance_suite() {
+    conformance::run_all(&RedisFixture::new("rdb")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_logical_format_passes_the_conformance_suite() {
+    conformance::run_all(&RedisFixture::new("logical")).await;
 }
