@@ -114,7 +114,7 @@ async fn fill_bundle(
 }
 
 /// What [`create_backup`] backs up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BackupRequest {
     /// Bundle label, kind, purpose and compression.
     pub bundle: BundleOptions,
@@ -123,16 +123,6 @@ pub struct BackupRequest {
     /// Only these services' data (all services with an exporter when `None`). The
     /// snapshot always describes the whole workspace.
     pub services: Option<Vec<String>>,
-}
-
-impl Default for BackupRequest {
-    fn default() -> Self {
-        BackupRequest {
-            bundle: BundleOptions::default(),
-            export: ExportOptions::default(),
-            services: None,
-        }
-    }
 }
 
 /// Backs up a whole workspace: its snapshot (secrets stripped) and each service's data.

@@ -44,8 +44,12 @@ pub const RECIPE: &str = "directory";
 pub const ARTIFACT: &str = "tree.tar";
 
 /// Config of a `directory` service.
+///
+/// Only `path` is read; other fields are ignored, so a host's own recipe (a static site, an
+/// app with a data folder) can reuse the directory exporter and importer with a richer
+/// config.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DirectoryConfig {
     /// Absolute path of the directory.
     pub path: PathBuf,
