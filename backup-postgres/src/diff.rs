@@ -309,3 +309,77 @@ impl fmt::Display for SchemaDiff {
         Ok(())
     }
 }
+
+/// One database's changes between two bundles.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleDiffEntry {
+    /// Service name.
+    pub service: String,
+    /// Artifact (database dump) name.
+    pub artifact: String,
+    /// What changed; `None` when the artifact is only in one of the bundles.
+    pub changes: Option<SchemaDiff>,
+    /// `"both"`, `"before"` or `"after"`: which bundles hold the artifact.
+    pub present_in: String,
+}
+
+/// Compares every PostgreSQL artifact of two bundles from their manifests only: no
+/// server and no data is read (`*snapshot-diff before after`).
+///
+/// # Errors
+///
+/// When a bundle cannot be opened (see [`backup_core::bundle::BundleReader::open`]) or an
+/// artifact's metadata is not a PostgreSQL summary.
+pub async fn diff_bundles(
+    before: &std::path::Path,
+    after: &std::path::Path,
+) -> Result<Vec<BundleDiffEntry>> {
+    use backup_core::artifact::formats::{POSTGRES_CUSTOM, POSTGRES_SQL};
+    use backup_core::bundle::BundleReader;
+
+    let old = BundleReader::open(before).await?;
+    let new = BundleReader::open(after).await?;
+    let is_postgres = |format: &str| format == POSTGRES_CUSTOM || format == POSTGRES_SQL;
+    let index = |reader: &BundleReader| -> BTreeMap<(String, String), ArtifactDescriptor> {
+        reader
+            .manifest()
+            .entries
+            .iter()
+            .filter(|e| is_postgres(&e.artifact.format))
+            .map(|e| {
+                (
+                    (e.service.clone(), e.artifact.name.clone()),
+                    e.artifact.clone(),
+                )
+            })
+            .collect()
+    };
+    let (old, new) = (index(&old), index(&new));
+    let keys: std::collections::BTreeSet<_> = old.keys().chain(new.keys()).cloned().collect();
+    let mut out = Vec::new();
+    for key in keys {
+        let entry = match (old.get(&key), new.get(&key)) {
+            (Some(a), Some(b)) => BundleDiffEntry {
+                service: key.0.clone(),
+                artifact: key.1.clone(),
+                changes: Some(diff(a, b)?),
+                present_in: "both".into(),
+            },
+            (Some(_), None) => BundleDiffEntry {
+                service: key.0.clone(),
+                artifact: key.1.clone(),
+                changes: None,
+                present_in: "before".into(),
+            },
+            _ => BundleDiffEntry {
+                service: key.0.clone(),
+                artifact: key.1.clone(),
+                changes: None,
+                present_in: "after".into(),
+            },
+        };
+        out.push(entry);
+    }
+    Ok(out)
+}

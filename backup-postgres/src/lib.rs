@@ -51,7 +51,9 @@ use backup_core::secrets::SecretGenerator;
 use backup_core::{Recipe, RecipeRegistry, Result};
 
 pub use config::{config_schema, DumpFormat, DumpScope, PostgresConfig, SslMode, DEFAULT_PORT};
-pub use diff::{diff, ColumnChange, IndexChange, RowDelta, SchemaDiff};
+pub use diff::{
+    diff, diff_bundles, BundleDiffEntry, ColumnChange, IndexChange, RowDelta, SchemaDiff,
+};
 pub use exporter::PostgresExporter;
 pub use importer::PostgresImporter;
 pub use metadata::DatabaseSummary;
