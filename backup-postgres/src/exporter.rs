@@ -190,7 +190,11 @@ impl DataExporter for PostgresExporter {
         let (metadata_tx, metadata_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let outcome = async {
-                let (io, summary) = match summary_task.await {
+                let summary = summary_task.await;
+                // Whatever the summary query did, the session (and its exported snapshot)
+                // stays open until pg_dump is done with it.
+                let _ = dump_ended.await;
+                let (io, summary) = match summary {
                     Ok(Ok((io, Some(summary)))) => (io, summary),
                     Ok(Ok((io, None))) => {
                         drop(io);
@@ -198,7 +202,6 @@ impl DataExporter for PostgresExporter {
                     }
                     Ok(Err(_)) | Err(_) => return Err(session.failure().await),
                 };
-                let _ = dump_ended.await;
                 session.commit(io).await?;
                 let mut map = summary.to_metadata();
                 map.insert(keys::DATABASE.into(), database.into());
