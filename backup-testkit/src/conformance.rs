@@ -65,6 +65,31 @@ fn parts(fixture: &dyn ConformanceFixture) -> (Arc<dyn DataExporter>, Arc<dyn Da
     (exporter, importer)
 }
 
+/// A new service named `name`, filled with `size` data.
+async fn service_with(
+    fixture: &dyn ConformanceFixture,
+    name: &str,
+    size: DataSize,
+) -> ServiceTarget {
+    let service = fixture
+        .new_service(name)
+        .await
+        .unwrap_or_else(|e| panic!("creating service `{name}`: {e}"));
+    fixture
+        .fill(&service, size)
+        .await
+        .unwrap_or_else(|e| panic!("filling `{name}` with {size:?} data: {e}"));
+    service
+}
+
+/// The digest of a service's content.
+async fn digest_of(fixture: &dyn ConformanceFixture, service: &ServiceTarget) -> String {
+    fixture
+        .digest(service)
+        .await
+        .unwrap_or_else(|e| panic!("digest of `{}`: {e}", service.name))
+}
+
 fn bundle_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.backup.zip"))
 }
@@ -138,38 +163,19 @@ async fn import_bundle(
 pub async fn round_trip(fixture: &dyn ConformanceFixture, size: DataSize) {
     let tag = format!("{size:?}").to_lowercase();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let source = fixture
-        .new_service(&format!("rt_src_{tag}"))
-        .await
-        .unwrap_or_else(|e| panic!("creating the source service: {e}"));
-    fixture
-        .fill(&source, size)
-        .await
-        .unwrap_or_else(|e| panic!("filling the source with {size:?} data: {e}"));
-    let before = fixture
-        .digest(&source)
-        .await
-        .unwrap_or_else(|e| panic!("digest: {e}"));
+    let source = service_with(fixture, &format!("rt_src_{tag}"), size).await;
+    let before = digest_of(fixture, &source).await;
     let path = bundle_path(dir.path(), &tag);
     export_to_bundle(fixture, &source, &path)
         .await
         .unwrap_or_else(|e| panic!("exporting {size:?} data failed: {e}"));
-    let target = fixture
-        .new_service(&format!("rt_dst_{tag}"))
-        .await
-        .unwrap_or_else(|e| panic!("creating the target service: {e}"));
+    let target = service_with(fixture, &format!("rt_dst_{tag}"), DataSize::Empty).await;
     import_bundle(fixture, &path, &source.name, &target, ImportMode::default())
         .await
         .unwrap_or_else(|e| panic!("importing {size:?} data failed: {e}"));
-    let restored = fixture
-        .digest(&target)
-        .await
-        .unwrap_or_else(|e| panic!("digest: {e}"));
+    let restored = digest_of(fixture, &target).await;
     assert_eq!(before, restored, "{size:?} data changed in the round trip");
-    let after = fixture
-        .digest(&source)
-        .await
-        .unwrap_or_else(|e| panic!("digest: {e}"));
+    let after = digest_of(fixture, &source).await;
     assert_eq!(before, after, "exporting changed the source");
 }
 
@@ -182,14 +188,7 @@ pub async fn round_trip(fixture: &dyn ConformanceFixture, size: DataSize) {
 /// chunk arrives only at the end.
 pub async fn export_streams_in_bounded_chunks(fixture: &dyn ConformanceFixture) {
     let (exporter, _) = parts(fixture);
-    let source = fixture
-        .new_service("stream_src")
-        .await
-        .unwrap_or_else(|e| panic!("creating the source service: {e}"));
-    fixture
-        .fill(&source, DataSize::Large)
-        .await
-        .unwrap_or_else(|e| panic!("filling: {e}"));
+    let source = service_with(fixture, "stream_src", DataSize::Large).await;
     let artifacts = exporter
         .artifacts(&source)
         .await
@@ -255,14 +254,7 @@ pub async fn failing_export_leaves_no_bundle(fixture: &dyn ConformanceFixture) {
 /// When the corrupt bundle is accepted or the target changed.
 pub async fn corrupt_bundle_is_rejected_and_target_unchanged(fixture: &dyn ConformanceFixture) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let source = fixture
-        .new_service("corrupt_src")
-        .await
-        .unwrap_or_else(|e| panic!("creating the source: {e}"));
-    fixture
-        .fill(&source, DataSize::Small)
-        .await
-        .unwrap_or_else(|e| panic!("filling: {e}"));
+    let source = service_with(fixture, "corrupt_src", DataSize::Small).await;
     let path = bundle_path(dir.path(), "corrupt");
     export_to_bundle(fixture, &source, &path)
         .await
@@ -279,18 +271,8 @@ pub async fn corrupt_bundle_is_rejected_and_target_unchanged(fixture: &dyn Confo
     drop(reader);
     flip_byte_inside_entry(&path, &entry.path, entry.size);
 
-    let target = fixture
-        .new_service("corrupt_dst")
-        .await
-        .unwrap_or_else(|e| panic!("creating the target: {e}"));
-    fixture
-        .fill(&target, DataSize::Small)
-        .await
-        .unwrap_or_else(|e| panic!("filling the target: {e}"));
-    let before = fixture
-        .digest(&target)
-        .await
-        .unwrap_or_else(|e| panic!("digest: {e}"));
+    let target = service_with(fixture, "corrupt_dst", DataSize::Small).await;
+    let before = digest_of(fixture, &target).await;
     let err = import_bundle(
         fixture,
         &path,
@@ -301,10 +283,7 @@ pub async fn corrupt_bundle_is_rejected_and_target_unchanged(fixture: &dyn Confo
     .await
     .expect_err("a corrupt bundle was restored");
     assert_eq!(err.kind(), ErrorKind::Integrity, "unexpected error: {err}");
-    let after = fixture
-        .digest(&target)
-        .await
-        .unwrap_or_else(|e| panic!("digest: {e}"));
+    let after = digest_of(fixture, &target).await;
     assert_eq!(before, after, "a refused restore changed the target");
 }
 
@@ -336,14 +315,7 @@ fn flip_byte_inside_entry(bundle: &Path, entry_path: &str, size: u64) {
 /// When the truncated stream is accepted or the target changed.
 pub async fn truncated_stream_fails_import_and_target_unchanged(fixture: &dyn ConformanceFixture) {
     let (exporter, importer) = parts(fixture);
-    let source = fixture
-        .new_service("trunc_src")
-        .await
-        .unwrap_or_else(|e| panic!("creating the source: {e}"));
-    fixture
-        .fill(&source, DataSize::Small)
-        .await
-        .unwrap_or_else(|e| panic!("filling: {e}"));
+    let source = service_with(fixture, "trunc_src", DataSize::Small).await;
     let artifacts = exporter
         .artifacts(&source)
         .await
@@ -366,14 +338,8 @@ pub async fn truncated_stream_fails_import_and_target_unchanged(fixture: &dyn Co
     let half = bytes::Bytes::from(whole[..whole.len() / 2].to_vec());
     let truncated: backup_core::ByteStream = Box::pin(futures::stream::iter(vec![Ok(half)]));
 
-    let target = fixture
-        .new_service("trunc_dst")
-        .await
-        .unwrap_or_else(|e| panic!("creating the target: {e}"));
-    let before = fixture
-        .digest(&target)
-        .await
-        .unwrap_or_else(|e| panic!("digest: {e}"));
+    let target = service_with(fixture, "trunc_dst", DataSize::Empty).await;
+    let before = digest_of(fixture, &target).await;
     let result = importer
         .import(&target, &artifact, truncated, ImportMode::default())
         .await;
@@ -381,10 +347,7 @@ pub async fn truncated_stream_fails_import_and_target_unchanged(fixture: &dyn Co
         result.is_err(),
         "a truncated stream was imported without error"
     );
-    let after = fixture
-        .digest(&target)
-        .await
-        .unwrap_or_else(|e| panic!("digest: {e}"));
+    let after = digest_of(fixture, &target).await;
     assert_eq!(before, after, "a failed import changed the target");
 }
 
@@ -395,32 +358,9 @@ pub async fn truncated_stream_fails_import_and_target_unchanged(fixture: &dyn Co
 /// When either export or restore fails or a digest differs.
 pub async fn concurrent_exports_of_different_services(fixture: &dyn ConformanceFixture) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let a = fixture
-        .new_service("conc_a")
-        .await
-        .unwrap_or_else(|e| panic!("creating a: {e}"));
-    let b = fixture
-        .new_service("conc_b")
-        .await
-        .unwrap_or_else(|e| panic!("creating b: {e}"));
-    fixture
-        .fill(&a, DataSize::Small)
-        .await
-        .unwrap_or_else(|e| panic!("fill a: {e}"));
-    fixture
-        .fill(&b, DataSize::Small)
-        .await
-        .unwrap_or_else(|e| panic!("fill b: {e}"));
-    let (digest_a, digest_b) = (
-        fixture
-            .digest(&a)
-            .await
-            .unwrap_or_else(|e| panic!("digest: {e}")),
-        fixture
-            .digest(&b)
-            .await
-            .unwrap_or_else(|e| panic!("digest: {e}")),
-    );
+    let a = service_with(fixture, "conc_a", DataSize::Small).await;
+    let b = service_with(fixture, "conc_b", DataSize::Small).await;
+    let (digest_a, digest_b) = (digest_of(fixture, &a).await, digest_of(fixture, &b).await);
     let (path_a, path_b) = (bundle_path(dir.path(), "a"), bundle_path(dir.path(), "b"));
     let (ra, rb) = tokio::join!(
         export_to_bundle(fixture, &a, &path_a),
@@ -432,17 +372,11 @@ pub async fn concurrent_exports_of_different_services(fixture: &dyn ConformanceF
         (&path_a, &a, &digest_a, "conc_a_dst"),
         (&path_b, &b, &digest_b, "conc_b_dst"),
     ] {
-        let target = fixture
-            .new_service(name)
-            .await
-            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+        let target = service_with(fixture, name, DataSize::Empty).await;
         import_bundle(fixture, path, &source.name, &target, ImportMode::default())
             .await
             .unwrap_or_else(|e| panic!("restoring {name}: {e}"));
-        let restored = fixture
-            .digest(&target)
-            .await
-            .unwrap_or_else(|e| panic!("digest: {e}"));
+        let restored = digest_of(fixture, &target).await;
         assert_eq!(digest, &restored, "{name} differs from its source");
     }
 }
