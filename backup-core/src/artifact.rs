@@ -128,3 +128,25 @@ pub fn reader_from_stream(stream: ByteStream) -> Pin<Box<dyn tokio::io::AsyncRea
 
 /// The chunk size streams aim for: big enough to be fast, small enough to keep memory flat.
 pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// The sending half of [`late_metadata_channel`].
+pub type LateMetadataSender =
+    tokio::sync::oneshot::Sender<Result<serde_json::Map<String, serde_json::Value>>>;
+
+/// A channel for metadata produced by a background task while (or after) it streams.
+///
+/// The task sends its result on the sender; the returned [`LateMetadata`] awaits it. If
+/// the task ends without sending, the future fails with [`crate::ErrorKind::Cancelled`]
+/// saying `what` ended early.
+pub fn late_metadata_channel(what: &'static str) -> (LateMetadataSender, LateMetadata) {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let late: LateMetadata = Box::pin(async move {
+        receiver.await.unwrap_or_else(|_| {
+            Err(crate::Error::new(
+                crate::ErrorKind::Cancelled,
+                format!("{what} ended early"),
+            ))
+        })
+    });
+    (sender, late)
+}

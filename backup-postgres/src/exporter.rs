@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use backup_core::artifact::{ArtifactData, LateMetadata};
+use backup_core::artifact::{late_metadata_channel, ArtifactData};
 use backup_core::command::{CommandRunner, CommandRunnerExt, CommandSpec, ToolFailure};
 use backup_core::{
     ArtifactDescriptor, ByteStream, DataExporter, Error, ErrorKind, ExportRequirements,
@@ -187,7 +187,7 @@ impl DataExporter for PostgresExporter {
         // caller does with the late metadata (await it, or drop it unread): a task of its
         // own owns it, and commits only once the dump stream has ended or been dropped.
         let (dump_done, dump_ended) = tokio::sync::oneshot::channel::<()>();
-        let (metadata_tx, metadata_rx) = tokio::sync::oneshot::channel();
+        let (metadata_tx, late) = late_metadata_channel("the snapshot session");
         tokio::spawn(async move {
             let outcome = async {
                 let summary = summary_task.await;
@@ -216,14 +216,6 @@ impl DataExporter for PostgresExporter {
             }
             .await;
             let _ = metadata_tx.send(outcome);
-        });
-        let late: LateMetadata = Box::pin(async move {
-            metadata_rx.await.unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Io,
-                    "the snapshot session ended without reporting the table summary",
-                ))
-            })
         });
         Ok(ArtifactData {
             stream: Box::pin(SignalOnEnd {

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tokio::sync::oneshot;
+use backup_core::artifact::late_metadata_channel;
 
 use backup_core::artifact::{ArtifactData, CHUNK_SIZE};
 use backup_core::{Error, ErrorKind, Result};
@@ -43,7 +43,7 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
         }
     };
     let (mut sink, stream) = chunks::channel();
-    let (meta_tx, meta_rx) = oneshot::channel::<Result<Metadata>>();
+    let (meta_tx, late_metadata) = late_metadata_channel("the logical export");
     tokio::spawn(async move {
         match run(&mut conn, &databases, clock, &mut sink).await {
             Ok(meta) => {
@@ -57,14 +57,7 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
     });
     Ok(ArtifactData {
         stream,
-        late_metadata: Some(Box::pin(async move {
-            meta_rx.await.unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Cancelled,
-                    "the logical export ended early",
-                ))
-            })
-        })),
+        late_metadata: Some(late_metadata),
     })
 }
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use backup_core::artifact::late_metadata_channel;
 
 use backup_core::artifact::{ArtifactData, CHUNK_SIZE};
 use backup_core::{Error, ErrorKind, Result};
@@ -53,7 +53,7 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
             )
         })??;
     let (mut sink, stream) = chunks::channel();
-    let (meta_tx, meta_rx) = oneshot::channel::<Result<Metadata>>();
+    let (meta_tx, late_metadata) = late_metadata_channel("the RDB export");
     tokio::spawn(async move {
         let mut reader = reader;
         let _writer = writer;
@@ -78,14 +78,7 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
     });
     Ok(ArtifactData {
         stream,
-        late_metadata: Some(Box::pin(async move {
-            meta_rx.await.unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Cancelled,
-                    "the RDB export ended early",
-                ))
-            })
-        })),
+        late_metadata: Some(late_metadata),
     })
 }
 
