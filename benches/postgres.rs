@@ -29,21 +29,41 @@ fn env_scale(name: &str, default: u32) -> u32 {
 }
 
 /// How often each side is timed; the fastest run counts (less noise from other work).
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
-/// The fastest of [`RUNS`] timings of `f`, with the largest peak RSS among them.
-fn best_of<T>(mut f: impl FnMut() -> T) -> (T, Duration, u64) {
-    let mut best: Option<(T, Duration, u64)> = None;
+/// Times the native tool and ours alternately, [`RUNS`] times each, with `prepare` (a
+/// checkpoint, dropping restore targets) before every run, so that background work and
+/// cache state fall on both sides alike. Returns the native tool's fastest time and our
+/// fastest run (with the largest peak RSS seen in any of our runs).
+fn side_by_side<T>(
+    mut prepare: impl FnMut(),
+    mut native: impl FnMut() -> Duration,
+    mut ours: impl FnMut() -> (T, Duration, u64),
+) -> (Duration, (T, Duration, u64)) {
+    let mut native_best = Duration::MAX;
+    let mut ours_best: Option<(T, Duration, u64)> = None;
     let mut peak = 0;
-    for _ in 0..RUNS {
-        let (out, elapsed, run_peak) = measure(&mut f);
-        peak = peak.max(run_peak);
-        if best.as_ref().is_none_or(|(_, b, _)| elapsed < *b) {
-            best = Some((out, elapsed, run_peak));
+    for run in 0..RUNS {
+        // Alternate which side goes first.
+        let native_first = run % 2 == 0;
+        for side in 0..2 {
+            prepare();
+            if (side == 0) == native_first {
+                native_best = native_best.min(native());
+            } else {
+                let (out, elapsed, run_peak) = ours();
+                peak = peak.max(run_peak);
+                if ours_best
+                    .as_ref()
+                    .is_none_or(|(_, best, _)| elapsed < *best)
+                {
+                    ours_best = Some((out, elapsed, run_peak));
+                }
+            }
         }
     }
-    match best {
-        Some((out, elapsed, _)) => (out, elapsed, peak),
+    match ours_best {
+        Some((out, elapsed, _)) => (native_best, (out, elapsed, peak)),
         None => unreachable!("RUNS is at least one"),
     }
 }
@@ -140,17 +160,19 @@ fn main() {
         time_shell(&format!(
             "{pg_dump} {conn} -Fc --no-owner --no-privileges {db} > /dev/null"
         ));
-        let native_export = (0..RUNS)
-            .map(|_| {
+        let checkpoint = || {
+            server.psql("postgres", "CHECKPOINT");
+        };
+        let (native_export, (bytes, ours_export, export_peak)) = side_by_side(
+            checkpoint,
+            || {
                 time_shell(&format!(
                     "{pg_dump} {conn} -Fc --no-owner --no-privileges {db} > {}",
                     native_file.display()
                 ))
-            })
-            .min()
-            .unwrap_or_default();
-        let (bytes, ours_export, export_peak) =
-            best_of(|| runtime.block_on(adapter_export(&server, &db, &ours_file)));
+            },
+            || measure(|| runtime.block_on(adapter_export(&server, &db, &ours_file))),
+        );
         export_rows.push(Row {
             name: format!("export scale {scale} ({data_mib:.0} MiB db)"),
             bytes,
@@ -160,24 +182,24 @@ fn main() {
         });
 
         let native_db = format!("{db}_native");
+        let ours_db = format!("{db}_ours");
         let drop_db =
             |name: &str| server.psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\""));
-        let native_restore = (0..RUNS)
-            .map(|_| {
+        let (native_restore, ((), ours_restore, restore_peak)) = side_by_side(
+            || {
                 drop_db(&native_db);
+                drop_db(&ours_db);
+                checkpoint();
+            },
+            || {
                 time_shell(&format!(
                     "{createdb} {conn} -T template0 {native_db} && {pg_restore} {conn} \
                      --single-transaction --exit-on-error --no-owner --no-privileges -d {native_db} {}",
                     native_file.display()
                 ))
-            })
-            .min()
-            .unwrap_or_default();
-        let ours_db = format!("{db}_ours");
-        let ((), ours_restore, restore_peak) = best_of(|| {
-            drop_db(&ours_db);
-            runtime.block_on(adapter_restore(&server, &ours_db, &ours_file))
-        });
+            },
+            || measure(|| runtime.block_on(adapter_restore(&server, &ours_db, &ours_file))),
+        );
         restore_rows.push(Row {
             name: format!("restore scale {scale}"),
             bytes,
@@ -193,7 +215,7 @@ fn main() {
         );
         peaks.push((scale, export_peak.max(restore_peak)));
         for name in [native_db, ours_db, db] {
-            server.psql("postgres", &format!("DROP DATABASE \"{name}\""));
+            server.psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\""));
         }
         let _ = std::fs::remove_file(&native_file);
         let _ = std::fs::remove_file(&ours_file);
