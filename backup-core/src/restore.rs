@@ -107,7 +107,8 @@ pub async fn restore_backup(
     let reader = BundleReader::open(path).await?;
     reader.verify(progress.as_ref()).await?;
     let entries = entries_to_restore(&reader, options)?;
-    let recipes = recipe_of_each_service(&reader, host, &entries, options).await?;
+    let existing: Vec<Deployment> = host.list_deployments().await?;
+    let recipes = recipe_of_each_service(&reader, &existing, &entries, options)?;
     let mut importers = BTreeMap::new();
     for (service, recipe) in &recipes {
         let importer = registry
@@ -147,7 +148,6 @@ pub async fn restore_backup(
     let mode = ImportMode {
         force: options.import.force,
     };
-    let existing: Vec<Deployment> = host.list_deployments().await?;
     let mut report = RestoreReport {
         bundle_id: reader.manifest().id.clone(),
         plan: plan.clone(),
@@ -265,17 +265,12 @@ fn entries_to_restore(reader: &BundleReader, options: &RestoreOptions) -> Result
     Ok(entries)
 }
 
-async fn recipe_of_each_service(
+fn recipe_of_each_service(
     reader: &BundleReader,
-    host: &dyn WorkspaceHost,
+    existing: &[Deployment],
     entries: &EntriesByService,
     options: &RestoreOptions,
 ) -> Result<BTreeMap<String, String>> {
-    let existing = if options.recreate_services {
-        Vec::new()
-    } else {
-        host.list_deployments().await?
-    };
     let mut recipes = BTreeMap::new();
     for service in entries.keys() {
         let from_snapshot = reader
@@ -286,6 +281,7 @@ async fn recipe_of_each_service(
             .iter()
             .find(|d| &d.name == service)
             .map(|d| d.recipe.clone());
+        // Recreated services take the snapshot's recipe; existing ones keep their own.
         let recipe = if options.recreate_services {
             from_snapshot
         } else {
