@@ -16,6 +16,7 @@ use backup_core::artifact::stream_from_reader;
 use backup_core::bundle::{BundleOptions, BundleWriter, Compression};
 use backup_core::progress::NoProgress;
 use backup_core::{ArtifactData, ArtifactDescriptor};
+use backup_testkit::data::PseudoRandom;
 
 const MIB: u64 = 1024 * 1024;
 const RUNS: usize = 3;
@@ -24,16 +25,11 @@ const RUNS: usize = 3;
 fn generate(path: &Path, len: u64) {
     let file = std::fs::File::create(path).expect("create input file");
     let mut out = std::io::BufWriter::with_capacity(MIB as usize, file);
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut generator = PseudoRandom::new(0x9e37_79b9_7f4a_7c15);
     let mut block = vec![0u8; MIB as usize];
     let mut left = len;
     while left > 0 {
-        for word in block.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
+        generator.fill(&mut block);
         let n = left.min(MIB) as usize;
         out.write_all(&block[..n]).expect("write input file");
         left -= n as u64;

@@ -4,6 +4,7 @@
 //! started by the test itself (see [`postgres_server`], [`redis_server`]).
 
 pub mod conformance;
+pub mod data;
 pub mod ports;
 pub mod postgres_server;
 pub mod redis_server;

@@ -143,16 +143,10 @@ fn filetime_set(path: &Path, seconds: i64) {
 pub fn write_bulk_files(root: &Path, count: usize, size_each: usize) {
     let dir = root.join("bulk");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut generator = crate::data::PseudoRandom::new(0x9E37_79B9_7F4A_7C15);
     for i in 0..count {
-        let mut content = Vec::with_capacity(size_each);
-        while content.len() < size_each {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            content.extend_from_slice(&state.to_le_bytes());
-        }
-        content.truncate(size_each);
+        let mut content = vec![0u8; size_each];
+        generator.fill(&mut content);
         std::fs::write(dir.join(format!("file-{i:04}.bin")), &content)
             .unwrap_or_else(|e| panic!("write bulk file: {e}"));
     }

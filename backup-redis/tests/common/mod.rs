@@ -181,16 +181,7 @@ pub fn fill_every_type(server: &RedisServer) {
     }
 }
 
-/// `len` bytes that do not compress (xorshift), so DUMP payloads stay as large as the value.
+/// `len` bytes that do not compress, so DUMP payloads stay as large as the value.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    backup_testkit::data::pseudo_random_bytes(len, seed)
 }
