@@ -269,7 +269,7 @@ pub async fn corrupt_bundle_is_rejected_and_target_unchanged(fixture: &dyn Confo
         .cloned()
         .unwrap_or_else(|| panic!("the bundle has no data entry"));
     drop(reader);
-    flip_byte_inside_entry(&path, &entry.path, entry.size);
+    crate::tamper::flip_byte_inside_entry(&path, &entry);
 
     let target = service_with(fixture, "corrupt_dst", DataSize::Small).await;
     let before = digest_of(fixture, &target).await;
@@ -285,26 +285,6 @@ pub async fn corrupt_bundle_is_rejected_and_target_unchanged(fixture: &dyn Confo
     assert_eq!(err.kind(), ErrorKind::Integrity, "unexpected error: {err}");
     let after = digest_of(fixture, &target).await;
     assert_eq!(before, after, "a refused restore changed the target");
-}
-
-/// Flips a byte in the middle of the stored bytes of entry `entry_path`.
-fn flip_byte_inside_entry(bundle: &Path, entry_path: &str, size: u64) {
-    let bytes = std::fs::read(bundle).unwrap_or_else(|e| panic!("read bundle: {e}"));
-    // A local file header is 30 bytes, then the name, then the extra field, then the data;
-    // the extra field's length is the header's last two bytes.
-    let name = entry_path.as_bytes();
-    let at = bytes
-        .windows(name.len())
-        .position(|w| w == name)
-        .unwrap_or_else(|| panic!("entry `{entry_path}` not found in the bundle"));
-    assert!(at >= 30, "entry name found before any local header");
-    let extra_len = usize::from(u16::from_le_bytes([bytes[at - 2], bytes[at - 1]]));
-    let data_start = at + name.len() + extra_len;
-    let offset = data_start + (size as usize / 2);
-    let mut corrupted = bytes;
-    assert!(offset < corrupted.len(), "entry too small to corrupt");
-    corrupted[offset] ^= 0x55;
-    std::fs::write(bundle, corrupted).unwrap_or_else(|e| panic!("write bundle: {e}"));
 }
 
 /// Feeds an importer a stream cut in half (ending cleanly, as a truncated file would) and

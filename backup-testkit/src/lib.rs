@@ -8,4 +8,5 @@ pub mod data;
 pub mod ports;
 pub mod postgres_server;
 pub mod redis_server;
+pub mod tamper;
 pub mod tree;

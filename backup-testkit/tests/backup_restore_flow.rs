@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use backup_core::backup::{create_backup, BackupRequest};
-use backup_core::bundle::BundleOptions;
+use backup_core::bundle::{BundleOptions, BundleReader};
 use backup_core::host::{NewDeployment, WorkspaceHost};
 use backup_core::memory_host::{config_from_json, InMemoryHost};
 use backup_core::progress::{CollectedProgress, ProgressEvent, SharedProgress};
@@ -13,6 +13,7 @@ use backup_core::restore::{restore_backup, RestoreOptions};
 use backup_core::secrets::SecretGenerator;
 use backup_core::snapshot::WorkspaceRef;
 use backup_core::{directory, ErrorKind, Recipe, RecipeRegistry};
+use backup_testkit::tamper::flip_byte_inside_entry;
 use backup_testkit::tree::{tree_digest, write_sample_tree};
 use serde_json::json;
 
@@ -274,16 +275,15 @@ async fn a_corrupt_bundle_is_refused_before_anything_is_created() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let source = source_host(&tmp.path().join("src"));
     let bundle = backup(&source, tmp.path(), Arc::new(CollectedProgress::new())).await;
-    let mut bytes = std::fs::read(&bundle).expect("read");
-    let name = b"data/files/tree.tar";
-    let at = bytes
-        .windows(name.len())
-        .position(|w| w == name)
-        .expect("entry");
-    let extra = usize::from(u16::from_le_bytes([bytes[at - 2], bytes[at - 1]]));
-    let inside = at + name.len() + 4 + extra + 40;
-    bytes[inside] ^= 0xff;
-    std::fs::write(&bundle, bytes).expect("write");
+    let reader = BundleReader::open(&bundle).await.expect("open");
+    let entry = reader
+        .manifest()
+        .entries_of("files")
+        .next()
+        .cloned()
+        .expect("entry of files");
+    drop(reader);
+    flip_byte_inside_entry(&bundle, &entry);
     let target = InMemoryHost::new(workspace("t"));
     let err = restore_backup(
         &bundle,
