@@ -27,6 +27,14 @@ async fn export_bytes(path: &std::path::Path) -> Vec<u8> {
     chunks.concat()
 }
 
+/// Writes the sample tree under `dir/source` and exports it: (source path, tar bytes).
+async fn exported_sample_tree(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+    let source = dir.join("source");
+    write_sample_tree(&source);
+    let bytes = export_bytes(&source).await;
+    (source, bytes)
+}
+
 fn stream_of(bytes: Vec<u8>) -> ByteStream {
     Box::pin(futures::stream::iter(
         bytes
@@ -39,9 +47,7 @@ fn stream_of(bytes: Vec<u8>) -> ByteStream {
 #[tokio::test]
 async fn tree_round_trips_with_modes_mtimes_symlinks_and_empty_dirs() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let source = tmp.path().join("source");
-    write_sample_tree(&source);
-    let bytes = export_bytes(&source).await;
+    let (source, bytes) = exported_sample_tree(tmp.path()).await;
     let target = tmp.path().join("restored");
     DirectoryImporter
         .import(
@@ -94,9 +100,7 @@ async fn export_of_a_missing_directory_fails_with_not_found() {
 #[tokio::test]
 async fn import_into_a_non_empty_directory_needs_force() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let source = tmp.path().join("source");
-    write_sample_tree(&source);
-    let bytes = export_bytes(&source).await;
+    let (source, bytes) = exported_sample_tree(tmp.path()).await;
     let target = tmp.path().join("target");
     std::fs::create_dir_all(&target).expect("mkdir");
     std::fs::write(target.join("old.txt"), b"old").expect("write");
@@ -133,9 +137,7 @@ async fn import_into_a_non_empty_directory_needs_force() {
 #[tokio::test]
 async fn truncated_stream_fails_and_leaves_the_target_as_it_was() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let source = tmp.path().join("source");
-    write_sample_tree(&source);
-    let bytes = export_bytes(&source).await;
+    let (_, bytes) = exported_sample_tree(tmp.path()).await;
     let target = tmp.path().join("target");
     std::fs::create_dir_all(&target).expect("mkdir");
     std::fs::write(target.join("keep.txt"), b"precious").expect("write");
@@ -284,9 +286,7 @@ async fn an_unknown_format_is_refused_before_anything_is_touched() {
 #[tokio::test]
 async fn a_stream_cut_at_an_entry_boundary_is_detected_as_truncated() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let source = tmp.path().join("source");
-    write_sample_tree(&source);
-    let bytes = export_bytes(&source).await;
+    let (_, bytes) = exported_sample_tree(tmp.path()).await;
     // Drop the end-of-archive blocks: every entry is whole, but the archive is not.
     let cut = bytes[..bytes.len() - 1024].to_vec();
     let target = tmp.path().join("target");
