@@ -1,6 +1,7 @@
 //! [`PostgresExporter`]: one `pg_dump` artifact per database, streamed, with its metadata
 //! taken in the same MVCC snapshot as the dump.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,11 @@ use backup_core::{
 
 use crate::config::{DumpFormat, DumpScope, PostgresConfig};
 use crate::connection::{psql, query, tool, MAINTENANCE_DB};
-use crate::metadata::{keys, parse_summary, summary_sql, DatabaseSummary};
+use crate::metadata::{
+    keys, parse_partition_leaves, parse_row_counts, parse_summary, row_counts_sql, summary_sql,
+    DatabaseSummary,
+};
+use crate::row_count;
 
 /// How long the snapshot-holding session may take to answer one step.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
@@ -173,9 +178,16 @@ impl DataExporter for PostgresExporter {
         let dump = pg_dump_spec(&config, &database, format, scope, Some(&snapshot));
         let stream = service.runner.stream_stdout(&dump).await?;
 
-        // Gather metadata in the snapshot while the dump streams.
-        let count_rows = scope == DumpScope::Full;
-        let summary_task = tokio::spawn(io.summary(count_rows));
+        // Gather the schema summary in the snapshot while the dump streams, and count
+        // each table's rows in the dump's own COPY data as it passes.
+        let summary_task = tokio::spawn(io.summary());
+        let (stream, counting) = match scope {
+            DumpScope::Full => {
+                let (stream, counting) = row_count::tee(stream, format);
+                (stream, Some(counting))
+            }
+            DumpScope::Schema => (stream, None),
+        };
 
         let dumped = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&dumped);
@@ -194,20 +206,45 @@ impl DataExporter for PostgresExporter {
                 // Whatever the summary query did, the session (and its exported snapshot)
                 // stays open until pg_dump is done with it.
                 let _ = dump_ended.await;
-                let (io, summary) = match summary {
-                    Ok(Ok((io, Some(summary)))) => (io, summary),
+                let (mut io, mut summary, leaves) = match summary {
+                    Ok(Ok((io, Some((summary, leaves))))) => (io, summary, leaves),
                     Ok(Ok((io, None))) => {
                         drop(io);
                         return Err(session.failure().await);
                     }
                     Ok(Err(_)) | Err(_) => return Err(session.failure().await),
                 };
+                let mut source = None;
+                if let Some(counting) = counting {
+                    let counted = counting.await.map_err(|e| {
+                        Error::new(ErrorKind::Io, format!("the row counter failed: {e}"))
+                    })?;
+                    match rows_from_dump(counted, &summary, &leaves)? {
+                        Some(rows) => {
+                            summary.row_counts = Some(rows);
+                            source = Some("dump");
+                        }
+                        None => match io.exact_row_counts().await? {
+                            Some(rows) => {
+                                summary.row_counts = Some(rows);
+                                source = Some("query");
+                            }
+                            None => {
+                                drop(io);
+                                return Err(session.failure().await);
+                            }
+                        },
+                    }
+                }
                 session.commit(io).await?;
                 let mut map = summary.to_metadata();
                 map.insert(keys::DATABASE.into(), database.into());
                 map.insert(keys::FORMAT.into(), format.as_str().into());
                 map.insert(keys::SCOPE.into(), scope.as_str().into());
                 map.insert(keys::CONSISTENT_SNAPSHOT.into(), true.into());
+                if let Some(source) = source {
+                    map.insert(keys::ROW_COUNT_SOURCE.into(), source.into());
+                }
                 map.insert(
                     keys::DUMP_BYTES.into(),
                     dumped.load(Ordering::Relaxed).into(),
@@ -246,6 +283,40 @@ impl futures::Stream for SignalOnEnd {
         }
         polled
     }
+}
+
+/// The row counts the dump's own data gave, checked to cover every table the summary
+/// lists and rolled up into partitioned tables; `None` when the counter could not read
+/// this dump (or missed a table), so the caller counts with SQL instead.
+///
+/// # Errors
+///
+/// When the dump stream itself failed (the export fails anyway).
+fn rows_from_dump(
+    counted: row_count::Counted,
+    summary: &DatabaseSummary,
+    leaves: &BTreeMap<String, Vec<String>>,
+) -> Result<Option<BTreeMap<String, i64>>> {
+    let mut rows = match counted {
+        Ok(rows) => rows,
+        Err(row_count::CountError::Read(e)) => {
+            return Err(Error::io("reading the dump to count its rows", e))
+        }
+        Err(row_count::CountError::Unsupported(_) | row_count::CountError::Malformed(_)) => {
+            return Ok(None)
+        }
+    };
+    row_count::roll_up_partitions(&mut rows, leaves);
+    let mut exact = BTreeMap::new();
+    for table in summary.table_names() {
+        match rows.get(table) {
+            Some(count) => {
+                exact.insert(table.to_string(), i64::try_from(*count).unwrap_or(i64::MAX));
+            }
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(exact))
 }
 
 /// The `pg_dump` invocation for one database.
@@ -387,21 +458,46 @@ impl SessionIo {
         Ok((read > 0).then(|| line.trim().to_string()))
     }
 
-    /// Runs the summary query in the session's snapshot (without parallel workers, so
-    /// counting competes less with pg_dump for CPU), inside a savepoint so that a
-    /// failing query (a table the role cannot read) keeps the transaction, and with it the
-    /// exported snapshot pg_dump may still be importing, alive. Gives the pipes back with
-    /// the summary, or `None` when the query failed (its error is on psql's stderr).
-    async fn summary(mut self, count_rows: bool) -> Result<(SessionIo, Option<DatabaseSummary>)> {
-        let sql = summary_sql(count_rows).replace('\n', " ");
-        let script = format!(
-            "\\set ON_ERROR_STOP 0\nSET LOCAL max_parallel_workers_per_gather = 0;\nSAVEPOINT backup_summary;\n{sql}\n\\echo {SUMMARY_END}\n"
+    /// Runs the summary query (schema and partitions, no row counts) in the session's
+    /// snapshot, inside a savepoint so that a failing query keeps the transaction, and
+    /// with it the exported snapshot pg_dump may still be importing, alive. Gives the
+    /// pipes back with the summary and the leaf partitions of each partitioned table, or
+    /// `None` when the query failed (its error is on psql's stderr).
+    async fn summary(mut self) -> Result<(SessionIo, Option<SnapshotSummary>)> {
+        let sql = summary_sql(false);
+        let line = self.query_line(&sql).await?;
+        let summary = match line {
+            Some(line) => Some((parse_summary(&line, false)?, parse_partition_leaves(&line)?)),
+            None => None,
+        };
+        Ok((self, summary))
+    }
+
+    /// Counts every summarised table's rows exactly, in the session's snapshot (for
+    /// dumps the stream counter does not read); `None` when the query failed.
+    async fn exact_row_counts(&mut self) -> Result<Option<BTreeMap<String, i64>>> {
+        let sql = format!(
+            "SET LOCAL max_parallel_workers_per_gather = 0;\n{}",
+            row_counts_sql()
         );
-        let mut summary = None;
+        match self.query_line(&sql).await? {
+            Some(line) => Ok(Some(parse_row_counts(&line)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs `sql` (one query that prints one line) in a savepoint; returns its line, or
+    /// `None` when it failed (the savepoint is rolled back, the transaction lives on).
+    async fn query_line(&mut self, sql: &str) -> Result<Option<String>> {
+        let sql = sql.replace('\n', " ");
+        let script = format!(
+            "\\set ON_ERROR_STOP 0\nSAVEPOINT backup_summary;\n{sql}\n\\echo {SUMMARY_END}\n"
+        );
+        let mut answer = None;
         match self.exchange(&script).await? {
             Some(first) if first == SUMMARY_END => {}
             Some(first) => {
-                summary = Some(parse_summary(&first, count_rows)?);
+                answer = Some(first);
                 while let Some(line) = self.read_line().await? {
                     if line == SUMMARY_END {
                         break;
@@ -411,19 +507,25 @@ impl SessionIo {
             None => {
                 return Err(Error::new(
                     ErrorKind::ToolFailed,
-                    "the psql snapshot session ended before returning the table summary",
+                    "the psql snapshot session ended before answering a query",
                 ))
             }
         }
-        if summary.is_none() {
-            self.stdin
-                .write_all(b"ROLLBACK TO SAVEPOINT backup_summary;\n")
-                .await
-                .map_err(|e| Error::io("writing to the psql session", e))?;
-        }
-        Ok((self, summary))
+        let undo: &[u8] = if answer.is_some() {
+            b"RELEASE SAVEPOINT backup_summary;\n"
+        } else {
+            b"ROLLBACK TO SAVEPOINT backup_summary;\n"
+        };
+        self.stdin
+            .write_all(undo)
+            .await
+            .map_err(|e| Error::io("writing to the psql session", e))?;
+        Ok(answer)
     }
 }
+
+/// A summary with the leaf partitions of each partitioned table.
+type SnapshotSummary = (DatabaseSummary, BTreeMap<String, Vec<String>>);
 
 /// The line psql echoes after the summary query.
 const SUMMARY_END: &str = "__backup_postgres_summary_end__";

@@ -42,6 +42,7 @@ mod errors;
 mod exporter;
 mod importer;
 pub mod metadata;
+mod row_count;
 mod smoke;
 mod stream;
 

@@ -23,7 +23,8 @@ pub mod keys {
     pub const SERVER_VERSION: &str = "serverVersion";
     /// Number of tables (ordinary and partitioned), extension-owned ones excluded.
     pub const TABLE_COUNT: &str = "tableCount";
-    /// Object of `schema.table` to exact row count (full scope only).
+    /// Object of `schema.table` to exact row count (full scope only); a partitioned
+    /// table counts the rows of all its partitions.
     pub const ROW_COUNTS: &str = "rowCounts";
     /// [`super::SchemaSummary`].
     pub const SCHEMA: &str = "schema";
@@ -31,6 +32,10 @@ pub mod keys {
     pub const CONSISTENT_SNAPSHOT: &str = "consistentSnapshot";
     /// Bytes of dump produced.
     pub const DUMP_BYTES: &str = "dumpBytes";
+    /// How the row counts were taken: `dump` (counted in the dump's own COPY data as it
+    /// streamed) or `query` (`count(*)` in the dump's snapshot, for a dump the counter
+    /// does not read).
+    pub const ROW_COUNT_SOURCE: &str = "rowCountSource";
 }
 
 /// One column of a table.
@@ -159,18 +164,9 @@ impl DatabaseSummary {
     }
 }
 
-/// The query that returns a [`DatabaseSummary`] as one JSON line; counts rows exactly
-/// when `count_rows`.
-pub(crate) fn summary_sql(count_rows: bool) -> String {
-    let rows = if count_rows {
-        "(SELECT json_object_agg(t.name, (xpath('/row/c/text()', query_to_xml(format(\
-         'SELECT count(*) AS c FROM %s %I.%I', CASE WHEN t.relkind = 'p' THEN '' ELSE 'ONLY' END, \
-         t.nspname, t.relname), false, true, '')))[1]::text::bigint ORDER BY t.name) FROM tbl t)"
-    } else {
-        "NULL"
-    };
-    format!(
-        r#"WITH tbl AS (
+/// The tables a summary covers: ordinary and partitioned, outside the system schemas,
+/// not owned by an extension.
+const TABLES_CTE: &str = r#"WITH tbl AS (
   SELECT c.oid, n.nspname, c.relname, c.relkind, n.nspname || '.' || c.relname AS name
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p')
@@ -179,10 +175,32 @@ pub(crate) fn summary_sql(count_rows: bool) -> String {
     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                     WHERE d.classid = 'pg_catalog.pg_class'::regclass
                       AND d.objid = c.oid AND d.deptype = 'e')
-)
+)"#;
+
+/// Exact row counts of the `tbl` tables as one JSON object (NULL when there are none):
+/// a partitioned table counts the rows of all its partitions, any other table its own.
+const ROW_COUNTS_EXPR: &str =
+    "(SELECT json_object_agg(t.name, (xpath('/row/c/text()', query_to_xml(format(\
+ 'SELECT count(*) AS c FROM %s %I.%I', CASE WHEN t.relkind = 'p' THEN '' ELSE 'ONLY' END, \
+ t.nspname, t.relname), false, true, '')))[1]::text::bigint ORDER BY t.name) FROM tbl t)";
+
+/// The query that returns a [`DatabaseSummary`] as one JSON line; counts rows exactly
+/// when `count_rows`. The line also carries `partitionLeaves` (see
+/// [`parse_partition_leaves`]).
+pub(crate) fn summary_sql(count_rows: bool) -> String {
+    let rows = if count_rows { ROW_COUNTS_EXPR } else { "NULL" };
+    format!(
+        r#"{TABLES_CTE}
 SELECT json_build_object(
   'serverVersion', current_setting('server_version'),
   'rowCounts', {rows},
+  'partitionLeaves', COALESCE((SELECT json_object_agg(t.name, (
+      SELECT COALESCE(json_agg(ln.nspname || '.' || lc.relname ORDER BY 1), '[]'::json)
+      FROM pg_catalog.pg_partition_tree(t.oid) pt
+      JOIN pg_catalog.pg_class lc ON lc.oid = pt.relid
+      JOIN pg_catalog.pg_namespace ln ON ln.oid = lc.relnamespace
+      WHERE pt.isleaf AND lc.relkind = 'r'))
+    FROM tbl t WHERE t.relkind = 'p'), '{{}}'::json),
   'schema', json_build_object(
     'tables', COALESCE((SELECT json_agg(json_build_object(
         'name', t.name,
@@ -205,6 +223,39 @@ SELECT json_build_object(
 );
 "#
     )
+}
+
+/// The query that returns the exact row counts of every summarised table as one JSON
+/// object line (`{}` when there are no tables).
+pub(crate) fn row_counts_sql() -> String {
+    format!("{TABLES_CTE}\nSELECT COALESCE({ROW_COUNTS_EXPR}, '{{}}'::json);\n")
+}
+
+/// Parses the output of [`row_counts_sql`].
+pub(crate) fn parse_row_counts(output: &str) -> Result<BTreeMap<String, i64>> {
+    serde_json::from_str(output.trim()).map_err(|e| {
+        Error::new(
+            ErrorKind::ToolFailed,
+            format!("psql returned row counts that do not parse: {e}"),
+        )
+    })
+}
+
+/// The leaf partitions of each partitioned table, from the output of [`summary_sql`].
+pub(crate) fn parse_partition_leaves(output: &str) -> Result<BTreeMap<String, Vec<String>>> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Leaves {
+        partition_leaves: BTreeMap<String, Vec<String>>,
+    }
+    serde_json::from_str::<Leaves>(output.trim())
+        .map(|l| l.partition_leaves)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::ToolFailed,
+                format!("psql returned partition leaves that do not parse: {e}"),
+            )
+        })
 }
 
 /// Parses the output of [`summary_sql`].

@@ -22,7 +22,7 @@ async fn smoke_test_passes_after_restore_and_fails_naming_a_tampered_table() {
         exported.descriptor.metadata["consistentSnapshot"],
         json!(true)
     );
-    assert_eq!(exported.descriptor.metadata["tableCount"], json!(7));
+    assert_eq!(exported.descriptor.metadata["tableCount"], json!(11));
     let restored = service(&server, "restored", json!({}));
     import_file(&restored, &exported, false).await.unwrap();
 

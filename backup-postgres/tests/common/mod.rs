@@ -106,7 +106,7 @@ pub(crate) async fn import_path(
 
 /// Every kind of object the round trip must preserve: jsonb, arrays, bytea, large
 /// objects, enums, domains, sequences, views, materialized views, functions, triggers,
-/// partitioned tables, contrib extensions, non-ASCII identifiers and data.
+/// partitioned tables (two levels), inheritance, contrib extensions, non-ASCII identifiers and data.
 pub(crate) const MANY_OBJECTS_SQL: &str = r#"
 CREATE EXTENSION hstore;
 CREATE EXTENSION pg_trgm;
@@ -143,8 +143,15 @@ CREATE VIEW happy_kunden AS SELECT id, "näme" FROM "Kunden_ü" WHERE mood = 'ha
 CREATE MATERIALIZED VIEW mood_counts AS SELECT mood, count(*) AS n FROM "Kunden_ü" GROUP BY mood;
 CREATE TABLE measurements (id int, at date NOT NULL, value numeric) PARTITION BY RANGE (at);
 CREATE TABLE measurements_2024 PARTITION OF measurements FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
-CREATE TABLE measurements_2025 PARTITION OF measurements FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE measurements_2025 PARTITION OF measurements FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')
+  PARTITION BY RANGE (id);
+CREATE TABLE measurements_2025_low PARTITION OF measurements_2025 FOR VALUES FROM (MINVALUE) TO (300);
+CREATE TABLE measurements_2025_high PARTITION OF measurements_2025 FOR VALUES FROM (300) TO (MAXVALUE);
 INSERT INTO measurements SELECT g, date '2024-06-01' + g, g * 1.5 FROM generate_series(1, 400) g;
+CREATE TABLE animals (name text);
+CREATE TABLE cats (lives int) INHERITS (animals);
+INSERT INTO animals VALUES ('generic');
+INSERT INTO cats VALUES ('tom', 9), ('felix', 7);
 CREATE TABLE docs (id int PRIMARY KEY, content oid);
 INSERT INTO docs SELECT 1, lo_from_bytea(0, convert_to(repeat('large object data ü ', 20000), 'UTF8'));
 CREATE SCHEMA "schéma";
