@@ -6,9 +6,13 @@
 //! - `PG_BENCH_LARGE_SCALE` (default 70, about 1 GB),
 //! - `PG_BENCH_QUICK=1` skips the large size.
 //!
-//! Each side runs three times and the fastest run counts. Native and adapter runs use
-//! the same flags (`--no-owner --no-privileges`, custom
-//! format, one transaction on restore) and include creating the target database.
+//! Each side runs five times, alternating, and the fastest run counts. Export is
+//! compared with `pg_dump -Fc` as an operator would run it (zlib's default level) and
+//! with `pg_dump -Fc -Z1` (the adapter's default level); the dump sizes are printed too.
+//! The adapter and pg_dump use the same binaries (`binDir`) and flags (`--no-owner
+//! --no-privileges`); restores run in one transaction and include creating the target
+//! database. The adapter's export also counts every table's rows in the stream and
+//! gathers the schema summary in the dump's snapshot; pg_dump does neither.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,7 +20,7 @@ use std::time::Duration;
 use backup_benches::{measure, print_report, time_shell, Row};
 use backup_core::artifact::stream_from_reader;
 use backup_core::{DataExporter, DataImporter, ImportMode, ServiceTarget};
-use backup_postgres::{PostgresExporter, PostgresImporter, RECIPE};
+use backup_postgres::{PostgresExporter, PostgresImporter, DEFAULT_COMPRESSION_LEVEL, RECIPE};
 use backup_testkit::postgres_server::PostgresServer;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -31,25 +35,27 @@ fn env_scale(name: &str, default: u32) -> u32 {
 /// How often each side is timed; the fastest run counts (less noise from other work).
 const RUNS: usize = 5;
 
-/// Times the native tool and ours alternately, [`RUNS`] times each, with `prepare` (a
-/// checkpoint, dropping restore targets) before every run, so that background work and
-/// cache state fall on both sides alike. Returns the native tool's fastest time and our
-/// fastest run (with the largest peak RSS seen in any of our runs).
+/// Times each native command and ours in turn, [`RUNS`] rounds, with `prepare` (a
+/// checkpoint, dropping restore targets) before every run and the order rotating each
+/// round, so that background work and cache state fall on every side alike. Returns each
+/// native command's fastest time and our fastest run (with the largest peak RSS seen in
+/// any of our runs).
 fn side_by_side<T>(
     mut prepare: impl FnMut(),
-    mut native: impl FnMut() -> Duration,
+    natives: &mut [&mut dyn FnMut() -> Duration],
     mut ours: impl FnMut() -> (T, Duration, u64),
-) -> (Duration, (T, Duration, u64)) {
-    let mut native_best = Duration::MAX;
+) -> (Vec<Duration>, (T, Duration, u64)) {
+    let mut native_best = vec![Duration::MAX; natives.len()];
     let mut ours_best: Option<(T, Duration, u64)> = None;
     let mut peak = 0;
+    let sides = natives.len() + 1;
     for run in 0..RUNS {
-        // Alternate which side goes first.
-        let native_first = run % 2 == 0;
-        for side in 0..2 {
+        for step in 0..sides {
             prepare();
-            if (side == 0) == native_first {
-                native_best = native_best.min(native());
+            // Side `natives.len()` is ours; rotate who goes first.
+            let side = (step + run) % sides;
+            if side < natives.len() {
+                native_best[side] = native_best[side].min(natives[side]());
             } else {
                 let (out, elapsed, run_peak) = ours();
                 peak = peak.max(run_peak);
@@ -138,6 +144,8 @@ fn main() {
     let createdb = server.binary("createdb").display().to_string();
 
     let mut export_rows = Vec::new();
+    let mut same_level_rows = Vec::new();
+    let mut sizes = Vec::new();
     let mut restore_rows = Vec::new();
     let mut peaks = Vec::new();
     for scale in scales {
@@ -155,6 +163,7 @@ fn main() {
         println!("scale {scale}: database {data_mib:.0} MiB");
 
         let native_file = dir.path().join(format!("{db}.native.dump"));
+        let native_z1_file = dir.path().join(format!("{db}.native-z1.dump"));
         let ours_file = dir.path().join(format!("{db}.ours.dump"));
         // Warm the cache once so neither side pays for the first read.
         time_shell(&format!(
@@ -163,21 +172,42 @@ fn main() {
         let checkpoint = || {
             server.psql("postgres", "CHECKPOINT");
         };
-        let (native_export, (bytes, ours_export, export_peak)) = side_by_side(
+        let mut native_default = || {
+            time_shell(&format!(
+                "{pg_dump} {conn} -Fc --no-owner --no-privileges {db} > {}",
+                native_file.display()
+            ))
+        };
+        let mut native_same_level = || {
+            time_shell(&format!(
+                "{pg_dump} {conn} -Fc -Z{DEFAULT_COMPRESSION_LEVEL} --no-owner --no-privileges {db} > {}",
+                native_z1_file.display()
+            ))
+        };
+        let (natives, (bytes, ours_export, export_peak)) = side_by_side(
             checkpoint,
-            || {
-                time_shell(&format!(
-                    "{pg_dump} {conn} -Fc --no-owner --no-privileges {db} > {}",
-                    native_file.display()
-                ))
-            },
+            &mut [&mut native_default, &mut native_same_level],
             || measure(|| runtime.block_on(adapter_export(&server, &db, &ours_file))),
         );
+        let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        sizes.push(format!(
+            "scale {scale}: ours {:.1} MiB, pg_dump -Fc {:.1} MiB, pg_dump -Fc -Z{DEFAULT_COMPRESSION_LEVEL} {:.1} MiB",
+            bytes as f64 / 1048576.0,
+            size(&native_file) as f64 / 1048576.0,
+            size(&native_z1_file) as f64 / 1048576.0,
+        ));
         export_rows.push(Row {
             name: format!("export scale {scale} ({data_mib:.0} MiB db)"),
             bytes,
             ours: ours_export,
-            native: native_export,
+            native: natives[0],
+            peak_kib: export_peak,
+        });
+        same_level_rows.push(Row {
+            name: format!("export scale {scale}, same -Z{DEFAULT_COMPRESSION_LEVEL}"),
+            bytes,
+            ours: ours_export,
+            native: natives[1],
             peak_kib: export_peak,
         });
 
@@ -185,21 +215,23 @@ fn main() {
         let ours_db = format!("{db}_ours");
         let drop_db =
             |name: &str| server.psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\""));
+        let mut native_restore = || {
+            time_shell(&format!(
+                "{createdb} {conn} -T template0 {native_db} && {pg_restore} {conn} \
+                 --single-transaction --exit-on-error --no-owner --no-privileges -d {native_db} {}",
+                native_file.display()
+            ))
+        };
         let (native_restore, ((), ours_restore, restore_peak)) = side_by_side(
             || {
                 drop_db(&native_db);
                 drop_db(&ours_db);
                 checkpoint();
             },
-            || {
-                time_shell(&format!(
-                    "{createdb} {conn} -T template0 {native_db} && {pg_restore} {conn} \
-                     --single-transaction --exit-on-error --no-owner --no-privileges -d {native_db} {}",
-                    native_file.display()
-                ))
-            },
+            &mut [&mut native_restore],
             || measure(|| runtime.block_on(adapter_restore(&server, &ours_db, &ours_file))),
         );
+        let native_restore = native_restore[0];
         restore_rows.push(Row {
             name: format!("restore scale {scale}"),
             bytes,
@@ -218,6 +250,7 @@ fn main() {
             server.psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\""));
         }
         let _ = std::fs::remove_file(&native_file);
+        let _ = std::fs::remove_file(&native_z1_file);
         let _ = std::fs::remove_file(&ours_file);
     }
 
@@ -226,6 +259,15 @@ fn main() {
         "pg_dump s",
         &export_rows,
     );
+    print_report(
+        &format!("PostgreSQL export against pg_dump -Fc -Z{DEFAULT_COMPRESSION_LEVEL} (the adapter's level)"),
+        "pg_dump s",
+        &same_level_rows,
+    );
+    println!("\ndump sizes:");
+    for line in &sizes {
+        println!("  {line}");
+    }
     print_report(
         "PostgreSQL restore (custom format)",
         "pg_restore s",

@@ -22,7 +22,7 @@ const CONNECT_TIMEOUT_SECS: &str = "10";
 pub(crate) fn tool(config: &PostgresConfig, program: &str, database: &str) -> CommandSpec {
     let target = format!("{}:{}", config.host, config.port);
     let password = config.password.clone();
-    let mut spec = CommandSpec::new(program)
+    let mut spec = CommandSpec::new(config.program(program))
         .arg("-h")
         .arg(config.host.clone())
         .arg("-p")

@@ -236,7 +236,6 @@ impl DataExporter for PostgresExporter {
                         },
                     }
                 }
-                session.commit(io).await?;
                 let mut map = summary.to_metadata();
                 map.insert(keys::DATABASE.into(), database.into());
                 map.insert(keys::FORMAT.into(), format.as_str().into());
@@ -249,10 +248,20 @@ impl DataExporter for PostgresExporter {
                     keys::DUMP_BYTES.into(),
                     dumped.load(Ordering::Relaxed).into(),
                 );
-                Ok(map)
+                Ok((map, session, io))
             }
             .await;
-            let _ = metadata_tx.send(outcome);
+            match outcome {
+                Ok((map, session, io)) => {
+                    // The metadata is complete: deliver it, then end the read-only
+                    // transaction (its outcome no longer matters to the dump).
+                    let _ = metadata_tx.send(Ok(map));
+                    let _ = session.commit(io).await;
+                }
+                Err(e) => {
+                    let _ = metadata_tx.send(Err(e));
+                }
+            }
         });
         Ok(ArtifactData {
             stream: Box::pin(SignalOnEnd {
@@ -329,7 +338,10 @@ pub(crate) fn pg_dump_spec(
 ) -> CommandSpec {
     let mut spec = tool(config, "pg_dump", database).args(["--no-owner", "--no-privileges"]);
     spec = match format {
-        DumpFormat::Custom => spec.arg("--format=custom"),
+        DumpFormat::Custom => spec.args([
+            "--format=custom".to_string(),
+            format!("--compress={}", config.custom_compression_level()),
+        ]),
         DumpFormat::Sql => spec.args(["--format=plain", "--clean", "--if-exists"]),
     };
     if scope == DumpScope::Schema {
@@ -532,4 +544,88 @@ const SUMMARY_END: &str = "__backup_postgres_summary_end__";
 
 fn is_snapshot_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::metadata::{SchemaSummary, TableSummary};
+
+    fn summary(tables: &[&str]) -> DatabaseSummary {
+        DatabaseSummary {
+            schema: SchemaSummary {
+                tables: tables
+                    .iter()
+                    .map(|name| TableSummary {
+                        name: (*name).to_string(),
+                        columns: Vec::new(),
+                    })
+                    .collect(),
+                indexes: Vec::new(),
+            },
+            ..DatabaseSummary::default()
+        }
+    }
+
+    #[test]
+    fn dump_counts_roll_up_partitions_and_cover_every_table() {
+        let counted: row_count::Counted = Ok(BTreeMap::from([
+            ("public.p_a".to_string(), 3),
+            ("public.p_b".to_string(), 4),
+            ("public.t".to_string(), 5),
+            ("ext.config".to_string(), 9),
+        ]));
+        let leaves = BTreeMap::from([(
+            "public.p".to_string(),
+            vec!["public.p_a".to_string(), "public.p_b".to_string()],
+        )]);
+        let tables = summary(&["public.p", "public.p_a", "public.p_b", "public.t"]);
+        let rows = rows_from_dump(counted, &tables, &leaves).unwrap().unwrap();
+        assert_eq!(rows["public.p"], 7);
+        assert_eq!(rows["public.t"], 5);
+        assert!(!rows.contains_key("ext.config"), "only summarised tables");
+    }
+
+    #[test]
+    fn a_table_missing_from_the_dump_or_an_unreadable_dump_falls_back_to_sql() {
+        let counted: row_count::Counted = Ok(BTreeMap::from([("public.t".to_string(), 5)]));
+        let tables = summary(&["public.t", "public.u"]);
+        assert!(rows_from_dump(counted, &tables, &BTreeMap::new())
+            .unwrap()
+            .is_none());
+        let unsupported = Err(row_count::CountError::Unsupported("lz4".into()));
+        assert!(rows_from_dump(unsupported, &tables, &BTreeMap::new())
+            .unwrap()
+            .is_none());
+        let failed = Err(row_count::CountError::Read(std::io::Error::other("cut")));
+        assert!(rows_from_dump(failed, &tables, &BTreeMap::new()).is_err());
+    }
+
+    /// The fallback a dump the counter cannot read takes: count(*) inside the session's
+    /// exported snapshot, which sees the data as of the snapshot, not later writes.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_sql_fallback_counts_rows_in_the_dump_snapshot() {
+        let server = backup_testkit::postgres_server::PostgresServer::start();
+        server.create_database("fallback");
+        server.psql(
+            "fallback",
+            "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 30); \
+             CREATE TABLE p (id int) PARTITION BY RANGE (id); \
+             CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10); \
+             CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (10) TO (100); \
+             INSERT INTO p SELECT generate_series(1, 20);",
+        );
+        let config = PostgresConfig::from_json(&server.config_json("fallback")).unwrap();
+        let runner: Arc<dyn CommandRunner> = Arc::new(backup_core::command::LocalRunner::new());
+        let (session, mut io) = SnapshotSession::open(&runner, &config, "fallback")
+            .await
+            .unwrap();
+        server.psql("fallback", "INSERT INTO t SELECT generate_series(31, 40);");
+        let rows = io.exact_row_counts().await.unwrap().unwrap();
+        assert_eq!(rows["public.t"], 30, "{rows:?}");
+        assert_eq!(rows["public.p"], 20, "{rows:?}");
+        assert_eq!(rows["public.p2"], 11, "{rows:?}");
+        session.commit(io).await.unwrap();
+    }
 }

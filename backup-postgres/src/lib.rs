@@ -51,7 +51,10 @@ use std::sync::Arc;
 use backup_core::secrets::SecretGenerator;
 use backup_core::{Recipe, RecipeRegistry, Result};
 
-pub use config::{config_schema, DumpFormat, DumpScope, PostgresConfig, SslMode, DEFAULT_PORT};
+pub use config::{
+    config_schema, DumpFormat, DumpScope, PostgresConfig, SslMode, DEFAULT_COMPRESSION_LEVEL,
+    DEFAULT_PORT,
+};
 pub use diff::{
     diff, diff_bundles, BundleDiffEntry, ColumnChange, IndexChange, RowDelta, SchemaDiff,
 };

@@ -287,3 +287,65 @@ async fn concurrent_exports_of_different_databases_both_succeed_with_their_own_m
         server.table_checksums("right_copy")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_bin_dir_the_tools_are_found_on_path() {
+    let server = PostgresServer::start();
+    server.create_database("plain_path");
+    server.psql(
+        "plain_path",
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 25);",
+    );
+    let on_path = |db: &str| {
+        let mut target = service(&server, db, json!({}));
+        if let Some(map) = target.config.as_object_mut() {
+            map.remove("binDir");
+        }
+        target
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let exported = export_one(&on_path("plain_path"), dir.path())
+        .await
+        .unwrap();
+    assert_eq!(
+        exported.descriptor.metadata["rowCounts"]["public.t"],
+        json!(25)
+    );
+    import_file(&on_path("plain_path_copy"), &exported, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.psql("plain_path_copy", "SELECT count(*) FROM t"),
+        "25"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_are_counted_from_uncompressed_and_compressed_custom_dumps_alike() {
+    let server = PostgresServer::start();
+    server.create_database("levels");
+    server.psql(
+        "levels",
+        "CREATE TABLE t (id int, note text); \
+         INSERT INTO t SELECT g, repeat(E'line\\nbreak', g % 5) FROM generate_series(1, 5000) g; \
+         CREATE TABLE empty (id int);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for level in [0, 1, 9] {
+        let exported = export_one(
+            &service(&server, "levels", json!({"compressionLevel": level})),
+            dir.path(),
+        )
+        .await
+        .unwrap();
+        let meta = &exported.descriptor.metadata;
+        assert_eq!(meta["rowCountSource"], json!("dump"), "level {level}");
+        assert_eq!(meta["rowCounts"]["public.t"], json!(5000), "level {level}");
+        assert_eq!(meta["rowCounts"]["public.empty"], json!(0), "level {level}");
+        let target = format!("levels_{level}");
+        import_file(&service(&server, &target, json!({})), &exported, false)
+            .await
+            .unwrap();
+        assert_eq!(server.psql(&target, "SELECT count(*) FROM t"), "5000");
+    }
+}

@@ -280,13 +280,21 @@ impl PostgresServer {
     }
 
     /// The adapter config for `db` as the superuser: host, port, user, database.
+    ///
+    /// `binDir` names the directory of the server's own client tools when they are there
+    /// (the same binaries the native-tool benchmarks call), so no wrapper script or other
+    /// version on `PATH` is picked up.
     pub fn config_json(&self, db: &str) -> serde_json::Value {
-        serde_json::json!({
+        let mut config = serde_json::json!({
             "host": self.host(),
             "port": self.port,
             "user": SUPERUSER,
             "database": db,
-        })
+        });
+        if self.bin.join("pg_dump").is_file() {
+            config["binDir"] = serde_json::json!(self.bin.display().to_string());
+        }
+        config
     }
 
     /// A checksum per table (`schema.table` → `rows:sum-of-row-hashes`), independent of

@@ -405,3 +405,40 @@ impl Inflater {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_an_archive_are_malformed() {
+        let err = count_rows(&b"SET statement_timeout = 0;\n"[..]).unwrap_err();
+        assert!(matches!(err, CountError::Malformed(_)), "{err}");
+    }
+
+    #[test]
+    fn an_archive_version_it_does_not_read_is_unsupported() {
+        let err = count_rows(&b"PGDMP\x01\x09\x00\x04\x08\x01"[..]).unwrap_err();
+        assert!(matches!(err, CountError::Unsupported(_)), "{err}");
+    }
+
+    #[test]
+    fn an_archive_cut_in_its_header_is_malformed() {
+        let err = count_rows(&b"PGDMP\x01\x0e\x00\x04\x08\x01\x00\x01"[..]).unwrap_err();
+        assert!(matches!(err, CountError::Malformed(_)), "{err}");
+    }
+
+    #[test]
+    fn table_data_must_end_with_the_terminator() {
+        let mut lines = Lines::default();
+        lines.feed(b"1\tx\n2\ty\n\\.\n\n\n");
+        assert_eq!(lines.rows().unwrap(), 2);
+        let mut empty = Lines::default();
+        empty.feed(b"\\.\n\n\n");
+        assert_eq!(empty.rows().unwrap(), 0);
+        let mut cut = Lines::default();
+        cut.feed(b"1\tx\n2\t");
+        assert!(cut.rows().is_err());
+    }
+}
