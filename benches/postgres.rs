@@ -4,9 +4,10 @@
 //! `cargo bench -p backup-benches --bench postgres`. Environment:
 //! - `PG_BENCH_SCALE` (default 7, about 100 MB of table data),
 //! - `PG_BENCH_LARGE_SCALE` (default 70, about 1 GB),
-//! - `PG_BENCH_QUICK=1` skips the large size.
+//! - `PG_BENCH_QUICK=1` skips the large size,
+//! - `PG_BENCH_RUNS` (default 5) rounds per side.
 //!
-//! Each side runs five times, alternating, and the fastest run counts. Export is
+//! Each side runs five times (`PG_BENCH_RUNS`), alternating, and the fastest run counts. Export is
 //! compared with `pg_dump -Fc` as an operator would run it (zlib's default level) and
 //! with `pg_dump -Fc -Z1` (the adapter's default level); the dump sizes are printed too.
 //! The adapter and pg_dump use the same binaries (`binDir`) and flags (`--no-owner
@@ -32,10 +33,19 @@ fn env_scale(name: &str, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// How often each side is timed; the fastest run counts (less noise from other work).
+/// How often each side is timed unless `PG_BENCH_RUNS` says otherwise; the fastest run
+/// counts (less noise from other work).
 const RUNS: usize = 5;
 
-/// Times each native command and ours in turn, [`RUNS`] rounds, with `prepare` (a
+fn runs() -> usize {
+    std::env::var("PG_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(RUNS)
+}
+
+/// Times each native command and ours in turn, [`runs`] rounds, with `prepare` (a
 /// checkpoint, dropping restore targets) before every run and the order rotating each
 /// round, so that background work and cache state fall on every side alike. Returns each
 /// native command's fastest time and our fastest run (with the largest peak RSS seen in
@@ -49,7 +59,7 @@ fn side_by_side<T>(
     let mut ours_best: Option<(T, Duration, u64)> = None;
     let mut peak = 0;
     let sides = natives.len() + 1;
-    for run in 0..RUNS {
+    for run in 0..runs() {
         for step in 0..sides {
             prepare();
             // Side `natives.len()` is ours; rotate who goes first.
@@ -70,7 +80,7 @@ fn side_by_side<T>(
     }
     match ours_best {
         Some((out, elapsed, _)) => (native_best, (out, elapsed, peak)),
-        None => unreachable!("RUNS is at least one"),
+        None => unreachable!("runs() is at least one"),
     }
 }
 
@@ -146,6 +156,7 @@ fn main() {
     let mut export_rows = Vec::new();
     let mut same_level_rows = Vec::new();
     let mut sizes = Vec::new();
+    let mut same_dump_restore_rows = Vec::new();
     let mut restore_rows = Vec::new();
     let mut peaks = Vec::new();
     for scale in scales {
@@ -215,38 +226,55 @@ fn main() {
         let ours_db = format!("{db}_ours");
         let drop_db =
             |name: &str| server.psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\""));
-        let mut native_restore = || {
+        let native_restore_of = |file: &Path, target: &str| {
             time_shell(&format!(
-                "{createdb} {conn} -T template0 {native_db} && {pg_restore} {conn} \
-                 --single-transaction --exit-on-error --no-owner --no-privileges -d {native_db} {}",
-                native_file.display()
+                "{createdb} {conn} -T template0 {target} && {pg_restore} {conn} \
+                 --single-transaction --exit-on-error --no-owner --no-privileges -d {target} {}",
+                file.display()
             ))
         };
+        // pg_restore of its own dump, and of the adapter's dump (same data, the adapter's
+        // compression level): the second separates the dump's effect from the adapter's.
+        let native_of_ours_db = format!("{db}_native_of_ours");
+        let mut native_restore = || native_restore_of(&native_file, &native_db);
+        let mut native_restore_of_ours = || native_restore_of(&ours_file, &native_of_ours_db);
         let (native_restore, ((), ours_restore, restore_peak)) = side_by_side(
             || {
                 drop_db(&native_db);
+                drop_db(&native_of_ours_db);
                 drop_db(&ours_db);
                 checkpoint();
             },
-            &mut [&mut native_restore],
-            || measure(|| runtime.block_on(adapter_restore(&server, &ours_db, &ours_file))),
+            &mut [&mut native_restore, &mut native_restore_of_ours],
+            || {
+                let timed =
+                    measure(|| runtime.block_on(adapter_restore(&server, &ours_db, &ours_file)));
+                // Checked after every run, outside the timing (the next run drops it).
+                let rows = server.psql(&ours_db, "SELECT count(*) FROM pgbench_accounts");
+                assert_eq!(
+                    rows,
+                    (u64::from(scale) * 100_000).to_string(),
+                    "restored rows"
+                );
+                timed
+            },
         );
-        let native_restore = native_restore[0];
         restore_rows.push(Row {
             name: format!("restore scale {scale}"),
             bytes,
             ours: ours_restore,
-            native: native_restore,
+            native: native_restore[0],
             peak_kib: restore_peak,
         });
-        let rows = server.psql(&ours_db, "SELECT count(*) FROM pgbench_accounts");
-        assert_eq!(
-            rows,
-            (u64::from(scale) * 100_000).to_string(),
-            "restored rows"
-        );
+        same_dump_restore_rows.push(Row {
+            name: format!("restore scale {scale}, same dump"),
+            bytes,
+            ours: ours_restore,
+            native: native_restore[1],
+            peak_kib: restore_peak,
+        });
         peaks.push((scale, export_peak.max(restore_peak)));
-        for name in [native_db, ours_db, db] {
+        for name in [native_db, native_of_ours_db, ours_db, db] {
             server.psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\""));
         }
         let _ = std::fs::remove_file(&native_file);
@@ -272,6 +300,11 @@ fn main() {
         "PostgreSQL restore (custom format)",
         "pg_restore s",
         &restore_rows,
+    );
+    print_report(
+        "PostgreSQL restore, pg_restore of the adapter's own dump",
+        "pg_restore s",
+        &same_dump_restore_rows,
     );
     println!("\nratio = adapter time / native time; target <= 1.05");
     if let [(small_scale, small), .., (large_scale, large)] = peaks.as_slice() {
