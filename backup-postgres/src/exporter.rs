@@ -33,11 +33,13 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 ///
 /// Each export opens a `psql` session that runs `BEGIN ISOLATION LEVEL REPEATABLE READ`
 /// and `pg_export_snapshot()`, starts `pg_dump --snapshot=<id>` (streamed), and, in the
-/// same snapshot and while the dump streams, gathers the table count, exact per-table row
-/// counts and the schema summary. They reach the manifest as *late metadata* once the dump
-/// ended without error; then the session commits. Dumps are portable (`--no-owner
-/// --no-privileges`); plain SQL dumps add `--clean --if-exists`; schema scope adds
-/// `--schema-only` and skips row counts.
+/// same snapshot and while the dump streams, gathers the table count and the schema
+/// summary. Exact per-table row counts are read from the dump's own COPY data as it
+/// streams (with `count(*)` in the snapshot as the fallback for a dump the counter does
+/// not read). They reach the manifest as *late metadata* once the dump ended without
+/// error; then the session commits. Dumps are portable (`--no-owner --no-privileges`);
+/// custom dumps use zlib level `compressionLevel` (1 by default); plain SQL dumps add
+/// `--clean --if-exists`; schema scope adds `--schema-only` and skips row counts.
 #[derive(Debug, Clone, Default)]
 pub struct PostgresExporter {
     _private: (),

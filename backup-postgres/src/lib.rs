@@ -30,10 +30,13 @@
 //!
 //! # Consistency
 //!
-//! Metadata (table count, exact per-table row counts, tables with columns, indexes) is
-//! taken in the same MVCC snapshot as the dump: a `psql` session exports its
-//! `REPEATABLE READ` snapshot, `pg_dump --snapshot` uses it, and the metadata is delivered
-//! as late metadata after the dump stream ended without error.
+//! Metadata is taken in the same MVCC snapshot as the dump: a `psql` session exports its
+//! `REPEATABLE READ` snapshot, `pg_dump --snapshot` uses it, and the schema summary
+//! (tables with columns, indexes) is queried in it while the dump streams. Exact
+//! per-table row counts are read from the dump's own COPY data as it passes (see
+//! `rowCountSource` in [`metadata::keys`]), with `count(*)` in the snapshot as the fallback
+//! for dumps the counter does not read. Everything is delivered as late metadata after
+//! the dump stream ended without error.
 
 mod config;
 mod connection;
