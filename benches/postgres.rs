@@ -1,5 +1,5 @@
 //! PostgreSQL benchmark: the adapter's export and restore against `pg_dump -Fc > file` and
-//! `pg_restore`, on the same pgbench database, at two sizes, with the adapter's peak memory.
+//! `pg_restore` (and its plain SQL export against `pg_dump --format=plain`), on the same pgbench database, at two sizes, with the adapter's peak memory.
 //!
 //! `cargo bench -p backup-benches --bench postgres`. Environment:
 //! - `PG_BENCH_SCALE` (default 7, about 100 MB of table data),
@@ -84,9 +84,12 @@ fn side_by_side<T>(
     }
 }
 
-/// Exports `db` with the adapter into `path`; returns the bytes written.
-async fn adapter_export(server: &PostgresServer, db: &str, path: &Path) -> u64 {
-    let service = ServiceTarget::local(db, RECIPE, server.config_json(db));
+/// Exports `db` with the adapter into `path` in `format` (`custom` or `sql`); returns
+/// the bytes written.
+async fn adapter_export(server: &PostgresServer, db: &str, format: &str, path: &Path) -> u64 {
+    let mut config = server.config_json(db);
+    config["format"] = serde_json::json!(format);
+    let service = ServiceTarget::local(db, RECIPE, config);
     let exporter = PostgresExporter::new();
     let artifacts = exporter.artifacts(&service).await.expect("artifacts");
     let data = exporter
@@ -157,6 +160,7 @@ fn main() {
     let mut same_level_rows = Vec::new();
     let mut sizes = Vec::new();
     let mut same_dump_restore_rows = Vec::new();
+    let mut plain_rows = Vec::new();
     let mut restore_rows = Vec::new();
     let mut peaks = Vec::new();
     for scale in scales {
@@ -198,7 +202,7 @@ fn main() {
         let (natives, (bytes, ours_export, export_peak)) = side_by_side(
             checkpoint,
             &mut [&mut native_default, &mut native_same_level],
-            || measure(|| runtime.block_on(adapter_export(&server, &db, &ours_file))),
+            || measure(|| runtime.block_on(adapter_export(&server, &db, "custom", &ours_file))),
         );
         let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         sizes.push(format!(
@@ -221,6 +225,29 @@ fn main() {
             native: natives[1],
             peak_kib: export_peak,
         });
+
+        // Plain SQL: the adapter also counts rows in the script as it streams.
+        let native_sql_file = dir.path().join(format!("{db}.native.sql"));
+        let ours_sql_file = dir.path().join(format!("{db}.ours.sql"));
+        let mut native_plain = || {
+            time_shell(&format!(
+                "{pg_dump} {conn} --format=plain --clean --if-exists --no-owner --no-privileges {db} > {}",
+                native_sql_file.display()
+            ))
+        };
+        let (native_sql, (sql_bytes, ours_sql, sql_peak)) =
+            side_by_side(checkpoint, &mut [&mut native_plain], || {
+                measure(|| runtime.block_on(adapter_export(&server, &db, "sql", &ours_sql_file)))
+            });
+        plain_rows.push(Row {
+            name: format!("plain export scale {scale}"),
+            bytes: sql_bytes,
+            ours: ours_sql,
+            native: native_sql[0],
+            peak_kib: sql_peak,
+        });
+        let _ = std::fs::remove_file(&native_sql_file);
+        let _ = std::fs::remove_file(&ours_sql_file);
 
         let native_db = format!("{db}_native");
         let ours_db = format!("{db}_ours");
@@ -273,7 +300,7 @@ fn main() {
             native: native_restore[1],
             peak_kib: restore_peak,
         });
-        peaks.push((scale, export_peak.max(restore_peak)));
+        peaks.push((scale, export_peak.max(restore_peak).max(sql_peak)));
         for name in [native_db, native_of_ours_db, ours_db, db] {
             server.psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\""));
         }
@@ -292,6 +319,7 @@ fn main() {
         "pg_dump s",
         &same_level_rows,
     );
+    print_report("PostgreSQL export (plain SQL)", "pg_dump s", &plain_rows);
     println!("\ndump sizes:");
     for line in &sizes {
         println!("  {line}");
