@@ -21,8 +21,8 @@ use backup_core::{
 use crate::config::{DumpFormat, DumpScope, PostgresConfig};
 use crate::connection::{psql, query, tool, MAINTENANCE_DB};
 use crate::metadata::{
-    keys, parse_partition_leaves, parse_row_counts, parse_summary, row_counts_sql, summary_sql,
-    DatabaseSummary,
+    keys, parse_partition_leaves, parse_row_counts, parse_summary, restore_command, row_counts_sql,
+    summary_sql, DatabaseSummary,
 };
 use crate::row_count;
 
@@ -136,10 +136,14 @@ impl DataExporter for PostgresExporter {
                     config.format.content_type(),
                 )
                 .with_source_version(format!("PostgreSQL {version}"))
-                .with_metadata(keys::DATABASE, name.into())
+                .with_metadata(keys::DATABASE, name.clone().into())
                 .with_metadata(keys::FORMAT, config.format.as_str().into())
                 .with_metadata(keys::SCOPE, config.scope.as_str().into())
-                .with_metadata(keys::SERVER_VERSION, version.into()),
+                .with_metadata(keys::SERVER_VERSION, version.into())
+                .with_metadata(
+                    keys::RESTORE_COMMAND,
+                    restore_command(&name, config.format).into(),
+                ),
             );
         }
         Ok(descriptors)

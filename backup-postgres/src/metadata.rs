@@ -32,6 +32,10 @@ pub mod keys {
     pub const CONSISTENT_SNAPSHOT: &str = "consistentSnapshot";
     /// Bytes of dump produced.
     pub const DUMP_BYTES: &str = "dumpBytes";
+    /// A shell command that restores this artifact, read on stdin, into a new database
+    /// named like the source with the stock client tools alone (connection from the
+    /// `PG*` environment variables): the way back when this library is not at hand.
+    pub const RESTORE_COMMAND: &str = "restoreCommand";
     /// How the row counts were taken: `dump` (counted in the dump's own COPY data as it
     /// streamed) or `query` (`count(*)` in the dump's snapshot, for a dump the counter
     /// does not read).
@@ -271,4 +275,40 @@ pub(crate) fn parse_summary(output: &str, count_rows: bool) -> Result<DatabaseSu
         summary.row_counts = Some(BTreeMap::new());
     }
     Ok(summary)
+}
+
+/// The [`keys::RESTORE_COMMAND`] for a dump of `database` in `format`: the same flags the
+/// importer uses, with the database name quoted for a POSIX shell.
+pub fn restore_command(database: &str, format: crate::DumpFormat) -> String {
+    let db = shell_quote(database);
+    let restore = match format {
+        crate::DumpFormat::Custom => format!(
+            "pg_restore --single-transaction --exit-on-error --no-owner --no-privileges -d {db}"
+        ),
+        crate::DumpFormat::Sql => {
+            format!("psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d {db} -f -")
+        }
+    };
+    format!("createdb -T template0 {db} && {restore}")
+}
+
+/// `text` as one POSIX shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_commands_quote_the_database_for_the_shell() {
+        assert_eq!(
+            restore_command("it's", crate::DumpFormat::Custom),
+            "createdb -T template0 'it'\\''s' && pg_restore --single-transaction \
+             --exit-on-error --no-owner --no-privileges -d 'it'\\''s'"
+        );
+        assert!(restore_command("app", crate::DumpFormat::Sql)
+            .ends_with("psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d 'app' -f -"));
+    }
 }

@@ -1,0 +1,93 @@
+//! The way back without this library: every artifact records `restoreCommand`, and a
+//! bundle is a plain zip of zstd streams, so `unzip -p | zstd -d | sh -c "$restoreCommand"`
+//! restores a database with the stock tools alone.
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use backup_core::backup::{write_bundle, ServiceExport};
+use backup_core::bundle::{BundleOptions, BundleReader};
+use backup_core::progress::NoProgress;
+use backup_postgres::PostgresExporter;
+use backup_testkit::ports::require_binary;
+use backup_testkit::postgres_server::PostgresServer;
+use common::service;
+use serde_json::json;
+
+async fn restore_by_hand(format: &str) {
+    let unzip = require_binary("unzip", &[]);
+    let zstd = require_binary("zstd", &[]);
+    let server = PostgresServer::start();
+    let db = format!("by_hand_{format}");
+    server.create_database(&db);
+    server.psql(
+        &db,
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); \
+         INSERT INTO notes SELECT g, 'note ' || g || E'\\nü' FROM generate_series(1, 500) g;",
+    );
+    let before = server.table_checksums(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("by-hand.backup.zip");
+    let exports = [ServiceExport {
+        target: service(&server, &db, json!({"format": format})),
+        exporter: Arc::new(PostgresExporter::new()),
+    }];
+    write_bundle(
+        &bundle,
+        BundleOptions::default(),
+        None,
+        &exports,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let reader = BundleReader::open(&bundle).await.unwrap();
+    let entry = reader.manifest().entries_of(&db).next().unwrap().clone();
+    let command = entry.artifact.metadata["restoreCommand"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!command.contains("PGPASSWORD"), "{command}");
+
+    // The disaster: the database is gone.
+    server.psql("postgres", &format!("DROP DATABASE \"{db}\""));
+
+    let bin = server.binary("pg_restore");
+    let bin_dir = bin.parent().unwrap().display().to_string();
+    let script = format!(
+        "set -o pipefail; {unzip} -p {bundle} {path} | {zstd} -d | sh -c \"$RESTORE\"",
+        unzip = unzip.display(),
+        bundle = bundle.display(),
+        path = entry.path,
+        zstd = zstd.display(),
+    );
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("RESTORE", &command)
+        .env(
+            "PATH",
+            format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()),
+        )
+        .env("PGHOST", server.host())
+        .env("PGPORT", server.port().to_string())
+        .env("PGUSER", "postgres")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script} with {command}");
+    assert_eq!(server.table_checksums(&db), before, "{format}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_dump_restores_by_hand_from_the_bundle_with_its_restore_command() {
+    restore_by_hand("custom").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_dump_restores_by_hand_from_the_bundle_with_its_restore_command() {
+    restore_by_hand("sql").await;
+}
