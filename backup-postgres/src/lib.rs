@@ -46,6 +46,7 @@ mod exporter;
 mod importer;
 pub mod metadata;
 mod row_count;
+mod session;
 mod smoke;
 mod stream;
 

@@ -3,14 +3,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use backup_core::backup::{write_bundle, ServiceExport};
-use backup_core::bundle::BundleOptions;
-use backup_core::progress::NoProgress;
-use backup_postgres::{diff_bundles, PostgresExporter};
+use backup_postgres::diff_bundles;
 use backup_testkit::postgres_server::PostgresServer;
-use common::service;
+use common::{service, write_postgres_bundle};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,20 +18,9 @@ async fn diff_of_two_bundles_reports_schema_changes_and_row_deltas_without_a_ser
          INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 10) g;",
     );
     let dir = tempfile::tempdir().unwrap();
-    let exports = [ServiceExport {
-        target: service(&server, "shop", json!({})),
-        exporter: Arc::new(PostgresExporter::new()),
-    }];
+    let shop = service(&server, "shop", json!({}));
     let before = dir.path().join("before.backup.zip");
-    write_bundle(
-        &before,
-        BundleOptions::default(),
-        None,
-        &exports,
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    write_postgres_bundle(&shop, &before).await.unwrap();
     server.psql(
         "shop",
         "ALTER TABLE items ADD COLUMN price numeric; \
@@ -44,15 +28,7 @@ async fn diff_of_two_bundles_reports_schema_changes_and_row_deltas_without_a_ser
          INSERT INTO items VALUES (11, 'new', 1.5);",
     );
     let after = dir.path().join("after.backup.zip");
-    write_bundle(
-        &after,
-        BundleOptions::default(),
-        None,
-        &exports,
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    write_postgres_bundle(&shop, &after).await.unwrap();
     drop(server); // the diff needs no server
 
     let report = diff_bundles(&before, &after).await.unwrap();

@@ -5,17 +5,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-
-use backup_core::backup::{write_bundle, ServiceExport};
-use backup_core::bundle::{BundleOptions, BundleReader};
-use backup_core::progress::NoProgress;
-use backup_postgres::PostgresExporter;
+use backup_core::bundle::BundleReader;
 use backup_testkit::ports::require_binary;
 use backup_testkit::postgres_server::PostgresServer;
-use common::service;
+use common::{service, write_postgres_bundle};
 use serde_json::json;
+use std::process::{Command, Stdio};
 
 async fn restore_by_hand(format: &str) {
     let unzip = require_binary("unzip", &[]);
@@ -31,19 +26,9 @@ async fn restore_by_hand(format: &str) {
     let before = server.table_checksums(&db);
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("by-hand.backup.zip");
-    let exports = [ServiceExport {
-        target: service(&server, &db, json!({"format": format})),
-        exporter: Arc::new(PostgresExporter::new()),
-    }];
-    write_bundle(
-        &bundle,
-        BundleOptions::default(),
-        None,
-        &exports,
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    write_postgres_bundle(&service(&server, &db, json!({"format": format})), &bundle)
+        .await
+        .unwrap();
     let reader = BundleReader::open(&bundle).await.unwrap();
     let entry = reader.manifest().entries_of(&db).next().unwrap().clone();
     let command = entry.artifact.metadata["restoreCommand"]

@@ -3,8 +3,12 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use backup_core::artifact::stream_from_reader;
+use backup_core::backup::{write_bundle, ServiceExport};
+use backup_core::bundle::BundleOptions;
+use backup_core::progress::NoProgress;
 use backup_core::{
     ArtifactDescriptor, DataExporter, DataImporter, Error, ImportMode, Result, ServiceTarget,
 };
@@ -82,6 +86,18 @@ pub(crate) async fn import_file(
     force: bool,
 ) -> Result<()> {
     import_path(service, &exported.descriptor, &exported.path, force).await
+}
+
+/// Writes a bundle at `path` holding `service`'s postgres artifacts, as `create_backup`
+/// would.
+pub(crate) async fn write_postgres_bundle(service: &ServiceTarget, path: &Path) -> Result<()> {
+    let exports = [ServiceExport {
+        target: service.clone(),
+        exporter: Arc::new(PostgresExporter::new()),
+    }];
+    write_bundle(path, BundleOptions::default(), None, &exports, &NoProgress)
+        .await
+        .map(|_| ())
 }
 
 /// Checks, then imports `path` as `descriptor`.
