@@ -1,8 +1,5 @@
-//! The shared conformance fixture for postgres: each service is a new database on one
-//! shared test server.
-//!
-//! `backup_testkit::conformance` has no `run_all` yet, so the fixture is exercised through
-//! this crate's own round-trip helper; once the suite exists, call it from here.
+//! The shared conformance suite for postgres, in both dump formats: each service is a new
+//! database on one shared test server.
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,13 +21,16 @@ const NOISE_SQL: &str = "CREATE TABLE noise (id int PRIMARY KEY, chunk bytea); \
 struct PostgresFixture {
     server: Arc<PostgresServer>,
     next: AtomicU32,
+    /// The `format` every service's config names.
+    format: &'static str,
 }
 
 impl PostgresFixture {
-    fn new() -> Self {
+    fn new(format: &'static str) -> Self {
         PostgresFixture {
             server: Arc::new(PostgresServer::start()),
             next: AtomicU32::new(0),
+            format,
         }
     }
 
@@ -50,11 +50,9 @@ impl PostgresFixture {
     }
 
     fn target(&self, name: &str, database: &str) -> ServiceTarget {
-        ServiceTarget::local(
-            name,
-            backup_postgres::RECIPE,
-            self.server.config_json(database),
-        )
+        let mut config = self.server.config_json(database);
+        config["format"] = serde_json::json!(self.format);
+        ServiceTarget::local(name, backup_postgres::RECIPE, config)
     }
 
     /// Runs blocking psql work off the async threads.
@@ -144,7 +142,12 @@ impl ConformanceFixture for PostgresFixture {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_passes_the_conformance_suite() {
-    let fixture = PostgresFixture::new();
+    let fixture = PostgresFixture::new("custom");
     assert_eq!(fixture.recipe().slug(), backup_postgres::RECIPE);
     conformance::run_all(&fixture).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_plain_sql_dumps_pass_the_conformance_suite() {
+    conformance::run_all(&PostgresFixture::new("sql")).await;
 }
