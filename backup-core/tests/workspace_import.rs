@@ -10,13 +10,30 @@ use backup_core::memory_host::{HostCall, InMemoryHost};
 use backup_core::progress::{CollectedProgress, NoProgress};
 use backup_core::workspace::{
     export_workspace, import_workspace, validate_import, ExportOptions, ImportOptions,
+    ImportOutcome,
 };
-use backup_core::{ErrorKind, ProgressEvent};
+use backup_core::{ErrorKind, ProgressEvent, WorkspaceSnapshot};
 use serde_json::json;
 use workspace_fixtures::{
     layered_snapshot, new_deployment, object, planted, registry, service, snapshot, source_host,
     workspace,
 };
+
+/// Imports `snapshot` into `target` with the test registry, default options and no
+/// progress sink.
+async fn import_with_defaults(
+    target: &InMemoryHost,
+    snapshot: &WorkspaceSnapshot,
+) -> backup_core::Result<ImportOutcome> {
+    import_workspace(
+        target,
+        &registry(),
+        snapshot,
+        &ImportOptions::default(),
+        &NoProgress,
+    )
+    .await
+}
 
 fn position(calls: &[HostCall], call: &HostCall) -> usize {
     calls
@@ -39,15 +56,9 @@ async fn import_creates_every_service_in_dependency_order() {
     // A delay on readiness: a dependent starting early would show up in the call order.
     target.set_ready_delay(Duration::from_millis(20));
     let snapshot = layered_snapshot();
-    let outcome = import_workspace(
-        &target,
-        &registry(),
-        &snapshot,
-        &ImportOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .expect("import");
+    let outcome = import_with_defaults(&target, &snapshot)
+        .await
+        .expect("import");
 
     let calls = target.calls();
     for service in &snapshot.services {
@@ -252,15 +263,9 @@ async fn a_name_conflict_is_rejected_without_force_and_nothing_changes() {
         .with_deployment(new_deployment("cache", "redis", json!({}), &[]))
         .with_deployment(new_deployment("unrelated", "directory", json!({}), &[]));
     let before = target.deployments();
-    let err = import_workspace(
-        &target,
-        &registry(),
-        &layered_snapshot(),
-        &ImportOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .expect_err("conflict");
+    let err = import_with_defaults(&target, &layered_snapshot())
+        .await
+        .expect_err("conflict");
     assert_eq!(err.kind(), ErrorKind::NameConflict);
     assert!(err.message().contains("`cache`, `db`"), "{err}");
     assert!(!err.message().contains("unrelated"), "{err}");
@@ -316,15 +321,9 @@ async fn an_unknown_depends_on_target_is_rejected_naming_both() {
         json!({ "url": "https://a.example" }),
         &["postgres"],
     )]);
-    let err = import_workspace(
-        &target,
-        &registry(),
-        &snapshot,
-        &ImportOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .expect_err("unknown dependency");
+    let err = import_with_defaults(&target, &snapshot)
+        .await
+        .expect_err("unknown dependency");
     assert_eq!(err.kind(), ErrorKind::UnknownDependency);
     assert!(
         err.message().contains("`app`") && err.message().contains("`postgres`"),
@@ -356,15 +355,9 @@ async fn a_dependency_cycle_is_rejected_naming_the_cycle() {
             &[],
         ),
     ]);
-    let err = import_workspace(
-        &target,
-        &registry(),
-        &snapshot,
-        &ImportOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .expect_err("cycle");
+    let err = import_with_defaults(&target, &snapshot)
+        .await
+        .expect_err("cycle");
     assert_eq!(err.kind(), ErrorKind::DependencyCycle);
     assert!(err.message().contains("app -> worker -> app"), "{err}");
     assert!(target.calls().is_empty());
@@ -444,15 +437,9 @@ async fn a_failure_creating_the_third_service_rolls_back_the_first_two() {
 async fn a_service_that_never_becomes_ready_is_rolled_back_too() {
     let target = InMemoryHost::new(workspace("t"));
     target.fail_on_ready("db");
-    let err = import_workspace(
-        &target,
-        &registry(),
-        &layered_snapshot(),
-        &ImportOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .expect_err("not ready");
+    let err = import_with_defaults(&target, &layered_snapshot())
+        .await
+        .expect_err("not ready");
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.message().contains("`db`"), "{err}");
     assert!(
