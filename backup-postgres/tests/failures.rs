@@ -4,12 +4,47 @@
 
 mod common;
 
-use backup_core::{DataImporter, ErrorKind, ImportMode};
+use std::path::{Path, PathBuf};
+
+use backup_core::{DataImporter, ErrorKind, ImportMode, ServiceTarget};
 use backup_postgres::PostgresImporter;
 use backup_testkit::ports::free_port;
 use backup_testkit::postgres_server::PostgresServer;
-use common::{export_all, export_one, import_file, import_path, service};
+use common::{export_all, export_one, import_file, import_path, service, Exported};
 use serde_json::json;
+
+/// Asserts that `dir` holds no file: a failed export must leave nothing behind.
+fn assert_nothing_written(dir: &Path) {
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        0,
+        "a failed export leaves no dump"
+    );
+}
+
+/// A copy of the exported dump, damaged by `damage`, written beside it as `name`.
+fn damaged_copy(exported: &Exported, name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut bytes = std::fs::read(&exported.path).unwrap();
+    damage(&mut bytes);
+    let path = exported.path.with_file_name(name);
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+/// A service on a port nothing listens on.
+fn unreachable_service() -> ServiceTarget {
+    let config =
+        json!({"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "app"});
+    ServiceTarget::local("down", backup_postgres::RECIPE, config)
+}
+
+/// A restore of a damaged custom dump fails as corrupt data or as pg_restore's error.
+fn assert_damaged_restore(err: &backup_core::Error) {
+    assert!(
+        matches!(err.kind(), ErrorKind::Integrity | ErrorKind::ToolFailed),
+        "{err:?}"
+    );
+}
 
 fn seed_items(server: &PostgresServer, db: &str, rows: u32) {
     server.create_database(db);
@@ -32,11 +67,7 @@ async fn export_of_a_missing_database_fails_with_not_found_and_a_hint() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.message().contains("no_such_db"), "{err}");
     assert!(err.hint().unwrap().contains("database name"), "{err}");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "no dump written"
-    );
+    assert_nothing_written(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -53,20 +84,15 @@ async fn export_with_bad_credentials_fails_with_permission_denied_and_a_hint() {
     let err = export_all(&bad, dir.path()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.hint().unwrap().contains("password"), "{err}");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "no dump written"
-    );
+    assert_nothing_written(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_from_an_unreachable_server_is_unavailable_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        json!({"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "app"});
-    let target = backup_core::ServiceTarget::local("down", backup_postgres::RECIPE, config);
-    let err = export_all(&target, dir.path()).await.unwrap_err();
+    let err = export_all(&unreachable_service(), dir.path())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.hint().unwrap().contains("running"), "{err}");
 }
@@ -88,11 +114,7 @@ async fn a_pg_dump_failure_after_start_ends_the_export_stream_with_an_error() {
     assert!(err.message().starts_with("export stream"), "{err}");
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.hint().is_some(), "{err}");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "no dump kept"
-    );
+    assert_nothing_written(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,12 +125,11 @@ async fn a_corrupt_custom_dump_fails_and_leaves_no_new_database() {
     let exported = export_one(&service(&server, "app", json!({})), dir.path())
         .await
         .unwrap();
-    let mut bytes = std::fs::read(&exported.path).unwrap();
-    for b in bytes.iter_mut().take(64) {
-        *b ^= 0x5a;
-    }
-    let corrupt = dir.path().join("corrupt.dump");
-    std::fs::write(&corrupt, &bytes).unwrap();
+    let corrupt = damaged_copy(&exported, "corrupt.dump", |bytes| {
+        for b in bytes.iter_mut().take(64) {
+            *b ^= 0x5a;
+        }
+    });
 
     let err = import_path(
         &service(&server, "fresh", json!({})),
@@ -134,9 +155,9 @@ async fn a_truncated_custom_dump_fails_and_a_forced_restore_leaves_the_target_un
     let exported = export_one(&service(&server, "app", json!({})), dir.path())
         .await
         .unwrap();
-    let bytes = std::fs::read(&exported.path).unwrap();
-    let truncated = dir.path().join("truncated.dump");
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let truncated = damaged_copy(&exported, "truncated.dump", |bytes| {
+        bytes.truncate(bytes.len() / 2)
+    });
 
     // The target now differs from the dump; a failed forced restore must keep it so.
     seed_items(&server, "target", 7);
@@ -149,10 +170,7 @@ async fn a_truncated_custom_dump_fails_and_a_forced_restore_leaves_the_target_un
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(err.kind(), ErrorKind::Integrity | ErrorKind::ToolFailed),
-        "{err:?}"
-    );
+    assert_damaged_restore(&err);
     assert_eq!(server.table_checksums("target"), before, "target unchanged");
     let leftovers = server.psql(
         "postgres",
@@ -168,10 +186,7 @@ async fn a_truncated_custom_dump_fails_and_a_forced_restore_leaves_the_target_un
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(err.kind(), ErrorKind::Integrity | ErrorKind::ToolFailed),
-        "{err:?}"
-    );
+    assert_damaged_restore(&err);
     assert!(!server.database_exists("fresh"));
 }
 
@@ -186,9 +201,9 @@ async fn a_truncated_sql_dump_fails_and_leaves_an_empty_database_empty() {
     )
     .await
     .unwrap();
-    let bytes = std::fs::read(&exported.path).unwrap();
-    let truncated = dir.path().join("truncated.sql");
-    std::fs::write(&truncated, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    let truncated = damaged_copy(&exported, "truncated.sql", |bytes| {
+        bytes.truncate(bytes.len() * 3 / 4)
+    });
 
     server.create_database("empty");
     let err = import_path(
@@ -220,10 +235,12 @@ async fn a_corrupt_sql_dump_fails_and_a_forced_restore_leaves_the_target_unchang
     )
     .await
     .unwrap();
-    let text = std::fs::read_to_string(&exported.path).unwrap();
-    let corrupt_text = text.replacen("CREATE TABLE", "CREATE TABEL", 1);
-    let corrupt = dir.path().join("corrupt.sql");
-    std::fs::write(&corrupt, corrupt_text).unwrap();
+    let corrupt = damaged_copy(&exported, "corrupt.sql", |bytes| {
+        let text = String::from_utf8(std::mem::take(bytes)).unwrap();
+        *bytes = text
+            .replacen("CREATE TABLE", "CREATE TABEL", 1)
+            .into_bytes();
+    });
 
     seed_items(&server, "target", 3);
     let before = server.table_checksums("target");
@@ -273,9 +290,7 @@ async fn restore_into_a_non_empty_database_without_force_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_refuses_an_unreachable_server_and_unknown_formats() {
-    let config =
-        json!({"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "app"});
-    let target = backup_core::ServiceTarget::local("down", backup_postgres::RECIPE, config);
+    let target = unreachable_service();
     let artifact = backup_core::ArtifactDescriptor::new(
         "app.dump",
         "postgres/custom",
