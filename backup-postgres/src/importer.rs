@@ -182,20 +182,24 @@ fn temporary_name(database: &str, purpose: &str) -> String {
     format!("{}{suffix}", &database[..prefix_len])
 }
 
+/// Runs server-level `sql` (create, drop, rename databases) in the maintenance database.
+async fn on_server(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    sql: &str,
+) -> Result<()> {
+    query(runner, config, MAINTENANCE_DB, sql).await.map(|_| ())
+}
+
 async fn create_database(
     runner: &Arc<dyn CommandRunner>,
     config: &PostgresConfig,
     database: &str,
 ) -> Result<()> {
-    query(
-        runner,
-        config,
-        MAINTENANCE_DB,
-        &format!("CREATE DATABASE {} TEMPLATE template0;", ident(database)),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| e.context(format!("creating database `{database}`")))
+    let sql = format!("CREATE DATABASE {} TEMPLATE template0;", ident(database));
+    on_server(runner, config, &sql)
+        .await
+        .map_err(|e| e.context(format!("creating database `{database}`")))
 }
 
 async fn drop_database(
@@ -203,14 +207,8 @@ async fn drop_database(
     config: &PostgresConfig,
     database: &str,
 ) -> Result<()> {
-    query(
-        runner,
-        config,
-        MAINTENANCE_DB,
-        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", ident(database)),
-    )
-    .await
-    .map(|_| ())
+    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", ident(database));
+    on_server(runner, config, &sql).await
 }
 
 /// Renames `fresh` to `target` and `target` away, in one transaction, after terminating
@@ -237,8 +235,8 @@ async fn swap_in(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match query(runner, config, MAINTENANCE_DB, &sql).await {
-            Ok(_) => break,
+        match on_server(runner, config, &sql).await {
+            Ok(()) => break,
             Err(e) if attempt < 5 && e.message().contains("being accessed by other users") => {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
