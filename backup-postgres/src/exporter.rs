@@ -216,7 +216,7 @@ impl DataExporter for PostgresExporter {
                 if let Some(counting) = counting {
                     let counted = counting.await.map_err(|e| {
                         Error::new(ErrorKind::Io, format!("the row counter failed: {e}"))
-                    })?;
+                    })??;
                     match rows_from_dump(counted, &summary, &leaves)? {
                         Some(rows) => {
                             summary.row_counts = Some(rows);

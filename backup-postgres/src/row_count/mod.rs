@@ -2,7 +2,7 @@
 //!
 //! Counting the dump's own COPY data gives the rows of exactly the snapshot pg_dump
 //! read, without a second scan of every table competing with pg_dump for the server.
-//! The export stream is passed through [`tee`]; a blocking task parses a copy of every
+//! The export stream is passed through [`tee`]; a blocking thread parses a copy of every
 //! chunk ([`custom`] or [`plain`]) and returns the counts when the stream has ended.
 //! When the dump is one the parser does not read, the exporter counts with SQL in the
 //! dump's snapshot instead.
@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::PollSender;
 
+use backup_core::blocking_io::consume_stream_blocking;
 use backup_core::ByteStream;
 
 use crate::config::DumpFormat;
@@ -52,38 +53,58 @@ impl std::fmt::Display for CountError {
 /// Rows by `schema.table`, or why there are none.
 pub(crate) type Counted = Result<BTreeMap<String, u64>, CountError>;
 
-/// Passes `stream` through and counts the rows of the dump it carries in a blocking
-/// task; the handle yields the counts once the stream ended (an error if it failed or
-/// was dropped first).
-pub(crate) fn tee(stream: ByteStream, format: DumpFormat) -> (ByteStream, JoinHandle<Counted>) {
+/// Passes `stream` through and counts the rows of the dump it carries on a blocking
+/// thread ([`consume_stream_blocking`]); the handle yields the counts once the stream
+/// ended (an error if it failed or was dropped first).
+pub(crate) fn tee(
+    stream: ByteStream,
+    format: DumpFormat,
+) -> (ByteStream, JoinHandle<backup_core::Result<Counted>>) {
     let (tx, rx) = mpsc::channel::<Message>(QUEUE);
-    let counting = tokio::task::spawn_blocking(move || {
-        let mut reader = ChannelReader {
-            rx,
-            current: Bytes::new(),
-            ended: false,
-        };
-        // On an error the reader is dropped here, and the tee stops sending.
-        match format {
-            DumpFormat::Custom => custom::count_rows(&mut reader),
-            DumpFormat::Sql => {
-                let mut counter = plain::PlainCounter::default();
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) => break counter.finish(),
-                        Ok(n) => counter.feed(&buf[..n]),
-                        Err(e) => break Err(CountError::Read(e)),
-                    }
-                }
-            }
-        }
-    });
+    let copy = copies_until_end(rx);
+    let counting = tokio::spawn(consume_stream_blocking(copy, move |reader| {
+        Ok(match format {
+            DumpFormat::Custom => custom::count_rows(reader),
+            DumpFormat::Sql => count_plain(reader),
+        })
+    }));
     let tee = Tee {
         inner: stream,
         tx: Some(PollSender::new(tx)),
     };
     (Box::pin(tee), counting)
+}
+
+/// Counts a plain dump read from `reader`.
+fn count_plain(reader: &mut dyn Read) -> Counted {
+    let mut counter = plain::PlainCounter::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return counter.finish(),
+            Ok(n) => counter.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(CountError::Read(e)),
+        }
+    }
+}
+
+/// The copies the [`Tee`] sends, as a stream: it ends cleanly only after `End`; a channel
+/// closed without it (the dump stream failed or was dropped) ends with an error.
+fn copies_until_end(rx: mpsc::Receiver<Message>) -> ByteStream {
+    Box::pin(futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Message::Chunk(chunk)) => Some((Ok(chunk), Some(rx))),
+            Some(Message::End) => None,
+            None => Some((
+                Err(std::io::Error::other(
+                    "the dump stream failed or was dropped",
+                )),
+                None,
+            )),
+        }
+    }))
 }
 
 /// What the [`Tee`] sends: the chunks, then `End` if the stream ended cleanly (a stream
@@ -146,32 +167,47 @@ impl Stream for Tee {
     }
 }
 
-/// Reads the chunks the [`Tee`] sends as one byte stream.
-struct ChannelReader {
-    rx: mpsc::Receiver<Message>,
-    current: Bytes,
-    ended: bool,
-}
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
 
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            if self.ended {
-                return Ok(0);
-            }
-            match self.rx.blocking_recv() {
-                Some(Message::End) => self.ended = true,
-                Some(Message::Chunk(chunk)) => self.current = chunk,
-                None => {
-                    return Err(std::io::Error::other(
-                        "the dump stream failed or was dropped",
-                    ))
-                }
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current = self.current.slice(n..);
-        Ok(n)
+    const PLAIN: &[u8] = b"--\n-- Data for Name: t; Type: TABLE DATA; Schema: s; Owner: -\n--\n\n\
+COPY s.t (a) FROM stdin;\n1\n2\n\\.\n";
+
+    fn chunks(items: Vec<std::io::Result<Bytes>>) -> ByteStream {
+        Box::pin(futures::stream::iter(items))
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_tee_passes_every_chunk_on_and_counts_them() {
+        let (half, rest) = PLAIN.split_at(40);
+        let input = chunks(vec![
+            Ok(Bytes::from_static(half)),
+            Ok(Bytes::from_static(rest)),
+        ]);
+        let (stream, counting) = tee(input, DumpFormat::Sql);
+        let passed: Vec<Bytes> = stream.map(|c| c.unwrap()).collect().await;
+        assert_eq!(passed.concat(), PLAIN);
+        let rows = counting.await.unwrap().unwrap().unwrap();
+        assert_eq!(rows.get("s.t"), Some(&2));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_or_dropped_stream_fails_the_count() {
+        let failing = chunks(vec![
+            Ok(Bytes::from_static(PLAIN)),
+            Err(std::io::Error::other("pg_dump died")),
+        ]);
+        let (stream, counting) = tee(failing, DumpFormat::Sql);
+        let _: Vec<_> = stream.collect().await;
+        let counted = counting.await.unwrap().unwrap();
+        assert!(matches!(counted, Err(CountError::Read(_))), "{counted:?}");
+
+        let (stream, counting) = tee(chunks(vec![Ok(Bytes::from_static(PLAIN))]), DumpFormat::Sql);
+        drop(stream);
+        let counted = counting.await.unwrap().unwrap();
+        assert!(matches!(counted, Err(CountError::Read(_))), "{counted:?}");
     }
 }
