@@ -200,50 +200,40 @@ impl<R: Read> Archive<R> {
             Compression::None => None,
             Compression::Zlib => Some(Inflater::new()),
         };
-        loop {
-            let length = self.int()?;
-            if length == 0 {
-                break;
+        self.chunks(|piece| match inflater.as_mut() {
+            None => {
+                lines.feed(piece);
+                Ok(())
             }
-            let mut left = usize::try_from(length)
-                .map_err(|_| CountError::Malformed(format!("chunk length {length}")))?;
-            while left > 0 {
-                let take = left.min(self.scratch.len());
-                let mut chunk = std::mem::take(&mut self.scratch);
-                let read = self.exact(&mut chunk[..take]);
-                if let Err(e) = read {
-                    self.scratch = chunk;
-                    return Err(e);
-                }
-                let fed = match inflater.as_mut() {
-                    None => {
-                        lines.feed(&chunk[..take]);
-                        Ok(())
-                    }
-                    Some(inflater) => inflater.inflate(&chunk[..take], &mut lines),
-                };
-                self.scratch = chunk;
-                fed?;
-                left -= take;
-            }
-        }
+            Some(inflater) => inflater.inflate(piece, &mut lines),
+        })?;
         lines.rows()
     }
 
-    /// Skips the large objects of a `BLK_BLOBS` block.
+    /// Skips the large objects of a `BLK_BLOBS` block: each an OID and its chunks, up to a
+    /// zero OID.
     fn skip_blobs(&mut self) -> Result<(), CountError> {
         while self.int()? != 0 {
-            loop {
-                let length = self.int()?;
-                if length == 0 {
-                    break;
-                }
-                let length = usize::try_from(length)
-                    .map_err(|_| CountError::Malformed(format!("chunk length {length}")))?;
-                self.skip(length)?;
-            }
+            self.chunks(|_| Ok(()))?;
         }
         Ok(())
+    }
+
+    /// Reads one run of chunks (`length`, bytes) up to a zero length, handing the bytes to
+    /// `each` piece by piece.
+    fn chunks(
+        &mut self,
+        mut each: impl FnMut(&[u8]) -> Result<(), CountError>,
+    ) -> Result<(), CountError> {
+        loop {
+            let length = self.int()?;
+            if length == 0 {
+                return Ok(());
+            }
+            let length = usize::try_from(length)
+                .map_err(|_| CountError::Malformed(format!("chunk length {length}")))?;
+            self.read_pieces(length, &mut each)?;
+        }
     }
 
     fn int(&mut self) -> Result<i64, CountError> {
@@ -288,14 +278,21 @@ impl<R: Read> Archive<R> {
         Ok(())
     }
 
-    fn skip(&mut self, mut length: usize) -> Result<(), CountError> {
+    fn skip(&mut self, length: usize) -> Result<(), CountError> {
+        self.read_pieces(length, |_| Ok(()))
+    }
+
+    /// Reads `length` bytes in pieces of at most [`BUFFER`] bytes, handing each to `each`.
+    fn read_pieces(
+        &mut self,
+        mut length: usize,
+        mut each: impl FnMut(&[u8]) -> Result<(), CountError>,
+    ) -> Result<(), CountError> {
         while length > 0 {
-            let take = length.min(self.scratch.len());
-            let mut chunk = std::mem::take(&mut self.scratch);
-            let read = self.exact(&mut chunk[..take]);
-            self.scratch = chunk;
-            read?;
-            length -= take;
+            let piece = &mut self.scratch[..length.min(BUFFER)];
+            read_exact(&mut self.input, piece)?;
+            each(piece)?;
+            length -= piece.len();
         }
         Ok(())
     }
@@ -320,14 +317,19 @@ impl<R: Read> Archive<R> {
     }
 
     fn exact(&mut self, buf: &mut [u8]) -> Result<(), CountError> {
-        self.input.read_exact(buf).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                CountError::Malformed("the dump ends early".into())
-            } else {
-                CountError::Read(e)
-            }
-        })
+        read_exact(&mut self.input, buf)
     }
+}
+
+/// `read_exact`, an early end being a malformed dump.
+fn read_exact(input: &mut impl Read, buf: &mut [u8]) -> Result<(), CountError> {
+    input.read_exact(buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            CountError::Malformed("the dump ends early".into())
+        } else {
+            CountError::Read(e)
+        }
+    })
 }
 
 /// The end of every table's data in the archive: pg_dump's `\\.` line, two empty lines.
