@@ -130,6 +130,13 @@ pub async fn collect(stream: ByteStream) -> std::io::Result<Vec<u8>> {
         .await
 }
 
+/// A bundle writer at `path` with default options.
+pub async fn new_writer(path: &Path) -> BundleWriter {
+    BundleWriter::create(path, BundleOptions::default())
+        .await
+        .expect("create")
+}
+
 /// Every file name in `dir`.
 pub fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

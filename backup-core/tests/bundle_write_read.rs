@@ -253,9 +253,7 @@ async fn manifest_describes_the_bundle() {
 async fn late_metadata_is_merged_into_the_entry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("late.zip");
-    let mut writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let mut writer = new_writer(&path).await;
     let artifact = descriptor("app.dump").with_metadata("tables", serde_json::json!(3));
     let late: backup_core::artifact::LateMetadata = Box::pin(async {
         let mut extra = serde_json::Map::new();
@@ -285,9 +283,7 @@ async fn late_metadata_is_merged_into_the_entry() {
 async fn progress_events_are_emitted_for_writing_and_verifying() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("progress.zip");
-    let mut writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let mut writer = new_writer(&path).await;
     let progress = CollectedProgress::new();
     let payload = pseudo_random(20 * 1024 * 1024, 11);
     writer

@@ -12,9 +12,7 @@ use support::*;
 async fn failing_artifact_stream_fails_the_write_and_leaves_no_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bundle.zip");
-    let mut writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let mut writer = new_writer(&path).await;
     assert_eq!(
         files_in(dir.path()).len(),
         1,
@@ -49,9 +47,7 @@ async fn failing_artifact_stream_fails_the_write_and_leaves_no_files() {
 async fn later_writes_are_refused_after_a_failure() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bundle.zip");
-    let mut writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let mut writer = new_writer(&path).await;
     let _ = writer
         .write_artifact(
             "db",
@@ -77,9 +73,7 @@ async fn later_writes_are_refused_after_a_failure() {
 async fn failing_late_metadata_fails_the_bundle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bundle.zip");
-    let mut writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let mut writer = new_writer(&path).await;
     let late: backup_core::artifact::LateMetadata = Box::pin(async {
         Err(backup_core::Error::new(
             ErrorKind::ToolFailed,
@@ -108,9 +102,7 @@ async fn dropping_an_unfinished_writer_leaves_no_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bundle.zip");
     {
-        let mut writer = BundleWriter::create(&path, BundleOptions::default())
-            .await
-            .expect("create");
+        let mut writer = new_writer(&path).await;
         writer.write_snapshot(&snapshot()).await.expect("snapshot");
         writer
             .write_artifact(
@@ -134,9 +126,7 @@ async fn dropping_an_unfinished_writer_leaves_no_files() {
 async fn dropping_a_writer_in_the_middle_of_an_artifact_leaves_no_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bundle.zip");
-    let mut writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let mut writer = new_writer(&path).await;
     // A stream that never ends: the write is cancelled by a timeout.
     let endless: backup_core::ByteStream = Box::pin(futures::stream::unfold((), |()| async {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -170,9 +160,7 @@ async fn dropping_a_writer_in_the_middle_of_an_artifact_leaves_no_files() {
 async fn abort_removes_the_partial_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bundle.zip");
-    let mut writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let mut writer = new_writer(&path).await;
     writer.write_snapshot(&snapshot()).await.expect("snapshot");
     writer.abort().await;
     assert!(files_in(dir.path()).is_empty());
@@ -182,9 +170,7 @@ async fn abort_removes_the_partial_file() {
 async fn the_final_name_appears_only_when_finished() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bundle.zip");
-    let mut writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let mut writer = new_writer(&path).await;
     writer.write_snapshot(&snapshot()).await.expect("snapshot");
     let names = files_in(dir.path());
     assert_eq!(names.len(), 1);
@@ -210,9 +196,7 @@ async fn an_existing_bundle_is_never_replaced() {
 async fn an_empty_bundle_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bundle.zip");
-    let writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let writer = new_writer(&path).await;
     let err = writer.finish().await.expect_err("nothing written");
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(files_in(dir.path()).is_empty());
@@ -222,9 +206,7 @@ async fn an_empty_bundle_is_refused() {
 async fn unsafe_service_and_artifact_names_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bundle.zip");
-    let mut writer = BundleWriter::create(&path, BundleOptions::default())
-        .await
-        .expect("create");
+    let mut writer = new_writer(&path).await;
     for (service, artifact) in [
         ("..", "a"),
         ("db", "../x"),
