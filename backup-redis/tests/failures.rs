@@ -46,6 +46,18 @@ async fn kill_mid_export(format: &str) {
     assert!(late.is_err());
 }
 
+/// Exports `source` in the logical format and imports it into `target` (plain importer,
+/// default mode).
+async fn logical_pipe(source: &RedisServer, target: &RedisServer) -> backup_core::Result<()> {
+    pipe(
+        &service(source, json!({"format": "logical"})),
+        &service(target, json!({})),
+        &RedisImporter::new(),
+        ImportMode::default(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn dropped_connection_mid_rdb_export_ends_the_stream_with_an_error() {
     kill_mid_export("rdb").await;
@@ -176,14 +188,9 @@ async fn a_value_above_proto_max_bulk_len_fails_with_a_hint_to_raise_it() {
         .start();
     let random = common::random_bytes(2_500_000, 7);
     source.command(&[b"SET", b"big", &random]);
-    let error = pipe(
-        &service(&source, json!({"format": "logical"})),
-        &service(&target, json!({})),
-        &RedisImporter::new(),
-        ImportMode::default(),
-    )
-    .await
-    .expect_err("value too large for the target");
+    let error = logical_pipe(&source, &target)
+        .await
+        .expect_err("value too large for the target");
     assert!(
         error
             .hint()
@@ -204,14 +211,9 @@ async fn a_target_out_of_memory_is_resource_exhausted() {
         let value = common::random_bytes(500_000, u64::from(i) + 1);
         source.command(&[b"SET", format!("k{i}").as_bytes(), &value]);
     }
-    let error = pipe(
-        &service(&source, json!({"format": "logical"})),
-        &service(&target, json!({})),
-        &RedisImporter::new(),
-        ImportMode::default(),
-    )
-    .await
-    .expect_err("target out of memory");
+    let error = logical_pipe(&source, &target)
+        .await
+        .expect_err("target out of memory");
     assert_eq!(error.kind(), ErrorKind::ResourceExhausted, "{error:?}");
 }
 
@@ -253,14 +255,9 @@ async fn a_target_with_fewer_databases_fails_with_a_hint_and_is_left_empty() {
     let source = RedisServer::start();
     let target = RedisServer::builder().arg("databases", "4").start();
     source.cli(&["-n", "9", "SET", "a", "1"]);
-    let error = pipe(
-        &service(&source, json!({"format": "logical"})),
-        &service(&target, json!({})),
-        &RedisImporter::new(),
-        ImportMode::default(),
-    )
-    .await
-    .expect_err("database 9 does not exist on the target");
+    let error = logical_pipe(&source, &target)
+        .await
+        .expect_err("database 9 does not exist on the target");
     assert!(
         error.hint().is_some_and(|h| h.contains("databases")),
         "{error:?}"
