@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use backup_core::{Error, ErrorKind, Recipe, Result, ServiceTarget};
@@ -12,12 +12,12 @@ use backup_testkit::redis_server::RedisServer;
 use common::{fill_every_type, random_bytes, TestControl};
 use serde_json::json;
 
-/// Runs the redis adapter under the conformance suite, in one export format.
+/// Runs the redis adapter under the conformance suite, in one export format. Its servers
+/// are the ones its [`TestControl`] knows.
 #[derive(Debug)]
 struct RedisFixture {
     format: &'static str,
     control: TestControl,
-    servers: Mutex<Vec<Arc<RedisServer>>>,
 }
 
 impl RedisFixture {
@@ -25,19 +25,11 @@ impl RedisFixture {
         RedisFixture {
             format,
             control: TestControl::default(),
-            servers: Mutex::new(Vec::new()),
         }
     }
 
     fn server(&self, service: &ServiceTarget) -> Result<Arc<RedisServer>> {
-        let port = service.config.get("port").and_then(|p| p.as_u64());
-        self.servers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|s| Some(u64::from(s.port())) == port)
-            .cloned()
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, "not a server of this fixture"))
+        self.control.find(service)
     }
 }
 
@@ -57,10 +49,6 @@ impl ConformanceFixture for RedisFixture {
     async fn new_service(&self, name: &str) -> Result<ServiceTarget> {
         let server = Arc::new(blocking(RedisServer::start).await?);
         self.control.add(server.clone());
-        self.servers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(server.clone());
         let mut config = server.config_json();
         config["format"] = json!(self.format);
         config["lowerDisklessSyncDelay"] = json!(true);

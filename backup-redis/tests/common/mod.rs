@@ -44,7 +44,8 @@ impl TestControl {
             .push(server);
     }
 
-    fn find(&self, service: &ServiceTarget) -> Result<Arc<RedisServer>> {
+    /// The server `service` points at, by port.
+    pub fn find(&self, service: &ServiceTarget) -> Result<Arc<RedisServer>> {
         let port = service.config.get("port").and_then(|p| p.as_u64());
         self.servers
             .lock()
