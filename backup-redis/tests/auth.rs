@@ -6,7 +6,7 @@ mod common;
 use backup_core::{DataExporter, ErrorKind, ImportMode};
 use backup_redis::{RedisExporter, RedisImporter};
 use backup_testkit::redis_server::RedisServer;
-use common::{pipe, service};
+use common::{logical_pipe, pipe, service};
 use serde_json::json;
 
 const PASSWORD: &str = "s3cret-Pa55word-xyz";
@@ -16,14 +16,9 @@ async fn a_password_protected_server_round_trips_with_the_password() {
     let source = RedisServer::builder().password(PASSWORD).start();
     let target = RedisServer::builder().password(PASSWORD).start();
     source.cli(&["SET", "a", "1"]);
-    pipe(
-        &service(&source, json!({"format": "logical"})),
-        &service(&target, json!({})),
-        &RedisImporter::new(),
-        ImportMode::default(),
-    )
-    .await
-    .expect("authenticated round trip");
+    logical_pipe(&source, &target)
+        .await
+        .expect("authenticated round trip");
     assert_eq!(source.digest(), target.digest());
     let (_, rdb) = common::export_bytes(&service(&source, json!({"format": "rdb"})))
         .await

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use backup_core::{DataExporter, DataImporter, ErrorKind, ImportMode};
 use backup_redis::{RedisExporter, RedisImporter};
 use backup_testkit::redis_server::RedisServer;
-use common::{export_bytes, fill_every_type, importer, pipe, service, stream_of, TestControl};
+use common::{
+    export_bytes, fill_every_type, importer, logical_pipe, pipe, service, stream_of, TestControl,
+};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -44,18 +46,6 @@ async fn kill_mid_export(format: &str) {
     assert_eq!(failure.kind(), ErrorKind::Unavailable, "{failure:?}");
     let late = data.late_metadata.expect("late metadata").await;
     assert!(late.is_err());
-}
-
-/// Exports `source` in the logical format and imports it into `target` (plain importer,
-/// default mode).
-async fn logical_pipe(source: &RedisServer, target: &RedisServer) -> backup_core::Result<()> {
-    pipe(
-        &service(source, json!({"format": "logical"})),
-        &service(target, json!({})),
-        &RedisImporter::new(),
-        ImportMode::default(),
-    )
-    .await
 }
 
 #[tokio::test]

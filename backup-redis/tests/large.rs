@@ -5,9 +5,8 @@ mod common;
 use std::sync::Arc;
 
 use backup_core::ImportMode;
-use backup_redis::RedisImporter;
 use backup_testkit::redis_server::RedisServer;
-use common::{importer, pipe, service, TestControl};
+use common::{importer, logical_pipe, pipe, service, TestControl};
 use serde_json::json;
 
 const KEYS: &str = "1000000";
@@ -18,14 +17,9 @@ async fn a_million_keys_round_trip_logically_with_equal_digest() {
     let target = RedisServer::start();
     source.cli(&["DEBUG", "POPULATE", KEYS]);
     source.cli(&["-n", "1", "DEBUG", "POPULATE", "1000", "other"]);
-    pipe(
-        &service(&source, json!({"format": "logical"})),
-        &service(&target, json!({})),
-        &RedisImporter::new(),
-        ImportMode::default(),
-    )
-    .await
-    .expect("logical round trip");
+    logical_pipe(&source, &target)
+        .await
+        .expect("logical round trip");
     assert_eq!(target.total_keys(), 1_001_000);
     assert_eq!(source.digest(), target.digest());
 }

@@ -186,3 +186,15 @@ pub fn fill_every_type(server: &RedisServer) {
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     backup_testkit::data::pseudo_random_bytes(len, seed)
 }
+
+/// Exports `source` in the logical format and imports it into `target` (plain importer,
+/// default mode).
+pub async fn logical_pipe(source: &RedisServer, target: &RedisServer) -> Result<()> {
+    pipe(
+        &service(source, serde_json::json!({"format": "logical"})),
+        &service(target, serde_json::json!({})),
+        &RedisImporter::new(),
+        ImportMode::default(),
+    )
+    .await
+}
