@@ -95,14 +95,7 @@ impl InMemoryHost {
     /// Seeds a running deployment (not recorded as a call) and returns it, replacing any
     /// deployment of the same name.
     pub fn insert(&self, new: NewDeployment) -> Deployment {
-        let deployment = Deployment {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: new.name,
-            recipe: new.recipe,
-            config: new.config,
-            depends_on: new.depends_on,
-            status: STATUS_RUNNING.to_string(),
-        };
+        let deployment = deployment_from(new, STATUS_RUNNING);
         let mut state = self.lock();
         state.deployments.retain(|d| d.name != deployment.name);
         state.deployments.push(deployment.clone());
@@ -211,14 +204,7 @@ impl WorkspaceHost for InMemoryHost {
                 format!("a deployment named `{}` already exists", new.name),
             ));
         }
-        let deployment = Deployment {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: new.name,
-            recipe: new.recipe,
-            config: new.config,
-            depends_on: new.depends_on,
-            status: STATUS_CREATED.to_string(),
-        };
+        let deployment = deployment_from(new, STATUS_CREATED);
         state.deployments.push(deployment.clone());
         Ok(deployment)
     }
@@ -274,5 +260,17 @@ pub fn config_from_json(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
+    }
+}
+
+/// A deployment made from `new` with a fresh id and `status`.
+fn deployment_from(new: NewDeployment, status: &str) -> Deployment {
+    Deployment {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: new.name,
+        recipe: new.recipe,
+        config: new.config,
+        depends_on: new.depends_on,
+        status: status.to_string(),
     }
 }
