@@ -46,6 +46,33 @@ fn assert_damaged_restore(err: &backup_core::Error) {
     );
 }
 
+/// Seeds `app` with `rows` items and exports it in `format` into `dir`.
+async fn export_items(server: &PostgresServer, rows: u32, format: &str, dir: &Path) -> Exported {
+    seed_items(server, "app", rows);
+    export_one(&service(server, "app", json!({"format": format})), dir)
+        .await
+        .unwrap()
+}
+
+/// Restores the dump at `path` (described by `exported`) into `database`; the restore
+/// must fail, and its error is returned.
+async fn restore_file(
+    server: &PostgresServer,
+    database: &str,
+    exported: &Exported,
+    path: &Path,
+    force: bool,
+) -> backup_core::Error {
+    import_path(
+        &service(server, database, json!({})),
+        &exported.descriptor,
+        path,
+        force,
+    )
+    .await
+    .unwrap_err()
+}
+
 fn seed_items(server: &PostgresServer, db: &str, rows: u32) {
     server.create_database(db);
     server.psql(
@@ -120,25 +147,15 @@ async fn a_pg_dump_failure_after_start_ends_the_export_stream_with_an_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupt_custom_dump_fails_and_leaves_no_new_database() {
     let server = PostgresServer::start();
-    seed_items(&server, "app", 1000);
     let dir = tempfile::tempdir().unwrap();
-    let exported = export_one(&service(&server, "app", json!({})), dir.path())
-        .await
-        .unwrap();
+    let exported = export_items(&server, 1000, "custom", dir.path()).await;
     let corrupt = damaged_copy(&exported, "corrupt.dump", |bytes| {
         for b in bytes.iter_mut().take(64) {
             *b ^= 0x5a;
         }
     });
 
-    let err = import_path(
-        &service(&server, "fresh", json!({})),
-        &exported.descriptor,
-        &corrupt,
-        false,
-    )
-    .await
-    .unwrap_err();
+    let err = restore_file(&server, "fresh", &exported, &corrupt, false).await;
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
     assert!(err.hint().is_some());
     assert!(
@@ -150,11 +167,8 @@ async fn a_corrupt_custom_dump_fails_and_leaves_no_new_database() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_truncated_custom_dump_fails_and_a_forced_restore_leaves_the_target_unchanged() {
     let server = PostgresServer::start();
-    seed_items(&server, "app", 20_000);
     let dir = tempfile::tempdir().unwrap();
-    let exported = export_one(&service(&server, "app", json!({})), dir.path())
-        .await
-        .unwrap();
+    let exported = export_items(&server, 20_000, "custom", dir.path()).await;
     let truncated = damaged_copy(&exported, "truncated.dump", |bytes| {
         bytes.truncate(bytes.len() / 2)
     });
@@ -162,14 +176,7 @@ async fn a_truncated_custom_dump_fails_and_a_forced_restore_leaves_the_target_un
     // The target now differs from the dump; a failed forced restore must keep it so.
     seed_items(&server, "target", 7);
     let before = server.table_checksums("target");
-    let err = import_path(
-        &service(&server, "target", json!({})),
-        &exported.descriptor,
-        &truncated,
-        true,
-    )
-    .await
-    .unwrap_err();
+    let err = restore_file(&server, "target", &exported, &truncated, true).await;
     assert_damaged_restore(&err);
     assert_eq!(server.table_checksums("target"), before, "target unchanged");
     let leftovers = server.psql(
@@ -178,14 +185,7 @@ async fn a_truncated_custom_dump_fails_and_a_forced_restore_leaves_the_target_un
     );
     assert_eq!(leftovers, "0", "the temporary database is dropped");
 
-    let err = import_path(
-        &service(&server, "fresh", json!({})),
-        &exported.descriptor,
-        &truncated,
-        false,
-    )
-    .await
-    .unwrap_err();
+    let err = restore_file(&server, "fresh", &exported, &truncated, false).await;
     assert_damaged_restore(&err);
     assert!(!server.database_exists("fresh"));
 }
@@ -193,27 +193,14 @@ async fn a_truncated_custom_dump_fails_and_a_forced_restore_leaves_the_target_un
 #[tokio::test(flavor = "multi_thread")]
 async fn a_truncated_sql_dump_fails_and_leaves_an_empty_database_empty() {
     let server = PostgresServer::start();
-    seed_items(&server, "app", 20_000);
     let dir = tempfile::tempdir().unwrap();
-    let exported = export_one(
-        &service(&server, "app", json!({"format": "sql"})),
-        dir.path(),
-    )
-    .await
-    .unwrap();
+    let exported = export_items(&server, 20_000, "sql", dir.path()).await;
     let truncated = damaged_copy(&exported, "truncated.sql", |bytes| {
         bytes.truncate(bytes.len() * 3 / 4)
     });
 
     server.create_database("empty");
-    let err = import_path(
-        &service(&server, "empty", json!({})),
-        &exported.descriptor,
-        &truncated,
-        false,
-    )
-    .await
-    .unwrap_err();
+    let err = restore_file(&server, "empty", &exported, &truncated, false).await;
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
     assert_eq!(
         server.psql(
@@ -227,14 +214,8 @@ async fn a_truncated_sql_dump_fails_and_leaves_an_empty_database_empty() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupt_sql_dump_fails_and_a_forced_restore_leaves_the_target_unchanged() {
     let server = PostgresServer::start();
-    seed_items(&server, "app", 500);
     let dir = tempfile::tempdir().unwrap();
-    let exported = export_one(
-        &service(&server, "app", json!({"format": "sql"})),
-        dir.path(),
-    )
-    .await
-    .unwrap();
+    let exported = export_items(&server, 500, "sql", dir.path()).await;
     let corrupt = damaged_copy(&exported, "corrupt.sql", |bytes| {
         let text = String::from_utf8(std::mem::take(bytes)).unwrap();
         *bytes = text
@@ -244,14 +225,7 @@ async fn a_corrupt_sql_dump_fails_and_a_forced_restore_leaves_the_target_unchang
 
     seed_items(&server, "target", 3);
     let before = server.table_checksums("target");
-    let err = import_path(
-        &service(&server, "target", json!({})),
-        &exported.descriptor,
-        &corrupt,
-        true,
-    )
-    .await
-    .unwrap_err();
+    let err = restore_file(&server, "target", &exported, &corrupt, true).await;
     assert_eq!(err.kind(), ErrorKind::ToolFailed, "{err}");
     assert!(err.message().contains("syntax error"), "{err}");
     assert_eq!(server.table_checksums("target"), before, "target unchanged");
@@ -260,11 +234,8 @@ async fn a_corrupt_sql_dump_fails_and_a_forced_restore_leaves_the_target_unchang
 #[tokio::test(flavor = "multi_thread")]
 async fn restore_into_a_non_empty_database_without_force_is_refused() {
     let server = PostgresServer::start();
-    seed_items(&server, "app", 10);
     let dir = tempfile::tempdir().unwrap();
-    let exported = export_one(&service(&server, "app", json!({})), dir.path())
-        .await
-        .unwrap();
+    let exported = export_items(&server, 10, "custom", dir.path()).await;
     seed_items(&server, "busy", 3);
     let before = server.table_checksums("busy");
     let target = service(&server, "busy", json!({}));
