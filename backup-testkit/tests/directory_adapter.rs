@@ -35,6 +35,17 @@ async fn exported_sample_tree(dir: &std::path::Path) -> (std::path::PathBuf, Vec
     (source, bytes)
 }
 
+/// Imports a tar `stream` into the directory at `target`.
+async fn import_tar(
+    target: &std::path::Path,
+    stream: ByteStream,
+    mode: ImportMode,
+) -> backup_core::Result<()> {
+    DirectoryImporter
+        .import(&service(target), &tar_descriptor(), stream, mode)
+        .await
+}
+
 fn stream_of(bytes: Vec<u8>) -> ByteStream {
     Box::pin(futures::stream::iter(
         bytes
@@ -49,13 +60,7 @@ async fn tree_round_trips_with_modes_mtimes_symlinks_and_empty_dirs() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (source, bytes) = exported_sample_tree(tmp.path()).await;
     let target = tmp.path().join("restored");
-    DirectoryImporter
-        .import(
-            &service(&target),
-            &tar_descriptor(),
-            stream_of(bytes),
-            ImportMode::default(),
-        )
+    import_tar(&target, stream_of(bytes), ImportMode::default())
         .await
         .expect("import");
     assert_eq!(tree_digest(&source), tree_digest(&target));
@@ -143,13 +148,7 @@ async fn truncated_stream_fails_and_leaves_the_target_as_it_was() {
     std::fs::write(target.join("keep.txt"), b"precious").expect("write");
     let before = tree_digest(&target);
     let truncated = bytes[..bytes.len() / 2].to_vec();
-    let err = DirectoryImporter
-        .import(
-            &service(&target),
-            &tar_descriptor(),
-            stream_of(truncated),
-            ImportMode { force: true },
-        )
+    let err = import_tar(&target, stream_of(truncated), ImportMode { force: true })
         .await
         .expect_err("truncated");
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
@@ -173,13 +172,7 @@ async fn a_stream_error_fails_the_import_and_leaves_the_target_as_it_was() {
         Ok(Bytes::from(vec![0u8; 512])),
         Err(backup_core::Error::integrity("sha256 mismatch").into_io()),
     ]));
-    let err = DirectoryImporter
-        .import(
-            &service(&target),
-            &tar_descriptor(),
-            stream,
-            ImportMode::default(),
-        )
+    let err = import_tar(&target, stream, ImportMode::default())
         .await
         .expect_err("stream error");
     assert_eq!(err.kind(), ErrorKind::Integrity);
@@ -215,13 +208,7 @@ async fn archive_paths_that_escape_the_target_are_refused() {
     ] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let target = tmp.path().join("target");
-        let err = DirectoryImporter
-            .import(
-                &service(&target),
-                &tar_descriptor(),
-                stream_of(hostile_tar(name)),
-                ImportMode::default(),
-            )
+        let err = import_tar(&target, stream_of(hostile_tar(name)), ImportMode::default())
             .await
             .expect_err(name);
         assert_eq!(err.kind(), ErrorKind::Integrity, "{name}: {err}");
@@ -253,13 +240,7 @@ async fn a_symlink_cannot_be_used_to_write_outside_the_target() {
         .expect("file entry");
     let bytes = builder.into_inner().expect("tar");
     let target = tmp.path().join("target");
-    let err = DirectoryImporter
-        .import(
-            &service(&target),
-            &tar_descriptor(),
-            stream_of(bytes),
-            ImportMode::default(),
-        )
+    let err = import_tar(&target, stream_of(bytes), ImportMode::default())
         .await
         .expect_err("symlink escape");
     assert!(!outside.join("pwned.txt").exists());
@@ -290,13 +271,7 @@ async fn a_stream_cut_at_an_entry_boundary_is_detected_as_truncated() {
     // Drop the end-of-archive blocks: every entry is whole, but the archive is not.
     let cut = bytes[..bytes.len() - 1024].to_vec();
     let target = tmp.path().join("target");
-    let err = DirectoryImporter
-        .import(
-            &service(&target),
-            &tar_descriptor(),
-            stream_of(cut),
-            ImportMode::default(),
-        )
+    let err = import_tar(&target, stream_of(cut), ImportMode::default())
         .await
         .expect_err("cut at a boundary");
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
