@@ -48,6 +48,17 @@ async fn kill_mid_export(format: &str) {
     assert!(late.is_err());
 }
 
+/// A logical export of a server holding every type, and an empty target server.
+async fn logical_export_of_every_type() -> (RedisServer, Vec<u8>) {
+    let source = RedisServer::start();
+    let target = RedisServer::start();
+    fill_every_type(&source);
+    let (_, bytes) = export_bytes(&service(&source, json!({"format": "logical"})))
+        .await
+        .expect("export");
+    (target, bytes)
+}
+
 #[tokio::test]
 async fn dropped_connection_mid_rdb_export_ends_the_stream_with_an_error() {
     kill_mid_export("rdb").await;
@@ -72,12 +83,7 @@ async fn import_bytes(target: &RedisServer, bytes: Vec<u8>) -> backup_core::Resu
 
 #[tokio::test]
 async fn corrupt_logical_import_is_an_integrity_error_and_leaves_an_empty_target_empty() {
-    let source = RedisServer::start();
-    let target = RedisServer::start();
-    fill_every_type(&source);
-    let (_, bytes) = export_bytes(&service(&source, json!({"format": "logical"})))
-        .await
-        .expect("export");
+    let (target, bytes) = logical_export_of_every_type().await;
     // A flipped byte in the middle (a payload or a header field).
     for position in [bytes.len() / 2, bytes.len() / 3, bytes.len() - 6] {
         let mut corrupt = bytes.clone();
@@ -92,12 +98,7 @@ async fn corrupt_logical_import_is_an_integrity_error_and_leaves_an_empty_target
 
 #[tokio::test]
 async fn truncated_logical_import_is_an_integrity_error_and_leaves_an_empty_target_empty() {
-    let source = RedisServer::start();
-    let target = RedisServer::start();
-    fill_every_type(&source);
-    let (_, bytes) = export_bytes(&service(&source, json!({"format": "logical"})))
-        .await
-        .expect("export");
+    let (target, bytes) = logical_export_of_every_type().await;
     for cut in [bytes.len() - 1, bytes.len() - 13, bytes.len() / 2, 5] {
         let error = import_bytes(&target, bytes[..cut].to_vec())
             .await
