@@ -170,14 +170,17 @@ fn main() {
     let native_default = backup_benches::time_shell(&native_cmd);
     let (size, ours_default, peak_default) = measure(|| {
         runtime.block_on(export_to_file(
-            &service(&source, serde_json::json!({})),
+            &service(&source, serde_json::json!({"format": "rdb"})),
             &ours_rdb,
         ))
     });
     // Ours with the opt-in; the native tool with the delay set to 0 by hand.
     let (_, ours_lowered, peak_lowered) = measure(|| {
         runtime.block_on(export_to_file(
-            &service(&source, serde_json::json!({"lowerDisklessSyncDelay": true})),
+            &service(
+                &source,
+                serde_json::json!({"format": "rdb", "lowerDisklessSyncDelay": true}),
+            ),
             &ours_rdb,
         ))
     });

@@ -15,7 +15,7 @@ use backup_core::{
 use crate::config::{ExportFormat, RedisConfig};
 use crate::rdb_import::RedisServerControl;
 use crate::resp::Connection;
-use crate::server::{ensure_empty, server_info};
+use crate::server::{ensure_empty, ensure_not_cluster, server_info};
 use crate::{logical_export, logical_import, rdb_export, rdb_import, RECIPE};
 
 /// Artifact name of an RDB export.
@@ -44,6 +44,7 @@ impl DataExporter for RedisExporter {
         let config = RedisConfig::from_service(service)?;
         let mut conn = Connection::open(&config).await?;
         let info = server_info(&mut conn).await?;
+        ensure_not_cluster(&info, &conn.endpoint().to_string())?;
         let (name, format) = match config.format {
             ExportFormat::Rdb => (RDB_ARTIFACT, REDIS_RDB),
             ExportFormat::Logical => (LOGICAL_ARTIFACT, REDIS_DUMP_RESTORE),
@@ -64,6 +65,7 @@ impl DataExporter for RedisExporter {
         artifact: &ArtifactDescriptor,
     ) -> Result<ArtifactData> {
         let config = RedisConfig::from_service(service)?;
+        refuse_cluster(&config).await?;
         match artifact.format.as_str() {
             REDIS_RDB => rdb_export::start(&config).await,
             REDIS_DUMP_RESTORE => logical_export::start(&config).await,
@@ -75,12 +77,22 @@ impl DataExporter for RedisExporter {
     }
 }
 
+/// Refuses the server of `config` when it is a Redis Cluster node.
+async fn refuse_cluster(config: &RedisConfig) -> Result<()> {
+    let mut conn = Connection::open(config).await?;
+    let info = server_info(&mut conn).await?;
+    ensure_not_cluster(&info, &conn.endpoint().to_string())
+}
+
 /// Imports what [`RedisExporter`] wrote.
 ///
 /// - Logical exports are restored into any reachable server with pipelined `RESTORE`.
 /// - RDB exports need a [`RedisServerControl`] (see [`RedisImporter::with_server_control`]):
 ///   the file is placed in the server's data directory while it is stopped. Without one,
-///   an RDB import is refused with [`backup_core::ErrorKind::Unsupported`].
+///   [`formats`](DataImporter::formats) does not list `redis/rdb`, so a restore refuses
+///   an RDB artifact while it checks formats, before it creates or changes anything (also
+///   in a dry run); a direct import call fails with
+///   [`backup_core::ErrorKind::Unsupported`].
 #[derive(Debug, Clone, Default)]
 pub struct RedisImporter {
     control: Option<Arc<dyn RedisServerControl>>,
@@ -105,10 +117,24 @@ impl RedisImporter {
     }
 }
 
+/// The `rdbVersion` an RDB export recorded in its metadata, if any.
+fn artifact_rdb_version(artifact: &ArtifactDescriptor) -> Option<u32> {
+    artifact
+        .metadata
+        .get("rdbVersion")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|v| u32::try_from(v).ok())
+}
+
 #[async_trait]
 impl DataImporter for RedisImporter {
     fn formats(&self) -> Vec<String> {
-        vec![REDIS_RDB.to_string(), REDIS_DUMP_RESTORE.to_string()]
+        // Only what this importer can restore: RDB needs a server control.
+        let mut formats = vec![REDIS_DUMP_RESTORE.to_string()];
+        if self.control.is_some() {
+            formats.push(REDIS_RDB.to_string());
+        }
+        formats
     }
 
     async fn check(
@@ -118,15 +144,22 @@ impl DataImporter for RedisImporter {
         mode: ImportMode,
     ) -> Result<()> {
         for artifact in artifacts {
-            ensure_format_supported(self, RECIPE, artifact)?;
             if artifact.format == REDIS_RDB && self.control.is_none() {
                 return Err(Self::rdb_unsupported());
             }
+            ensure_format_supported(self, RECIPE, artifact)?;
         }
         let config = RedisConfig::from_service(service)?;
         let mut conn = Connection::open(&config).await?;
         let info = server_info(&mut conn).await?;
-        ensure_empty(&info, &conn.endpoint().to_string(), mode.force)
+        let endpoint = conn.endpoint().to_string();
+        ensure_not_cluster(&info, &endpoint)?;
+        for artifact in artifacts {
+            if artifact.format == REDIS_RDB {
+                rdb_import::ensure_loadable(&info, artifact_rdb_version(artifact), &endpoint)?;
+            }
+        }
+        ensure_empty(&info, &endpoint, mode.force)
     }
 
     async fn import(
@@ -136,8 +169,12 @@ impl DataImporter for RedisImporter {
         data: ByteStream,
         mode: ImportMode,
     ) -> Result<()> {
+        if artifact.format == REDIS_RDB && self.control.is_none() {
+            return Err(Self::rdb_unsupported());
+        }
         ensure_format_supported(self, RECIPE, artifact)?;
         let config = RedisConfig::from_service(service)?;
+        refuse_cluster(&config).await?;
         if artifact.format == REDIS_RDB {
             let Some(control) = &self.control else {
                 return Err(Self::rdb_unsupported());

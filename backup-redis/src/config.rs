@@ -5,16 +5,23 @@ use serde::{Deserialize, Serialize};
 use backup_core::{Error, ErrorKind, Result, ServiceTarget};
 
 /// Which artifact format an export produces.
+///
+/// The default is [`Logical`](ExportFormat::Logical): the default recipe ([`crate::recipe`])
+/// restores it into any running server. [`Rdb`](ExportFormat::Rdb) is opt-in, because
+/// restoring it needs a [`crate::RedisServerControl`] (the host stops and starts the
+/// server around the file).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ExportFormat {
     /// The server's own RDB snapshot, taken over the replication protocol
-    /// ([`backup_core::artifact::formats::REDIS_RDB`]). Needs the `SYNC` permission.
-    #[default]
+    /// ([`backup_core::artifact::formats::REDIS_RDB`]). Needs the `SYNC` permission to
+    /// export, and [`crate::recipe_with_server_control`] to import.
     Rdb,
     /// Keys read with `SCAN` + `DUMP` into the framed format described in the crate docs
     /// ([`backup_core::artifact::formats::REDIS_DUMP_RESTORE`]). Works where replication
-    /// is not allowed (managed Redis, ACL users without `SYNC`).
+    /// is not allowed (managed Redis, ACL users without `SYNC`), and restores into any
+    /// running server.
+    #[default]
     Logical,
 }
 
@@ -37,7 +44,7 @@ pub struct RedisConfig {
     /// Password (`requirepass` or the ACL user's); a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    /// Export format (default `rdb`).
+    /// Export format (default `logical`).
     #[serde(default)]
     pub format: ExportFormat,
     /// Database indexes a logical export includes (default: every database with keys).
@@ -49,6 +56,19 @@ pub struct RedisConfig {
     /// back, also on error. Off by default: server settings are never changed silently.
     #[serde(default)]
     pub lower_diskless_sync_delay: bool,
+    /// Seconds a network read or write may wait without any byte moving before the
+    /// operation fails (default 60, at least 1). Covers every reply, the replication
+    /// stream of an RDB export, and waits for the server to prepare the RDB (it sends a
+    /// keep-alive every second).
+    #[serde(default = "default_idle_timeout_seconds")]
+    pub idle_timeout_seconds: u64,
+}
+
+/// Default of [`RedisConfig::idle_timeout_seconds`].
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 60;
+
+fn default_idle_timeout_seconds() -> u64 {
+    DEFAULT_IDLE_TIMEOUT_SECONDS
 }
 
 fn default_host() -> String {
@@ -69,6 +89,7 @@ impl Default for RedisConfig {
             format: ExportFormat::default(),
             databases: None,
             lower_diskless_sync_delay: false,
+            idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
         }
     }
 }
@@ -83,11 +104,17 @@ impl std::fmt::Debug for RedisConfig {
             .field("format", &self.format)
             .field("databases", &self.databases)
             .field("lower_diskless_sync_delay", &self.lower_diskless_sync_delay)
+            .field("idle_timeout_seconds", &self.idle_timeout_seconds)
             .finish()
     }
 }
 
 impl RedisConfig {
+    /// [`idle_timeout_seconds`](Self::idle_timeout_seconds) as a duration (at least 1 s).
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_timeout_seconds.max(1))
+    }
+
     /// Reads the config of `service`.
     ///
     /// # Errors
@@ -122,6 +149,16 @@ impl RedisConfig {
             .with_hint(
                 "an RDB export always holds every database: use format `logical` to pick databases",
             ));
+        }
+        if config.idle_timeout_seconds == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "config of redis service `{}` sets idleTimeoutSeconds to 0",
+                    service.name
+                ),
+            )
+            .with_hint("use at least 1 second, or leave it out for the default of 60"));
         }
         Ok(config)
     }

@@ -103,6 +103,7 @@ mod format;
 mod logical_export;
 mod logical_import;
 mod rdb_check;
+mod rdb_delay;
 mod rdb_export;
 mod rdb_import;
 mod resp;
@@ -114,7 +115,7 @@ use backup_core::secrets::SecretGenerator;
 use backup_core::{Recipe, RecipeRegistry, Result};
 
 pub use adapter::{RedisExporter, RedisImporter, LOGICAL_ARTIFACT, RDB_ARTIFACT};
-pub use config::{ExportFormat, RedisConfig};
+pub use config::{ExportFormat, RedisConfig, DEFAULT_IDLE_TIMEOUT_SECONDS};
 pub use rdb_import::RedisServerControl;
 
 /// The recipe slug.
@@ -136,7 +137,8 @@ pub fn config_schema() -> serde_json::Value {
                 "items": {"type": "integer", "minimum": 0},
                 "uniqueItems": true
             },
-            "lowerDisklessSyncDelay": {"type": "boolean"}
+            "lowerDisklessSyncDelay": {"type": "boolean"},
+            "idleTimeoutSeconds": {"type": "integer", "minimum": 1}
         }
     })
 }

@@ -5,8 +5,6 @@
 //! `+FULLRESYNC`, then either `$<len>\r\n` and `len` bytes (disk-based) or
 //! `$EOF:<40-byte mark>\r\n`, the payload and the mark again (diskless).
 
-use std::time::Duration;
-
 use backup_core::artifact::late_metadata_channel;
 
 use backup_core::artifact::{ArtifactData, CHUNK_SIZE};
@@ -16,14 +14,11 @@ use crate::chunks::{self, ChunkSink};
 use crate::config::RedisConfig;
 use crate::errors::reply_error;
 use crate::rdb_check::RdbCheck;
+use crate::rdb_delay;
 use crate::resp::{Connection, Reply, RespReader, RespWriter};
 
 /// Length of the diskless end mark.
 const MARK_LEN: usize = 40;
-/// The longest silence accepted while the server prepares the RDB (it sends a newline
-/// every second).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-const DELAY_SETTING: &[u8] = b"repl-diskless-sync-delay";
 
 type Metadata = serde_json::Map<String, serde_json::Value>;
 
@@ -83,59 +78,16 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
 }
 
 async fn handshake(config: RedisConfig) -> Result<Handshake> {
-    let mut lowered = None;
-    if config.lower_diskless_sync_delay {
-        let mut control = Connection::open(&config).await?;
-        let original = read_delay(&mut control).await?;
-        control
-            .call(
-                "CONFIG SET repl-diskless-sync-delay",
-                &[b"CONFIG", b"SET", DELAY_SETTING, b"0"],
-            )
-            .await
-            .map_err(|e| e.with_hint("the user needs CONFIG permission for lowerDisklessSyncDelay; or turn the option off"))?;
-        lowered = Some((control, original));
-    }
+    let lowered = if config.lower_diskless_sync_delay {
+        Some(rdb_delay::lower(&config).await?)
+    } else {
+        None
+    };
     let result = sync(&config).await;
-    if let Some((mut control, original)) = lowered {
-        let restored = control
-            .call(
-                "CONFIG SET repl-diskless-sync-delay",
-                &[b"CONFIG", b"SET", DELAY_SETTING, original.as_bytes()],
-            )
-            .await;
-        if let Err(e) = restored {
-            return Err(Error::new(
-                e.kind(),
-                format!("could not put repl-diskless-sync-delay back to {original}: {e}"),
-            )
-            .with_hint(format!(
-                "set it back by hand: CONFIG SET repl-diskless-sync-delay {original}"
-            )));
-        }
+    if let Some(guard) = lowered {
+        guard.release().await?;
     }
     result
-}
-
-async fn read_delay(control: &mut Connection) -> Result<String> {
-    let reply = control
-        .call(
-            "CONFIG GET repl-diskless-sync-delay",
-            &[b"CONFIG", b"GET", DELAY_SETTING],
-        )
-        .await?;
-    if let Reply::Array(Some(items)) = reply {
-        if let Some(value) = items.get(1).and_then(Reply::text) {
-            if value.chars().all(|c| c.is_ascii_digit()) && !value.is_empty() {
-                return Ok(value);
-            }
-        }
-    }
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        "the server does not report repl-diskless-sync-delay",
-    )
-    .with_hint("turn lowerDisklessSyncDelay off for this server"))
 }
 
 fn sync_refused(reply: &str) -> Error {
@@ -183,17 +135,9 @@ async fn sync(config: &RedisConfig) -> Result<Handshake> {
     // Keep the writing half open: dropping it sends a FIN, and the server then drops us.
     let Connection { mut reader, writer } = conn;
     loop {
-        let line = tokio::time::timeout(IDLE_TIMEOUT, reader.read_line())
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "redis at {} sent nothing for 60 s after SYNC",
-                        reader.endpoint()
-                    ),
-                )
-            })??;
+        // The server sends a newline every second while it prepares the RDB, so the
+        // connection's idle timeout applies.
+        let line = reader.read_line().await?;
         if line.is_empty() || line.starts_with(b"+") {
             // Keep-alive newline, or +FULLRESYNC / +CONTINUE.
             continue;

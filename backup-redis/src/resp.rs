@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
@@ -15,12 +15,20 @@ use crate::errors::reply_error;
 
 /// Longest status/error/header line accepted from a server.
 const MAX_LINE: usize = 64 * 1024;
-/// Largest bulk string [`RespReader::read_reply`] buffers; larger ones must be streamed.
-const MAX_BUFFERED_BULK: usize = 64 * 1024 * 1024;
+/// Largest reply [`RespReader::read_reply`] buffers, counting every bulk and status payload
+/// and the memory of every element; larger values must be streamed.
+pub(crate) const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+/// Deepest nesting of arrays accepted in one reply (Redis itself replies with at most a
+/// few levels).
+pub(crate) const MAX_DEPTH: usize = 32;
+/// Most elements, over all nesting levels, accepted in one reply.
+pub(crate) const MAX_ELEMENTS: usize = 1 << 20;
 /// How long a TCP connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Buffer size of each direction.
 const IO_BUFFER: usize = 256 * 1024;
+/// Largest piece of a buffered bulk string allocated ahead of the bytes arriving.
+const BULK_STEP: usize = 64 * 1024;
 
 /// One reply from the server.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,11 +84,24 @@ pub(crate) fn connection_lost(endpoint: &Endpoint, what: &str, source: std::io::
     .with_source(source)
 }
 
+/// The error for a connection on which nothing moved for `timeout`.
+pub(crate) fn idle_timeout_error(endpoint: &Endpoint, timeout: Duration, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "redis at {endpoint} {what} for {} s: idle timeout (idleTimeoutSeconds) reached",
+            timeout.as_secs()
+        ),
+    )
+    .with_hint("the server is stuck, overloaded or not a redis server; if it is only slow, raise `idleTimeoutSeconds` in the service config")
+}
+
 /// The reading half of a connection.
 #[derive(Debug)]
 pub(crate) struct RespReader {
     inner: BufReader<OwnedReadHalf>,
     endpoint: Endpoint,
+    idle_timeout: Duration,
 }
 
 /// The writing half of a connection.
@@ -88,6 +109,7 @@ pub(crate) struct RespReader {
 pub(crate) struct RespWriter {
     inner: BufWriter<OwnedWriteHalf>,
     endpoint: Endpoint,
+    idle_timeout: Duration,
 }
 
 /// A connection: both halves, usable together for request/response or split for pipelines.
@@ -123,14 +145,17 @@ impl Connection {
         // Small commands must not wait for Nagle; large transfers fill whole segments anyway.
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
+        let idle_timeout = config.idle_timeout();
         let mut conn = Connection {
             reader: RespReader {
                 inner: BufReader::with_capacity(IO_BUFFER, read),
                 endpoint: endpoint.clone(),
+                idle_timeout,
             },
             writer: RespWriter {
                 inner: BufWriter::with_capacity(IO_BUFFER, write),
                 endpoint,
+                idle_timeout,
             },
         };
         if let Some(password) = &config.password {
@@ -197,18 +222,26 @@ impl RespWriter {
 
     /// Buffers raw bytes.
     pub(crate) async fn raw(&mut self, bytes: &[u8]) -> Result<()> {
-        self.inner
-            .write_all(bytes)
-            .await
-            .map_err(|e| connection_lost(&self.endpoint, "sending", e))
+        match tokio::time::timeout(self.idle_timeout, self.inner.write_all(bytes)).await {
+            Ok(done) => done.map_err(|e| connection_lost(&self.endpoint, "sending", e)),
+            Err(_) => Err(idle_timeout_error(
+                &self.endpoint,
+                self.idle_timeout,
+                "took nothing we sent",
+            )),
+        }
     }
 
     /// Sends everything buffered.
     pub(crate) async fn flush(&mut self) -> Result<()> {
-        self.inner
-            .flush()
-            .await
-            .map_err(|e| connection_lost(&self.endpoint, "sending", e))
+        match tokio::time::timeout(self.idle_timeout, self.inner.flush()).await {
+            Ok(done) => done.map_err(|e| connection_lost(&self.endpoint, "sending", e)),
+            Err(_) => Err(idle_timeout_error(
+                &self.endpoint,
+                self.idle_timeout,
+                "took nothing we sent",
+            )),
+        }
     }
 }
 
@@ -227,25 +260,53 @@ impl RespReader {
         &self.endpoint
     }
 
+    /// Returns buffered bytes, reading from the socket when none are buffered, within the
+    /// idle timeout. Empty means the connection closed.
+    async fn fill(&mut self, what: &str) -> Result<&[u8]> {
+        match tokio::time::timeout(self.idle_timeout, self.inner.fill_buf()).await {
+            Ok(Ok(buf)) => Ok(buf),
+            Ok(Err(e)) => Err(connection_lost(&self.endpoint, what, e)),
+            Err(_) => Err(idle_timeout_error(
+                &self.endpoint,
+                self.idle_timeout,
+                &format!("sent nothing while we were {what}"),
+            )),
+        }
+    }
+
+    fn closed(&self) -> Error {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("redis at {} closed the connection", self.endpoint),
+        )
+        .with_hint("check the server's log: it may have restarted, or refused the client")
+    }
+
     /// Reads one line up to `\n`, without the line ending. EOF is an error.
     pub(crate) async fn read_line(&mut self) -> Result<Vec<u8>> {
         let mut line = Vec::new();
-        let n = (&mut self.inner)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut line)
-            .await
-            .map_err(|e| connection_lost(&self.endpoint, "reading a reply", e))?;
-        if n == 0 {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!("redis at {} closed the connection", self.endpoint),
-            )
-            .with_hint("check the server's log: it may have restarted, or refused the client"));
+        loop {
+            let (used, done) = {
+                let buf = self.fill("reading a reply").await?;
+                if buf.is_empty() {
+                    return Err(self.closed());
+                }
+                let (take, used, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(pos) => (pos, pos + 1, true),
+                    None => (buf.len(), buf.len(), false),
+                };
+                if line.len() + take > MAX_LINE {
+                    return Err(self.protocol_error("a reply line is too long"));
+                }
+                line.extend_from_slice(&buf[..take]);
+                (used, done)
+            };
+            self.inner.consume(used);
+            if done {
+                break;
+            }
         }
-        if line.last() != Some(&b'\n') {
-            return Err(self.protocol_error("a reply line is too long or truncated"));
-        }
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
+        while line.last() == Some(&b'\r') {
             line.pop();
         }
         Ok(line)
@@ -256,6 +317,7 @@ impl RespReader {
             ErrorKind::Integrity,
             format!("redis at {} sent an invalid reply: {what}", self.endpoint),
         )
+        .with_hint("check that host and port point at a redis server")
     }
 
     fn parse_int(&self, digits: &[u8]) -> Result<i64> {
@@ -265,47 +327,111 @@ impl RespReader {
             .ok_or_else(|| self.protocol_error("a length or integer is not a number"))
     }
 
-    /// Reads one whole reply. Bulk strings larger than 64 MiB are refused: stream them
-    /// with [`read_bulk_header`](Self::read_bulk_header) instead.
+    /// Reads one whole reply, without recursion: arrays nest at most [`MAX_DEPTH`] deep,
+    /// hold at most [`MAX_ELEMENTS`] elements in all, and the reply takes at most
+    /// [`MAX_REPLY_BYTES`] of memory. Larger bulk strings must be streamed with
+    /// [`read_bulk_header`](Self::read_bulk_header).
     pub(crate) async fn read_reply(&mut self) -> Result<Reply> {
-        let line = self.read_line().await?;
-        let Some((&kind, rest)) = line.split_first() else {
-            return Err(self.protocol_error("empty reply line"));
-        };
-        match kind {
-            b'+' => Ok(Reply::Status(String::from_utf8_lossy(rest).into_owned())),
-            b'-' => Ok(Reply::Error(String::from_utf8_lossy(rest).into_owned())),
-            b':' => Ok(Reply::Integer(self.parse_int(rest)?)),
-            b'$' => {
-                let len = self.parse_int(rest)?;
-                if len < 0 {
-                    return Ok(Reply::Bulk(None));
-                }
-                let len = usize::try_from(len).unwrap_or(usize::MAX);
-                if len > MAX_BUFFERED_BULK {
-                    return Err(self.protocol_error("unexpectedly large bulk reply"));
-                }
-                let mut buf = vec![0u8; len + 2];
-                self.inner
-                    .read_exact(&mut buf)
-                    .await
-                    .map_err(|e| connection_lost(&self.endpoint, "reading a reply", e))?;
-                buf.truncate(len);
-                Ok(Reply::Bulk(Some(Bytes::from(buf))))
-            }
-            b'*' => {
-                let len = self.parse_int(rest)?;
-                if len < 0 {
-                    return Ok(Reply::Array(None));
-                }
-                let mut items = Vec::with_capacity(usize::try_from(len.min(4096)).unwrap_or(0));
-                for _ in 0..len {
-                    items.push(Box::pin(self.read_reply()).await?);
-                }
-                Ok(Reply::Array(Some(items)))
-            }
-            _ => Err(self.protocol_error("unknown reply type")),
+        /// An array still being filled.
+        struct Open {
+            items: Vec<Reply>,
+            remaining: usize,
         }
+        let mut open: Vec<Open> = Vec::new();
+        let mut elements = 0usize;
+        let mut budget = MAX_REPLY_BYTES;
+        loop {
+            let line = self.read_line().await?;
+            let Some((&kind, rest)) = line.split_first() else {
+                return Err(self.protocol_error("empty reply line"));
+            };
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                return Err(
+                    self.protocol_error(&format!("a reply has more than {MAX_ELEMENTS} elements"))
+                );
+            }
+            self.charge(&mut budget, std::mem::size_of::<Reply>() + rest.len())?;
+            let mut value = match kind {
+                b'+' => Reply::Status(String::from_utf8_lossy(rest).into_owned()),
+                b'-' => Reply::Error(String::from_utf8_lossy(rest).into_owned()),
+                b':' => Reply::Integer(self.parse_int(rest)?),
+                b'$' => match usize::try_from(self.parse_int(rest)?) {
+                    Err(_) => Reply::Bulk(None),
+                    Ok(len) => {
+                        self.charge(&mut budget, len)?;
+                        Reply::Bulk(Some(self.read_bulk_body(len).await?))
+                    }
+                },
+                b'*' => match usize::try_from(self.parse_int(rest)?) {
+                    Err(_) => Reply::Array(None),
+                    Ok(0) => Reply::Array(Some(Vec::new())),
+                    Ok(len) => {
+                        if open.len() >= MAX_DEPTH {
+                            return Err(self.protocol_error(&format!(
+                                "arrays nested deeper than {MAX_DEPTH} levels"
+                            )));
+                        }
+                        if len > MAX_ELEMENTS - elements {
+                            return Err(self.protocol_error(&format!(
+                                "a reply announces more than {MAX_ELEMENTS} elements"
+                            )));
+                        }
+                        open.push(Open {
+                            items: Vec::with_capacity(len.min(1024)),
+                            remaining: len,
+                        });
+                        continue;
+                    }
+                },
+                _ => return Err(self.protocol_error("unknown reply type")),
+            };
+            // Put the finished value into its array, closing every array it completes.
+            loop {
+                let Some(top) = open.last_mut() else {
+                    return Ok(value);
+                };
+                top.items.push(value);
+                top.remaining -= 1;
+                if top.remaining > 0 {
+                    break;
+                }
+                let Some(done) = open.pop() else {
+                    return Err(self.protocol_error("unbalanced arrays"));
+                };
+                value = Reply::Array(Some(done.items));
+            }
+        }
+    }
+
+    fn charge(&self, budget: &mut usize, bytes: usize) -> Result<()> {
+        *budget = budget.checked_sub(bytes).ok_or_else(|| {
+            self.protocol_error(&format!(
+                "a reply is larger than {} MiB",
+                MAX_REPLY_BYTES / (1024 * 1024)
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// Reads `len` bytes and the CRLF after them, allocating only as bytes arrive.
+    async fn read_bulk_body(&mut self, len: usize) -> Result<Bytes> {
+        let mut body = Vec::with_capacity(len.min(BULK_STEP));
+        while body.len() < len {
+            let used = {
+                let want = len - body.len();
+                let buf = self.fill("reading a reply").await?;
+                if buf.is_empty() {
+                    return Err(self.closed());
+                }
+                let n = buf.len().min(want);
+                body.extend_from_slice(&buf[..n]);
+                n
+            };
+            self.inner.consume(used);
+        }
+        self.read_crlf().await?;
+        Ok(Bytes::from(body))
     }
 
     /// Reads the header of a bulk reply that the caller then streams with
@@ -333,13 +459,9 @@ impl RespReader {
     }
 
     /// Returns up to `max` buffered bytes (reading more from the socket if none are
-    /// buffered). Empty means the connection closed.
+    /// buffered, within the idle timeout). Empty means the connection closed.
     pub(crate) async fn read_some(&mut self, max: usize) -> Result<&[u8]> {
-        let buf = self
-            .inner
-            .fill_buf()
-            .await
-            .map_err(|e| connection_lost(&self.endpoint, "receiving data", e))?;
+        let buf = self.fill("receiving data").await?;
         let n = buf.len().min(max);
         Ok(&buf[..n])
     }
@@ -349,14 +471,22 @@ impl RespReader {
         self.inner.consume(n);
     }
 
-    /// Reads the CRLF that ends a streamed bulk string.
+    /// Reads the CRLF that ends a bulk string.
     pub(crate) async fn read_crlf(&mut self) -> Result<()> {
-        let mut crlf = [0u8; 2];
-        self.inner
-            .read_exact(&mut crlf)
-            .await
-            .map_err(|e| connection_lost(&self.endpoint, "receiving data", e))?;
-        if &crlf != b"\r\n" {
+        let mut crlf = Vec::with_capacity(2);
+        while crlf.len() < 2 {
+            let used = {
+                let buf = self.fill("receiving data").await?;
+                if buf.is_empty() {
+                    return Err(self.closed());
+                }
+                let n = buf.len().min(2 - crlf.len());
+                crlf.extend_from_slice(&buf[..n]);
+                n
+            };
+            self.inner.consume(used);
+        }
+        if crlf != b"\r\n" {
             return Err(self.protocol_error("a bulk string does not end with CRLF"));
         }
         Ok(())

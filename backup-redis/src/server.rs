@@ -13,6 +13,15 @@ pub(crate) struct ServerInfo {
     pub(crate) version: String,
     /// Major version, 0 when unknown.
     pub(crate) major: u32,
+    /// Minor version, 0 when unknown.
+    pub(crate) minor: u32,
+    /// `run_id`: changes with every start of the server process.
+    pub(crate) run_id: String,
+    /// Set when the server is not Redis itself (`server_name`, e.g. `valkey`), whose
+    /// `redis_version` says little about its RDB versions.
+    pub(crate) other_server: bool,
+    /// Whether the server is a Redis Cluster node (`cluster_enabled:1`).
+    pub(crate) cluster_enabled: bool,
     /// Keys per database index, only databases that hold keys.
     pub(crate) keyspace: BTreeMap<u32, u64>,
     /// Whether the append-only file is on (then the RDB is not what a restart loads).
@@ -38,10 +47,10 @@ impl ServerInfo {
     }
 }
 
-/// Reads `INFO server`, `INFO keyspace` and `INFO persistence`.
+/// Reads `INFO server`, `INFO keyspace`, `INFO persistence` and `INFO cluster`.
 pub(crate) async fn server_info(conn: &mut Connection) -> Result<ServerInfo> {
     let mut info = ServerInfo::default();
-    for section in ["server", "keyspace", "persistence"] {
+    for section in ["server", "keyspace", "persistence", "cluster"] {
         let reply = conn
             .call("INFO", &[b"INFO", section.as_bytes()])
             .await?
@@ -51,12 +60,15 @@ pub(crate) async fn server_info(conn: &mut Connection) -> Result<ServerInfo> {
             match key {
                 "redis_version" => {
                     info.version = value.to_string();
-                    info.major = value
-                        .split('.')
-                        .next()
-                        .and_then(|m| m.parse().ok())
-                        .unwrap_or(0);
+                    let mut parts = value.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+                    info.major = parts.next().unwrap_or(0);
+                    info.minor = parts.next().unwrap_or(0);
                 }
+                "run_id" => info.run_id = value.to_string(),
+                "server_name" | "valkey_version" => {
+                    info.other_server |= key == "valkey_version" || value != "redis";
+                }
+                "cluster_enabled" => info.cluster_enabled = value == "1",
                 "aof_enabled" => info.aof_enabled = value == "1",
                 "loading" => info.loading = value == "1",
                 db if db.starts_with("db") => {
@@ -76,6 +88,42 @@ pub(crate) async fn server_info(conn: &mut Connection) -> Result<ServerInfo> {
         }
     }
     Ok(info)
+}
+
+impl ServerInfo {
+    /// The newest RDB version this server loads, when its version is one we know
+    /// (Redis 2.6 to 7.4); `None` for newer or other servers, whose limit we cannot tell.
+    pub(crate) fn max_rdb_version(&self) -> Option<u32> {
+        if self.other_server {
+            return None;
+        }
+        let rdb = match (self.major, self.minor) {
+            (2, 6..) | (3, 0..=1) => 6,
+            (3, _) => 7,
+            (4, _) => 8,
+            (5 | 6, _) => 9,
+            (7, 0..=1) => 10,
+            (7, 2..=3) => 11,
+            (7, 4) => 12,
+            _ => return None,
+        };
+        Some(rdb)
+    }
+}
+
+/// Refuses a Redis Cluster node: it holds only its own hash slots, so a backup of it is
+/// not the dataset, and keys restored into it may belong to other nodes.
+pub(crate) fn ensure_not_cluster(info: &ServerInfo, endpoint: &str) -> Result<()> {
+    if !info.cluster_enabled {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "redis at {endpoint} is a Redis Cluster node (cluster_enabled:1): it holds only its own hash slots, not the whole dataset"
+        ),
+    )
+    .with_hint("Redis Cluster is not supported: back up each shard with the cluster's own tooling, or point the service at a standalone server"))
 }
 
 /// The server's clock in Unix milliseconds (`TIME`).

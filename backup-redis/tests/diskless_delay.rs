@@ -26,9 +26,12 @@ async fn lower_diskless_sync_delay_skips_the_wait_and_restores_the_original_sett
         .start();
     server.cli(&["SET", "a", "1"]);
     let start = Instant::now();
-    let (_, rdb) = export_bytes(&service(&server, json!({"lowerDisklessSyncDelay": true})))
-        .await
-        .expect("export");
+    let (_, rdb) = export_bytes(&service(
+        &server,
+        json!({"format": "rdb", "lowerDisklessSyncDelay": true}),
+    ))
+    .await
+    .expect("export");
     assert!(rdb.starts_with(b"REDIS"));
     assert!(start.elapsed().as_secs() < 5, "took {:?}", start.elapsed());
     assert_eq!(delay(&server), "7");
@@ -39,7 +42,7 @@ async fn without_the_option_the_setting_is_untouched() {
     let server = RedisServer::builder()
         .arg("repl-diskless-sync-delay", "1")
         .start();
-    let (_, rdb) = export_bytes(&service(&server, json!({})))
+    let (_, rdb) = export_bytes(&service(&server, json!({"format": "rdb"})))
         .await
         .expect("export");
     assert!(rdb.starts_with(b"REDIS"));
@@ -56,7 +59,7 @@ async fn lower_diskless_sync_delay_restores_the_setting_when_the_export_fails() 
     ]);
     let svc = service(
         &server,
-        json!({"username": "ops", "password": "ops-pw", "lowerDisklessSyncDelay": true}),
+        json!({"username": "ops", "password": "ops-pw", "format": "rdb", "lowerDisklessSyncDelay": true}),
     );
     let artifacts = RedisExporter.artifacts(&svc).await.expect("artifacts");
     let error = RedisExporter

@@ -144,7 +144,7 @@ async fn rdb_import_into_a_server_it_does_not_control_is_unsupported_and_names_l
     let target = RedisServer::start();
     source.cli(&["SET", "a", "1"]);
     let error = pipe(
-        &service(&source, json!({})),
+        &service(&source, json!({"format": "rdb"})),
         &service(&target, json!({})),
         &RedisImporter::new(),
         ImportMode::default(),
@@ -216,9 +216,12 @@ async fn corrupt_or_truncated_rdb_import_is_an_integrity_error_and_leaves_the_ta
     target.cli(&["SET", "kept", "1"]);
     let control = TestControl::default();
     control.add(target.clone());
-    let (artifact, rdb) = export_bytes(&service(&source, json!({"lowerDisklessSyncDelay": true})))
-        .await
-        .expect("rdb export");
+    let (artifact, rdb) = export_bytes(&service(
+        &source,
+        json!({"format": "rdb", "lowerDisklessSyncDelay": true}),
+    ))
+    .await
+    .expect("rdb export");
     let mut corrupt = rdb.clone();
     corrupt[rdb.len() / 2] ^= 0x01;
     let truncated = rdb[..rdb.len() - 100].to_vec();

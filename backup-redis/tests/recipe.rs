@@ -26,13 +26,14 @@ fn the_recipe_validates_configs_and_treats_the_password_as_a_secret() {
 }
 
 #[test]
-fn the_config_defaults_to_rdb_on_localhost_6379_and_rejects_databases_with_rdb() {
+fn the_config_defaults_to_logical_on_localhost_6379_and_rejects_databases_with_rdb() {
     let service = backup_core::ServiceTarget::local("r", "redis", json!({}));
     let config = backup_redis::RedisConfig::from_service(&service).expect("defaults");
     assert_eq!(config.port, 6379);
-    assert_eq!(config.format, backup_redis::ExportFormat::Rdb);
+    assert_eq!(config.format, backup_redis::ExportFormat::Logical);
     assert!(!config.lower_diskless_sync_delay);
-    let service = backup_core::ServiceTarget::local("r", "redis", json!({"databases": [1]}));
+    let service =
+        backup_core::ServiceTarget::local("r", "redis", json!({"format": "rdb", "databases": [1]}));
     let error = backup_redis::RedisConfig::from_service(&service).expect_err("rdb + databases");
     assert_eq!(error.kind(), ErrorKind::InvalidConfig);
     let service = backup_core::ServiceTarget::local("r", "redis", json!({"password": 12345}));

@@ -99,7 +99,7 @@ async fn ttls_survive_an_rdb_round_trip() {
     let control = TestControl::default();
     control.add(target.clone());
     pipe(
-        &service(&source, json!({})),
+        &service(&source, json!({"format": "rdb"})),
         &service(&target, json!({})),
         &importer(&control),
         ImportMode::default(),
@@ -137,7 +137,10 @@ async fn an_rdb_export_records_server_version_keys_per_database_rdb_version_and_
     source.cli(&["SET", "a", "1"]);
     source.cli(&["-n", "3", "SET", "b", "2"]);
     source.cli(&["-n", "3", "SET", "c", "3"]);
-    let from = service(&source, json!({"lowerDisklessSyncDelay": true}));
+    let from = service(
+        &source,
+        json!({"format": "rdb", "lowerDisklessSyncDelay": true}),
+    );
     let exporter = backup_redis::RedisExporter;
     let artifacts = exporter.artifacts(&from).await.expect("artifacts");
     let descriptor = &artifacts[0];
