@@ -26,7 +26,13 @@
 //!
 //! # Formats
 //!
-//! **RDB** (`redis/rdb`, config `"format": "rdb"`, the default): the server's own snapshot,
+//! The default is the logical format, because the default [`recipe`] restores it into any
+//! running server. RDB is opt-in: restoring it needs a [`RedisServerControl`] (see
+//! [`recipe_with_server_control`]), and the default recipe's importer does not list
+//! `redis/rdb` among its formats, so a restore of an RDB bundle with it is refused while
+//! formats are checked, before any service is created or changed (also in a dry run).
+//!
+//! **RDB** (`redis/rdb`, config `"format": "rdb"`, opt-in): the server's own snapshot,
 //! taken the way `redis-cli --rdb` does it — `REPLCONF capa eof`, `REPLCONF rdb-only 1`
 //! (Redis ≥ 7; older servers fall back to a normal full sync, cut after the RDB), `SYNC`.
 //! Nothing is written to disk on our side; with the server's default
@@ -37,7 +43,7 @@
 //! user needs the `SYNC` and `REPLCONF` permissions; a refusal suggests the logical
 //! format.
 //!
-//! **Logical** (`redis/dump-restore`, `"format": "logical"`): works wherever `SCAN`,
+//! **Logical** (`redis/dump-restore`, `"format": "logical"`, the default): works wherever `SCAN`,
 //! `DUMP` and `PEXPIRETIME` (or `PTTL` before Redis 7) are allowed. For each database
 //! (every database with keys, or those in `databases`): `SELECT`, `SCAN … COUNT 1000`, then
 //! per batch a pipelined `PEXPIRETIME key` + `DUMP key` for every key. A key deleted between
@@ -69,13 +75,32 @@
 //! before is gone after a failed import**: the caller's safety backup covers that.
 //!
 //! **RDB**: only into a server whose data directory the host controls, through a
-//! [`RedisServerControl`]: the file is checked (header, EOF opcode, CRC-64) and written to a temporary name in the data directory
-//! while the server runs, then the server is stopped, the file renamed to its
-//! `dbfilename`, the server started, and the import waits until `INFO persistence` says
-//! `loading:0`. If the server cannot load it, the file is removed and the server restarted
-//! empty. A server with `appendonly yes` is refused (it would load its AOF). Without a
-//! control, an RDB import fails with [`backup_core::ErrorKind::Unsupported`] and says to
-//! export with the logical format.
+//! [`RedisServerControl`]. While the server runs, the file is written to a temporary name
+//! in the data directory and checked (header, EOF opcode, CRC-64), and its RDB version is
+//! compared with what the target's Redis version loads (Redis 2.6 to 7.4 are known; a
+//! newer RDB is refused with `UnsupportedVersion` before anything is stopped — `check`
+//! does the same from the manifest's `rdbVersion`, so a dry run refuses it too). Then the
+//! server saves what it holds (`SAVE`), is stopped, its `dbfilename` is moved aside, the
+//! new file renamed in, the server started, and the import waits until `INFO persistence`
+//! says `loading:0`. If the server cannot load the new file, it is stopped, the old RDB is
+//! put back and the server restarted **with the data it held before**; the error says so.
+//! A server with `appendonly yes` is refused (it would load its AOF). The user needs the
+//! `SAVE` permission. Without a control, an RDB import fails with
+//! [`backup_core::ErrorKind::Unsupported`] and says to export with the logical format.
+//!
+//! # Redis Cluster
+//!
+//! A node with `cluster_enabled:1` holds only its own hash slots. Exports from it and
+//! imports into it are refused with [`backup_core::ErrorKind::Unsupported`].
+//!
+//! # Hostile or stuck servers
+//!
+//! Replies are parsed without recursion and within bounds: arrays nest at most 32 deep,
+//! one reply holds at most 2^20 elements and 64 MiB (bulk strings are allocated as their
+//! bytes arrive, not from the announced length), a status line at most 64 KiB. Anything
+//! beyond is an `Integrity` error naming the bound. Every network read and write (replies,
+//! the replication stream, the wait for the server to prepare the RDB) fails with
+//! `Unavailable` after `idleTimeoutSeconds` (default 60) without a byte moving.
 //!
 //! # Faster RDB exports: `lowerDisklessSyncDelay`
 //!
@@ -84,8 +109,12 @@
 //! the user needs `CONFIG` rights) the exporter reads the current value, sets it to 0, and
 //! puts the original back as soon as the transfer has started — also when the handshake
 //! fails, and even if the caller drops the export future (the handshake runs in its own
-//! task). If it cannot be put back the export fails with a hint naming the command to run.
-//! Server settings are never changed otherwise.
+//! task). Concurrent exports of one server in this process (told apart by `run_id`) share
+//! one lowering: the first sets 0, the last to start its transfer puts the original back.
+//! A value someone else set meanwhile (anything but 0) is left alone. Exports from several
+//! processes at once are not coordinated beyond that check. If the value cannot be put
+//! back the export fails with a hint naming the command to run. Server settings are never
+//! changed otherwise.
 //!
 //! # Errors users can act on
 //!
