@@ -20,6 +20,8 @@ use crate::server::{ensure_empty, server_info, ServerInfo};
 
 /// How long a restarted server may take to load its RDB.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the import waits for a save the server is already running.
+const SAVE_BUSY_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a restarted server may not answer at all.
 const UNREACHABLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -206,13 +208,24 @@ async fn restart_after(
     }
 }
 
-/// `SAVE`: writes what the server holds to its RDB file.
+/// `SAVE`: writes what the server holds to its RDB file. A save already running (a
+/// `BGSAVE`, or a replica's sync) is waited for, up to [`SAVE_BUSY_TIMEOUT`].
 async fn save(config: &RedisConfig) -> Result<()> {
+    let start = Instant::now();
     let mut conn = Connection::open(config).await?;
-    conn.call("SAVE", &[b"SAVE"]).await.map(|_| ()).map_err(|e| {
-        e.context("saving the target's current data before the RDB restore")
-            .with_hint("the user needs the SAVE permission and the server a writable `dir`; nothing was changed")
-    })
+    loop {
+        match conn.call("SAVE", &[b"SAVE"]).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.message().contains("in progress") && start.elapsed() < SAVE_BUSY_TIMEOUT => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                return Err(e
+                    .context("saving the target's current data before the RDB restore")
+                    .with_hint("the user needs the SAVE permission and the server a writable `dir`; nothing was changed"))
+            }
+        }
+    }
 }
 
 /// Writes the stream to `path`, checking it as an RDB, and returns its version.

@@ -139,3 +139,26 @@ async fn a_successful_rdb_import_replaces_the_data_and_leaves_no_copies_behind()
     assert_eq!(target.digest(), source.digest());
     assert!(leftovers(&target).is_empty(), "{:?}", leftovers(&target));
 }
+
+#[tokio::test]
+async fn an_rdb_import_waits_for_a_save_the_server_is_already_running() {
+    let source = RedisServer::start();
+    source.cli(&["SET", "new", "1"]);
+    let (target, control) = filled_target();
+    let (artifact, rdb) = export_bytes(&service(&source, json!({"format": "rdb"})))
+        .await
+        .expect("rdb export");
+    // About a second of background save in progress when the import asks for its SAVE.
+    target.cli(&["CONFIG", "SET", "rdb-key-save-delay", "20000"]);
+    target.cli(&["BGSAVE"]);
+    importer(&control)
+        .import(
+            &service(&target, json!({})),
+            &artifact,
+            stream_of(rdb),
+            ImportMode { force: true },
+        )
+        .await
+        .expect("rdb import after the running save");
+    assert_eq!(target.digest(), source.digest());
+}
