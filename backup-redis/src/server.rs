@@ -159,3 +159,31 @@ pub(crate) fn ensure_empty(info: &ServerInfo, endpoint: &str, force: bool) -> Re
     )
     .with_hint("import into an empty server, or set force to replace its data (FLUSHALL first)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(version: &str, other_server: bool) -> ServerInfo {
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        ServerInfo {
+            version: version.to_string(),
+            major: parts.next().unwrap_or(0),
+            minor: parts.next().unwrap_or(0),
+            other_server,
+            ..ServerInfo::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_loadable_rdb_version_is_known_only_for_known_redis_versions() {
+        assert_eq!(info("5.0.14", false).max_rdb_version(), Some(9));
+        assert_eq!(info("6.2.14", false).max_rdb_version(), Some(9));
+        assert_eq!(info("7.0.15", false).max_rdb_version(), Some(10));
+        assert_eq!(info("7.2.4", false).max_rdb_version(), Some(11));
+        assert_eq!(info("7.4.1", false).max_rdb_version(), Some(12));
+        assert_eq!(info("8.0.0", false).max_rdb_version(), None);
+        assert_eq!(info("7.2.4", true).max_rdb_version(), None);
+        assert_eq!(info("", false).max_rdb_version(), None);
+    }
+}
