@@ -290,6 +290,7 @@ fn restore_tree(
     } else {
         target.parent().unwrap_or(target)
     };
+    let created_target = in_place && !target.exists();
     std::fs::create_dir_all(created_root)
         .map_err(|e| Error::io(format!("creating `{}`", created_root.display()), e))?;
     let staging = if in_place {
@@ -311,6 +312,9 @@ fn restore_tree(
         Ok(root) => root,
         Err(error) => {
             let _ = std::fs::remove_dir_all(&staging);
+            if created_target {
+                let _ = std::fs::remove_dir(target);
+            }
             return Err(error);
         }
     };
