@@ -148,6 +148,13 @@ async fn arbitrary_and_mutated_tars_never_panic_or_write_outside_the_target() {
         };
         let outcome = import_bytes(&target, data, extra).await;
         runs += 1;
+        if let Err(error) = &outcome {
+            // A panic on the blocking thread comes back as a failed task.
+            assert!(
+                !error.message().contains("blocking task failed"),
+                "run {runs} panicked: {error}"
+            );
+        }
         accepted += u32::from(outcome.is_ok());
         assert_eq!(
             outside_before,

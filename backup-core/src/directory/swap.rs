@@ -99,21 +99,22 @@ pub(super) fn swap_contents(staging: &Path, target: &Path, sync_dir: SyncDir<'_>
     let skip = [file_name(staging), file_name(&holding)];
     let old_names = list_except(target, &skip)?;
     if let Err(error) = move_all(&old_names, target, &holding) {
-        restore_old(target, &holding, &[]);
+        restore_old(target, &holding);
         return Err(error.context("moving the old contents aside"));
     }
     let new_names = match list_except(staging, &[]) {
         Ok(names) => names,
         Err(error) => {
-            restore_old(target, &holding, &[]);
+            restore_old(target, &holding);
             return Err(error);
         }
     };
     if let Err(error) = move_all(&new_names, staging, target) {
         let _ = move_all(&new_names, target, staging);
-        restore_old(target, &holding, &[]);
+        restore_old(target, &holding);
         return Err(error.context("moving the restored contents in"));
     }
+    let _ = std::fs::remove_dir(staging);
     let synced = sync_dir(target).and_then(|()| sync_dir(&holding));
     if let Err(e) = synced {
         return Err(Error::io(
@@ -128,8 +129,6 @@ pub(super) fn swap_contents(staging: &Path, target: &Path, sync_dir: SyncDir<'_>
             holding.display()
         )));
     }
-    std::fs::remove_dir(staging)
-        .map_err(|e| Error::io(format!("removing `{}`", staging.display()), e))?;
     std::fs::remove_dir_all(&holding).map_err(|e| {
         Error::io(
             format!("removing the replaced contents `{}`", holding.display()),
@@ -173,8 +172,8 @@ fn move_all(names: &[OsString], from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Best effort after a failure: every entry of `holding` goes back to `target`.
-fn restore_old(target: &Path, holding: &Path, skip: &[OsString]) {
-    if let Ok(names) = list_except(holding, skip) {
+fn restore_old(target: &Path, holding: &Path) {
+    if let Ok(names) = list_except(holding, &[]) {
         let _ = move_all(&names, holding, target);
     }
     let _ = std::fs::remove_dir(holding);
