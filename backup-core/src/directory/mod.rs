@@ -160,7 +160,7 @@ impl DataExporter for DirectoryExporter {
     fn requirements(&self) -> ExportRequirements {
         ExportRequirements {
             required_state: RequiredState::Stopped,
-            consistency: "stop writers first: files are read one by one".to_string(),
+            consistency: "stop writers first: files are read one by one, and the export fails when a file changes while it is read".to_string(),
         }
     }
 
