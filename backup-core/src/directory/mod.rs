@@ -299,7 +299,10 @@ fn restore_tree(
         swap::sibling(target, "restore")
     };
     let unpacked = create_staging(&staging).and_then(|()| {
-        let root = unpack_tree(reader, &staging, options)?;
+        let root = unpack_tree(reader, &staging, options)?.unwrap_or_else(DirAttributes::implicit);
+        if !in_place {
+            root.apply(&staging, options)?;
+        }
         sys::sync_filesystem(&staging).map_err(|e| {
             Error::io(
                 format!("syncing the restored tree `{}`", staging.display()),
@@ -318,15 +321,11 @@ fn restore_tree(
             return Err(error);
         }
     };
-    let root = root.unwrap_or_else(DirAttributes::implicit);
     if in_place {
         swap::swap_contents(&staging, target, &sys::fsync_dir)?;
-        root.apply(target, options)
+        root.apply(target, options)?;
+        sys::fsync_dir(target).map_err(|e| Error::io(format!("syncing `{}`", target.display()), e))
     } else {
-        if let Err(error) = root.apply(&staging, options) {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(error);
-        }
         swap::swap_beside(&staging, target, &sys::fsync_dir)
     }
 }
