@@ -101,9 +101,9 @@ fn fix_crc(bytes: &mut [u8]) {
 }
 
 /// Inputs whose length fields claim far more than they hold.
-fn hostile_lengths(rng: &mut Rng) -> Vec<u8> {
+fn hostile_lengths(rng: &mut Rng, variant: usize) -> Vec<u8> {
     let mut out = header(2);
-    match rng.below(4) {
+    match variant % 4 {
         0 => {
             out.extend_from_slice(b"D\0\0\0\0K");
             out.extend_from_slice(&(512u32 * 1024 * 1024 - 1).to_be_bytes());
@@ -183,6 +183,14 @@ async fn the_logical_reader_survives_arbitrary_and_mutated_input_with_bounded_me
     LARGEST.store(0, Ordering::Relaxed);
     let started = Instant::now();
     let (mut runs, mut refused) = (0u64, 0u64);
+    // Every hostile length once, whatever the random choices below.
+    for variant in 0..4 {
+        let input = hostile_lengths(&mut rng, variant);
+        let error = import_logical_bytes(&target, input, force)
+            .await
+            .expect_err("a length beyond the input is refused");
+        assert_eq!(error.kind(), ErrorKind::Integrity, "{error:?}");
+    }
     while started.elapsed() < BUDGET {
         let input = match rng.below(4) {
             0 => {
@@ -195,7 +203,10 @@ async fn the_logical_reader_survives_arbitrary_and_mutated_input_with_bounded_me
                 bytes.extend(rng.bytes(len));
                 bytes
             }
-            1 => hostile_lengths(&mut rng),
+            1 => {
+                let variant = rng.below(4);
+                hostile_lengths(&mut rng, variant)
+            }
             _ => mutate(&mut rng, &seed),
         };
         match import_logical_bytes(&target, input, force).await {
