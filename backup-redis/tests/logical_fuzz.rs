@@ -189,6 +189,11 @@ async fn the_logical_reader_survives_arbitrary_and_mutated_input_with_bounded_me
         let error = import_logical_bytes(&target, input, force)
             .await
             .expect_err("a length beyond the input is refused");
+        let largest = LARGEST.load(Ordering::Relaxed);
+        assert!(
+            largest <= MAX_ALLOCATION,
+            "hostile length {variant} made the reader allocate {largest} bytes at once"
+        );
         assert_eq!(error.kind(), ErrorKind::Integrity, "{error:?}");
     }
     while started.elapsed() < BUDGET {
