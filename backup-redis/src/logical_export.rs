@@ -11,7 +11,7 @@ use backup_core::{Error, ErrorKind, Result};
 use crate::chunks::{self, ChunkSink};
 use crate::config::RedisConfig;
 use crate::format;
-use crate::resp::{BulkHeader, Connection, Reply};
+use crate::resp::{info_fields, BulkHeader, Connection, Reply};
 use crate::server::{server_info, server_time_ms};
 
 /// Keys asked for per `SCAN` (a hint to the server) and pipelined per round trip.
@@ -141,20 +141,32 @@ async fn run(
 }
 
 /// Writes the functions record (`FUNCTION DUMP`) when the server has function libraries
-/// (Redis 7 and later); returns how many it has.
+/// (Redis 7 and later); returns how many it has. A server without libraries needs no
+/// `FUNCTION` permission: `INFO memory` tells the count.
 async fn export_functions(conn: &mut Connection, sink: &mut ChunkSink) -> Result<usize> {
-    let libraries = match conn
-        .call("FUNCTION LIST", &[b"FUNCTION", b"LIST"])
-        .await
-        .map_err(function_permission_hint)?
-    {
-        Reply::Array(Some(libraries)) => libraries.len(),
-        _ => {
-            return Err(Error::new(
-                ErrorKind::Integrity,
-                "redis sent an unexpected FUNCTION LIST reply",
-            ))
-        }
+    let memory = conn
+        .call("INFO", &[b"INFO", b"memory"])
+        .await?
+        .text()
+        .unwrap_or_default();
+    let counted = info_fields(&memory)
+        .find(|(key, _)| *key == "number_of_libraries")
+        .and_then(|(_, value)| value.parse::<usize>().ok());
+    let libraries = match counted {
+        Some(n) => n,
+        None => match conn
+            .call("FUNCTION LIST", &[b"FUNCTION", b"LIST"])
+            .await
+            .map_err(function_permission_hint)?
+        {
+            Reply::Array(Some(libraries)) => libraries.len(),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    "redis sent an unexpected FUNCTION LIST reply",
+                ))
+            }
+        },
     };
     if libraries == 0 {
         return Ok(0);
@@ -183,7 +195,7 @@ async fn export_functions(conn: &mut Connection, sink: &mut ChunkSink) -> Result
 fn function_permission_hint(error: Error) -> Error {
     if error.kind() == ErrorKind::PermissionDenied {
         error.with_hint(
-            "the export carries the server's function libraries: grant the user `+function|list +function|dump`",
+            "the server has function libraries, which the export carries: grant the user `+function|dump`",
         )
     } else {
         error

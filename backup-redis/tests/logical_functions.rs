@@ -154,3 +154,32 @@ async fn function_libraries_survive_an_rdb_round_trip() {
     assert_eq!(functions(&source), functions(&target));
     assert_eq!(fcall(&target, "hello"), "in rdb");
 }
+
+#[tokio::test]
+async fn a_user_without_function_rights_exports_a_server_without_libraries_and_is_told_otherwise() {
+    let source = RedisServer::builder()
+        .acl_user(&[
+            "backup",
+            "on",
+            ">backup-pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-function",
+        ])
+        .start();
+    source.cli(&["SET", "a", "1"]);
+    let user = json!({"username": "backup", "password": "backup-pw"});
+    logical_bytes(&source, user.clone()).await;
+    load(&source, &library("mylib", "hello", "x"));
+    let mut config = user;
+    config["format"] = json!("logical");
+    let error = common::export_bytes(&service(&source, config))
+        .await
+        .expect_err("FUNCTION DUMP is not allowed");
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error:?}");
+    assert!(
+        error.hint().is_some_and(|h| h.contains("function")),
+        "{error:?}"
+    );
+}
