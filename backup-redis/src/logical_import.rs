@@ -65,7 +65,10 @@ pub(crate) async fn import(
     let mut conn = Connection::open(config).await?;
     let info = server_info(&mut conn).await?;
     ensure_empty(&info, &conn.endpoint().to_string(), mode.force)?;
+    drop(conn);
     let spool = Spool::write_and_verify(data).await?;
+    // Reading a large export may take longer than the server's idle `timeout`.
+    let mut conn = Connection::open(config).await?;
     for db in &spool.databases {
         conn.call("SELECT", &[b"SELECT", db.to_string().as_bytes()])
             .await?;

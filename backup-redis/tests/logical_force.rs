@@ -160,3 +160,35 @@ async fn the_export_records_the_databases_it_holds_in_its_metadata() {
         .expect("ok");
     assert_eq!(late.get("databases"), Some(&json!([1, 4])));
 }
+
+#[tokio::test]
+async fn an_export_stream_slower_than_the_server_idle_timeout_still_imports() {
+    let source = RedisServer::start();
+    let target = RedisServer::builder().arg("timeout", "1").start();
+    source.cli(&["SET", "a", "1"]);
+    let bytes = logical_bytes(&source, json!({})).await;
+    // The whole export is read before the import talks to the server again: a pause
+    // longer than the server's idle timeout must not break it.
+    let half = bytes.len() / 2;
+    let parts = vec![bytes[..half].to_vec(), bytes[half..].to_vec()];
+    let slow = futures::stream::unfold(parts.into_iter(), |mut parts| async move {
+        let part = parts.next()?;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        Some((Ok(bytes::Bytes::from(part)), parts))
+    });
+    let artifact = backup_core::ArtifactDescriptor::new(
+        backup_redis::LOGICAL_ARTIFACT,
+        backup_core::artifact::formats::REDIS_DUMP_RESTORE,
+        "application/octet-stream",
+    );
+    backup_core::DataImporter::import(
+        &backup_redis::RedisImporter::new(),
+        &common::service(&target, json!({})),
+        &artifact,
+        Box::pin(slow),
+        ImportMode::default(),
+    )
+    .await
+    .expect("slow import");
+    assert_eq!(source.digest(), target.digest());
+}
