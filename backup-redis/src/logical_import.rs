@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::io::SeekFrom;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -187,10 +188,23 @@ impl Spool {
             .map_err(|e| Error::new(ErrorKind::Io, format!("creating a temporary file: {e}")))?
             .map_err(spool_error)?;
         let copy = tokio::fs::File::from_std(file.try_clone().map_err(spool_error)?);
-        let mut frames =
-            FrameReader::new(tokio_util::io::StreamReader::new(Box::pin(tee(data, copy))));
-        frames.read_header().await?;
-        frames.verify_to_end().await?;
+        let write_failure = Arc::new(Mutex::new(None));
+        let tee = tee(data, copy, write_failure.clone());
+        let mut frames = FrameReader::new(tokio_util::io::StreamReader::new(Box::pin(tee)));
+        let checked = async {
+            frames.read_header().await?;
+            frames.verify_to_end().await
+        }
+        .await;
+        // A full disk is our problem, not a damaged export: say so.
+        let failure = write_failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(e) = failure {
+            return Err(spool_error(e));
+        }
+        checked?;
         Ok(Spool {
             file,
             databases: frames.databases().clone(),
@@ -208,34 +222,46 @@ impl Spool {
 }
 
 fn spool_error(e: std::io::Error) -> Error {
-    Error::io("keeping a temporary copy of the redis logical export", e).with_hint(
+    let kind = if e.kind() == std::io::ErrorKind::StorageFull {
+        ErrorKind::ResourceExhausted
+    } else {
+        ErrorKind::Io
+    };
+    Error::new(
+        kind,
+        format!("keeping a temporary copy of the redis logical export: {e}"),
+    )
+    .with_source(e)
+    .with_hint(
         "the import checks the whole export before it changes the target: \
          free space the size of the export in the temporary directory (TMPDIR)",
     )
 }
 
-/// `data`, each chunk also written to `file`; the file is flushed at the end.
+/// `data`, each chunk also written to `file`; the file is flushed at the end. A failed
+/// write ends the stream with an error and is kept in `failure`.
 fn tee(
     data: ByteStream,
     file: tokio::fs::File,
+    failure: Arc<Mutex<Option<std::io::Error>>>,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
-    futures::stream::unfold(Some((data, file)), |state| async move {
-        let (mut data, mut file) = state?;
+    futures::stream::unfold(Some((data, file, failure)), |state| async move {
+        let (mut data, mut file, failure) = state?;
         let written = match data.next().await {
             Some(Ok(chunk)) => file.write_all(&chunk).await.map(|()| Some(chunk)),
             Some(Err(e)) => return Some((Err(e), None)),
             None => file.flush().await.map(|()| None),
         };
         match written {
-            Ok(Some(chunk)) => Some((Ok(chunk), Some((data, file)))),
+            Ok(Some(chunk)) => Some((Ok(chunk), Some((data, file, failure)))),
             Ok(None) => None,
-            Err(e) => Some((
-                Err(std::io::Error::new(
-                    e.kind(),
-                    format!("writing the temporary copy of the export: {e}"),
-                )),
-                None,
-            )),
+            Err(e) => {
+                let reported = std::io::Error::new(e.kind(), e.to_string());
+                *failure
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(e);
+                Some((Err(reported), None))
+            }
         }
     })
 }
