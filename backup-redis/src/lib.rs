@@ -47,10 +47,15 @@
 //! `DUMP` and `PEXPIRETIME` (or `PTTL` before Redis 7) are allowed. For each database
 //! (every database with keys, or those in `databases`): `SELECT`, `SCAN … COUNT 1000`, then
 //! per batch a pipelined `PEXPIRETIME key` + `DUMP key` for every key. A key deleted between
-//! `SCAN` and `DUMP` is skipped. The stream is framed as follows (integers big-endian):
+//! `SCAN` and `DUMP` is skipped. Redis 7 function libraries (`FUNCTION LOAD`) are carried
+//! too, as one `FUNCTION DUMP` payload (only when the server has libraries, which
+//! `INFO memory` tells; then the user needs `FUNCTION DUMP`). The stream is framed as
+//! follows (integers big-endian):
 //!
 //! ```text
-//! header    "RDSLOGI\n" (8 bytes)  u32 version (= 1)
+//! header    "RDSLOGI\n" (8 bytes)  u32 version (= 2; version 1 is still read)
+//! functions 'F'  u64 payload-len  payload     version 2 only, at most once, before any
+//!                                             database: the FUNCTION DUMP payload
 //! database  'D'  u32 db-index                 following keys belong to this database
 //! key       'K'  u32 key-len  key-bytes
 //!                i64 expire-at (Unix ms, absolute; -1 = no expiry)
@@ -61,18 +66,35 @@
 //! ```
 //!
 //! Nothing may follow the end record. A stream without it, with a wrong count or
-//! checksum, an unknown record type, or trailing bytes is rejected with
-//! [`backup_core::ErrorKind::Integrity`].
+//! checksum, an unknown record type, a key before any database record, or trailing bytes
+//! is rejected with [`backup_core::ErrorKind::Integrity`]. Length fields never make the
+//! reader allocate ahead of the bytes that actually arrive. The databases an export
+//! *holds* are those named by its database records (every database with keys, or every
+//! listed one, also when empty); the late metadata records them as `databases`.
 //!
 //! # Import
 //!
-//! **Logical**: `RESTORE key ttl payload REPLACE [ABSTTL]`, pipelined with at most 8192
-//! commands in flight, each database into its own index. The absolute expiry captured at
-//! export is kept (`ABSTTL`); keys already expired at import time are skipped. The target
-//! must hold no keys in any database, or `force` is set, which runs `FLUSHALL` first. A
-//! malformed or truncated stream fails with `Integrity`, and everything restored so far
-//! is flushed, so an empty target is left empty. **With `force`, the data the target held
-//! before is gone after a failed import**: the caller's safety backup covers that.
+//! **Logical**: the whole export is first copied to an unnamed temporary file (in
+//! `TMPDIR`; it needs free space the size of the export) and checked completely —
+//! framing, record count, checksum. A damaged or truncated export fails with `Integrity`
+//! before the target is touched. Every database the export holds is then `SELECT`ed
+//! once (a target with too few databases is refused, still untouched). Then the keys
+//! are replayed from the file with `RESTORE key ttl payload REPLACE [ABSTTL]`, pipelined
+//! with at most 8192 commands in flight, each database into its own index. The absolute
+//! expiry captured at export is kept (`ABSTTL`); keys already expired at import time are
+//! skipped.
+//!
+//! The target must hold no keys in any database, or `force` is set. **`force` replaces
+//! only the databases the export holds** (`FLUSHDB` each, never `FLUSHALL`): a db-0
+//! export leaves db 1 alone. Function libraries: with `force` they are restored first
+//! with `FUNCTION RESTORE … REPLACE` (a library of the same name is replaced, others are
+//! kept); without `force` they are restored last with `APPEND`, which refuses a library
+//! name the target already has.
+//!
+//! If the import fails after it started changing the target, the databases the export
+//! holds are flushed (never others): an empty target is left empty. **With `force`, the
+//! data those databases held before (and replaced libraries) is gone after such a
+//! failure** — the caller's safety backup covers that.
 //!
 //! **RDB**: only into a server whose data directory the host controls, through a
 //! [`RedisServerControl`]. While the server runs, the file is written to a temporary name

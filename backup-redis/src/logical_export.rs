@@ -11,7 +11,7 @@ use backup_core::{Error, ErrorKind, Result};
 use crate::chunks::{self, ChunkSink};
 use crate::config::RedisConfig;
 use crate::format;
-use crate::resp::{BulkHeader, Connection, Reply};
+use crate::resp::{info_fields, BulkHeader, Connection, Reply};
 use crate::server::{server_info, server_time_ms};
 
 /// Keys asked for per `SCAN` (a hint to the server) and pipelined per round trip.
@@ -45,7 +45,8 @@ pub(crate) async fn start(config: &RedisConfig) -> Result<ArtifactData> {
     let (mut sink, stream) = chunks::channel();
     let (meta_tx, late_metadata) = late_metadata_channel("the logical export");
     tokio::spawn(async move {
-        match run(&mut conn, &databases, clock, &mut sink).await {
+        let functions = info.major >= 7;
+        match run(&mut conn, &databases, clock, functions, &mut sink).await {
             Ok(meta) => {
                 let _ = meta_tx.send(Ok(meta));
             }
@@ -73,9 +74,15 @@ async fn run(
     conn: &mut Connection,
     databases: &[u32],
     clock: Expiry,
+    functions: bool,
     sink: &mut ChunkSink,
 ) -> Result<Metadata> {
     sink.write(&format::header()).await?;
+    let libraries = if functions {
+        export_functions(conn, sink).await?
+    } else {
+        0
+    };
     let expiry_command: &[u8] = match clock {
         Expiry::Absolute => b"PEXPIRETIME",
         Expiry::Relative { .. } => b"PTTL",
@@ -112,26 +119,7 @@ async fn run(
                 };
                 sink.write(&format::key_record_head(key, expire_at_ms, len))
                     .await?;
-                let mut remaining = len;
-                while remaining > 0 {
-                    let want = remaining.min(CHUNK_SIZE as u64) as usize;
-                    let buf = conn.reader.read_some(want).await?;
-                    if buf.is_empty() {
-                        return Err(Error::new(
-                            ErrorKind::Unavailable,
-                            format!(
-                                "redis at {} closed the connection in the middle of a value",
-                                conn.endpoint()
-                            ),
-                        )
-                        .with_hint("check that the server is still running, then retry"));
-                    }
-                    let n = buf.len();
-                    sink.write(buf).await?;
-                    conn.reader.consume(n);
-                    remaining -= n as u64;
-                }
-                conn.reader.read_crlf().await?;
+                copy_bulk(conn, sink, len).await?;
                 records += 1;
             }
             if next == b"0" {
@@ -147,8 +135,95 @@ async fn run(
     let mut meta = Metadata::new();
     meta.insert("records".into(), records.into());
     meta.insert("databases".into(), databases.to_vec().into());
+    meta.insert("functionLibraries".into(), libraries.into());
     meta.insert("size".into(), sink.total().into());
     Ok(meta)
+}
+
+/// Writes the functions record (`FUNCTION DUMP`) when the server has function libraries
+/// (Redis 7 and later); returns how many it has. A server without libraries needs no
+/// `FUNCTION` permission: `INFO memory` tells the count.
+async fn export_functions(conn: &mut Connection, sink: &mut ChunkSink) -> Result<usize> {
+    let memory = conn
+        .call("INFO", &[b"INFO", b"memory"])
+        .await?
+        .text()
+        .unwrap_or_default();
+    let counted = info_fields(&memory)
+        .find(|(key, _)| *key == "number_of_libraries")
+        .and_then(|(_, value)| value.parse::<usize>().ok());
+    let libraries = match counted {
+        Some(n) => n,
+        None => match conn
+            .call("FUNCTION LIST", &[b"FUNCTION", b"LIST"])
+            .await
+            .map_err(function_permission_hint)?
+        {
+            Reply::Array(Some(libraries)) => libraries.len(),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    "redis sent an unexpected FUNCTION LIST reply",
+                ))
+            }
+        },
+    };
+    if libraries == 0 {
+        return Ok(0);
+    }
+    conn.writer.command(&[b"FUNCTION", b"DUMP"]).await?;
+    conn.writer.flush().await?;
+    let len = match conn
+        .reader
+        .read_bulk_header("FUNCTION DUMP")
+        .await
+        .map_err(function_permission_hint)?
+    {
+        BulkHeader::Len(len) => len,
+        BulkHeader::Nil => {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                "redis sent no FUNCTION DUMP payload although it lists function libraries",
+            ))
+        }
+    };
+    sink.write(&format::functions_record_head(len)).await?;
+    copy_bulk(conn, sink, len).await?;
+    Ok(libraries)
+}
+
+fn function_permission_hint(error: Error) -> Error {
+    if error.kind() == ErrorKind::PermissionDenied {
+        error.with_hint(
+            "the server has function libraries, which the export carries: grant the user `+function|dump`",
+        )
+    } else {
+        error
+    }
+}
+
+/// Streams `len` bytes of a bulk reply, and its closing CRLF, into `sink`.
+async fn copy_bulk(conn: &mut Connection, sink: &mut ChunkSink, len: u64) -> Result<()> {
+    let mut remaining = len;
+    while remaining > 0 {
+        let want = remaining.min(CHUNK_SIZE as u64) as usize;
+        let buf = conn.reader.read_some(want).await?;
+        if buf.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "redis at {} closed the connection in the middle of a value",
+                    conn.endpoint()
+                ),
+            )
+            .with_hint("check that the server is still running, then retry"));
+        }
+        let n = buf.len();
+        sink.write(buf).await?;
+        conn.reader.consume(n);
+        remaining -= n as u64;
+    }
+    conn.reader.read_crlf().await
 }
 
 fn parse_scan(reply: Reply) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {

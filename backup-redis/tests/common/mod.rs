@@ -198,3 +198,38 @@ pub async fn logical_pipe(source: &RedisServer, target: &RedisServer) -> Result<
     )
     .await
 }
+
+/// Imports the logical export `bytes` into `target` with the plain importer.
+pub async fn import_logical_bytes(
+    target: &RedisServer,
+    bytes: Vec<u8>,
+    mode: ImportMode,
+) -> Result<()> {
+    let artifact = backup_core::ArtifactDescriptor::new(
+        backup_redis::LOGICAL_ARTIFACT,
+        backup_core::artifact::formats::REDIS_DUMP_RESTORE,
+        "application/octet-stream",
+    );
+    RedisImporter::new()
+        .import(
+            &service(target, serde_json::json!({})),
+            &artifact,
+            stream_of(bytes),
+            mode,
+        )
+        .await
+}
+
+/// A logical export of `source` in memory (small data only).
+pub async fn logical_bytes(source: &RedisServer, extra: serde_json::Value) -> Vec<u8> {
+    let mut config = serde_json::json!({"format": "logical"});
+    if let (Some(base), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    match export_bytes(&service(source, config)).await {
+        Ok((_, bytes)) => bytes,
+        Err(e) => panic!("logical export failed: {e:?}"),
+    }
+}
