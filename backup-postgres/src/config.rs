@@ -11,6 +11,9 @@ use backup_core::{Error, ErrorKind, Result};
 /// The default PostgreSQL port.
 pub const DEFAULT_PORT: u16 = 5432;
 
+/// Seconds `pg_dump` waits for a table lock unless the config sets `lockWaitTimeout`.
+pub const DEFAULT_LOCK_WAIT_TIMEOUT_SECS: u32 = 60;
+
 /// The zlib level of custom dumps unless the config sets `compressionLevel`.
 pub const DEFAULT_COMPRESSION_LEVEL: u8 = 1;
 
@@ -65,6 +68,12 @@ pub struct PostgresConfig {
     /// script (a Perl start-up per call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bin_dir: Option<String>,
+    /// Seconds `pg_dump` waits for the shared lock on each table before it gives up
+    /// (`--lock-wait-timeout`); 60 by default. A session holding an `ACCESS EXCLUSIVE`
+    /// lock (a migration, `VACUUM FULL`) then fails the export with a clear error
+    /// instead of blocking it forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_wait_timeout: Option<u32>,
 }
 
 fn default_port() -> u16 {
@@ -87,6 +96,7 @@ impl fmt::Debug for PostgresConfig {
             .field("scope", &self.scope)
             .field("compression_level", &self.compression_level)
             .field("bin_dir", &self.bin_dir)
+            .field("lock_wait_timeout", &self.lock_wait_timeout)
             .finish()
     }
 }
@@ -107,6 +117,7 @@ impl PostgresConfig {
             scope: DumpScope::default(),
             compression_level: None,
             bin_dir: None,
+            lock_wait_timeout: None,
         }
     }
 
@@ -143,6 +154,19 @@ impl PostgresConfig {
     /// The zlib level a custom dump is written with.
     pub fn custom_compression_level(&self) -> u8 {
         self.compression_level.unwrap_or(DEFAULT_COMPRESSION_LEVEL)
+    }
+
+    /// Sets how many seconds `pg_dump` waits for a table lock.
+    pub fn with_lock_wait_timeout(mut self, seconds: u32) -> Self {
+        self.lock_wait_timeout = Some(seconds);
+        self
+    }
+
+    /// Seconds `pg_dump` waits for a table lock ([`DEFAULT_LOCK_WAIT_TIMEOUT_SECS`] unless
+    /// set).
+    pub fn lock_wait_timeout_secs(&self) -> u32 {
+        self.lock_wait_timeout
+            .unwrap_or(DEFAULT_LOCK_WAIT_TIMEOUT_SECS)
     }
 
     /// Sets the directory of the client tools.
@@ -225,6 +249,13 @@ impl PostgresConfig {
                     "remove it, or use `format: custom`; plain dumps are compressed by the bundle",
                 ));
             }
+        }
+        if self.lock_wait_timeout == Some(0) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "`lockWaitTimeout` must be at least 1 second",
+            )
+            .with_hint("leave it out for the default of 60 seconds"));
         }
         if let Some(dir) = &self.bin_dir {
             if !dir.starts_with('/') || dir.contains('\0') {
@@ -380,7 +411,8 @@ pub fn config_schema() -> Value {
             "format": {"enum": ["custom", "sql"], "default": "custom"},
             "scope": {"enum": ["full", "schema"], "default": "full"},
             "compressionLevel": {"type": "integer", "minimum": 0, "maximum": 9, "default": DEFAULT_COMPRESSION_LEVEL, "description": "zlib level of custom dumps (pg_dump --compress)"},
-            "binDir": {"type": "string", "pattern": "^/", "description": "Absolute directory of pg_dump, pg_restore and psql; PATH when unset"}
+            "binDir": {"type": "string", "pattern": "^/", "description": "Absolute directory of pg_dump, pg_restore and psql; PATH when unset"},
+            "lockWaitTimeout": {"type": "integer", "minimum": 1, "default": DEFAULT_LOCK_WAIT_TIMEOUT_SECS, "description": "Seconds pg_dump waits for a table lock before the export fails (pg_dump --lock-wait-timeout)"}
         },
         "oneOf": [
             {"required": ["database"], "not": {"anyOf": [{"required": ["databases"]}, {"required": ["allDatabases"], "properties": {"allDatabases": {"const": true}}}]}},
@@ -460,6 +492,27 @@ mod tests {
         let err = PostgresConfig::from_json(&with_dir).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         assert!(err.message().contains("binDir"), "{err}");
+    }
+
+    #[test]
+    fn lock_wait_timeout_defaults_to_60_seconds_and_must_be_positive() {
+        let base = json!({"host": "db", "user": "a", "database": "x"});
+        let config = PostgresConfig::from_json(&base).unwrap();
+        assert_eq!(
+            config.lock_wait_timeout_secs(),
+            DEFAULT_LOCK_WAIT_TIMEOUT_SECS
+        );
+        let mut set = base.clone();
+        set["lockWaitTimeout"] = json!(5);
+        assert_eq!(
+            PostgresConfig::from_json(&set)
+                .unwrap()
+                .lock_wait_timeout_secs(),
+            5
+        );
+        set["lockWaitTimeout"] = json!(0);
+        let err = PostgresConfig::from_json(&set).unwrap_err();
+        assert!(err.message().contains("lockWaitTimeout"), "{err}");
     }
 
     #[test]

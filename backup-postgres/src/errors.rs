@@ -84,6 +84,16 @@ const RULES: &[Rule] = &[
     },
 ];
 
+const LOCK_TIMEOUT_HINT: &str = "another session holds a conflicting lock on a table (a migration, VACUUM FULL, ALTER TABLE, LOCK TABLE): find it with SELECT pid, state, query FROM pg_stat_activity WHERE pid IN (SELECT pid FROM pg_locks WHERE mode = 'AccessExclusiveLock'), retry when it is done, or raise `lockWaitTimeout` in the service config";
+
+/// Whether (lowercase) stderr says a lock was not granted in time: pg_dump's
+/// `--lock-wait-timeout` cancels its `LOCK TABLE` by statement timeout, a server
+/// `lock_timeout` by lock timeout.
+fn is_lock_timeout(lower: &str) -> bool {
+    lower.contains("due to lock timeout")
+        || (lower.contains("due to statement timeout") && lower.contains("lock table"))
+}
+
 /// Maps a failed tool run to an error with a kind and a hint.
 ///
 /// `target` (`host:port`) is named in connection errors; `password`, when given, is
@@ -94,6 +104,17 @@ pub(crate) fn map_failure(failure: ToolFailure, target: &str, password: Option<&
         failure.stderr = failure.stderr.replace(password, "<redacted>");
     }
     let lower = failure.stderr.to_lowercase();
+    if is_lock_timeout(&lower) {
+        return Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "a table stayed locked by another session longer than the lock wait timeout \
+                 (`lockWaitTimeout`): {}",
+                failure.into_error().message()
+            ),
+        )
+        .with_hint(LOCK_TIMEOUT_HINT);
+    }
     let matched = RULES.iter().find(|rule| {
         rule.needles.iter().any(|needle| {
             if *needle == "role \"" || *needle == "database \"" {
@@ -143,6 +164,7 @@ mod tests {
             ("ERROR:  could not extend file: No space left on device", ErrorKind::ResourceExhausted),
             ("pg_restore: error: input file does not appear to be a valid archive", ErrorKind::Integrity),
             ("ERROR:  must be owner of extension uuid-ossp", ErrorKind::PermissionDenied),
+            ("pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: detail: Query was: LOCK TABLE public.t IN ACCESS SHARE MODE", ErrorKind::Unavailable),
         ];
         for (stderr, kind) in cases {
             let err = map_failure(failure(stderr), "db:5432", None);

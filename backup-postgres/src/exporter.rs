@@ -334,7 +334,11 @@ pub(crate) fn pg_dump_spec(
     scope: DumpScope,
     snapshot: Option<&str>,
 ) -> CommandSpec {
-    let mut spec = tool(config, "pg_dump", database).args(["--no-owner", "--no-privileges"]);
+    let mut spec = tool(config, "pg_dump", database).args([
+        "--no-owner".to_string(),
+        "--no-privileges".to_string(),
+        format!("--lock-wait-timeout={}s", config.lock_wait_timeout_secs()),
+    ]);
     spec = match format {
         DumpFormat::Custom => spec.args([
             "--format=custom".to_string(),
@@ -371,6 +375,22 @@ mod tests {
             },
             ..DatabaseSummary::default()
         }
+    }
+
+    #[test]
+    fn pg_dump_waits_for_locks_only_as_long_as_configured() {
+        let config = PostgresConfig::new("db", 5432, "app");
+        let spec = pg_dump_spec(&config, "app", DumpFormat::Custom, DumpScope::Full, None);
+        assert!(
+            spec.args.iter().any(|a| a == "--lock-wait-timeout=60s"),
+            "{spec:?}"
+        );
+        let config = config.with_lock_wait_timeout(5);
+        let spec = pg_dump_spec(&config, "app", DumpFormat::Sql, DumpScope::Full, None);
+        assert!(
+            spec.args.iter().any(|a| a == "--lock-wait-timeout=5s"),
+            "{spec:?}"
+        );
     }
 
     #[test]

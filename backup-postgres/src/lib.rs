@@ -57,7 +57,7 @@ use backup_core::{Recipe, RecipeRegistry, Result};
 
 pub use config::{
     config_schema, DumpFormat, DumpScope, PostgresConfig, SslMode, DEFAULT_COMPRESSION_LEVEL,
-    DEFAULT_PORT,
+    DEFAULT_LOCK_WAIT_TIMEOUT_SECS, DEFAULT_PORT,
 };
 pub use diff::{
     diff, diff_bundles, BundleDiffEntry, ColumnChange, IndexChange, RowDelta, SchemaDiff,
