@@ -31,10 +31,13 @@ use crate::RECIPE;
 ///   transaction back and leaves it empty;
 /// - an existing database that holds objects is refused with
 ///   [`ErrorKind::AlreadyExists`] unless `force` is set; with `force` the dump is restored
-///   into a fresh temporary database and only on success swapped in: connections to the
-///   target are terminated, the target is renamed away, the new one renamed in (one
-///   transaction), and the old one dropped. A failed restore leaves the target exactly as
-///   it was. Database-level settings (`ALTER DATABASE … SET`) of the replaced database are
+///   into a fresh temporary database, smoke-tested there (table list and row counts
+///   against the artifact's metadata), and only when both succeed swapped in:
+///   connections to the target are terminated, the target is renamed away, the new one
+///   renamed in (one transaction), and the old one dropped. A failed restore or smoke
+///   test drops the temporary database and leaves the target exactly as it was;
+/// - a database the import created is smoke-tested the same way and dropped again when
+///   the test fails. Database-level settings (`ALTER DATABASE … SET`) of the replaced database are
 ///   not carried over.
 ///
 /// A plain dump that lacks pg_dump's closing line is treated as truncated and aborted
@@ -250,6 +253,29 @@ async fn swap_in(
     Ok(())
 }
 
+/// Runs the smoke test on `restored` (a database this import created) before it
+/// becomes, or stays as, `target`, when the artifact carries the summary to compare with
+/// (every artifact this exporter writes does); one without it is only checked by the
+/// caller's smoke test, if any.
+async fn verify_before_commit(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    restored: &str,
+    target: &str,
+    artifact: &ArtifactDescriptor,
+) -> Result<()> {
+    if !artifact.metadata.contains_key(keys::SCHEMA) {
+        return Ok(());
+    }
+    smoke::compare_with_artifact(runner, config, restored, artifact)
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "checking the restored data before it replaces `{target}` (left unchanged)"
+            ))
+        })
+}
+
 async fn restore(
     runner: &Arc<dyn CommandRunner>,
     config: &PostgresConfig,
@@ -331,7 +357,11 @@ impl DataImporter for PostgresImporter {
         match target_state(runner, &config, &database, true).await? {
             TargetState::Missing => {
                 // target_state created it.
-                if let Err(e) = restore(runner, &config, &database, format, data).await {
+                let restored = async {
+                    restore(runner, &config, &database, format, data).await?;
+                    verify_before_commit(runner, &config, &database, &database, artifact).await
+                };
+                if let Err(e) = restored.await {
                     let _ = drop_database(runner, &config, &database).await;
                     return Err(e);
                 }
@@ -342,7 +372,13 @@ impl DataImporter for PostgresImporter {
             TargetState::NonEmpty => {
                 let fresh = temporary_name(&database, "restore");
                 create_database(runner, &config, &fresh).await?;
-                if let Err(e) = restore(runner, &config, &fresh, format, data).await {
+                let restored = async {
+                    restore(runner, &config, &fresh, format, data).await?;
+                    // The old database is still untouched: check the new one against the
+                    // backup's metadata before anything of the old one is given up.
+                    verify_before_commit(runner, &config, &fresh, &database, artifact).await
+                };
+                if let Err(e) = restored.await {
                     let _ = drop_database(runner, &config, &fresh).await;
                     return Err(e);
                 }
