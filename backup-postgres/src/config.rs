@@ -74,6 +74,15 @@ pub struct PostgresConfig {
     /// instead of blocking it forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_wait_timeout: Option<u32>,
+    /// Role that owns a restored database and every object restored into it; `user` by
+    /// default. Dumps are portable (`--no-owner --no-privileges`), so restored objects
+    /// belong to the role that creates them: the import creates them as this role
+    /// (`pg_restore --role`, `SET ROLE` for plain dumps), so an application that
+    /// connects as it can read and write everything. `user` must be a superuser or a
+    /// member of it, and the role must be allowed to create what the dump holds (only
+    /// trusted extensions, unless it is a superuser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -97,6 +106,7 @@ impl fmt::Debug for PostgresConfig {
             .field("compression_level", &self.compression_level)
             .field("bin_dir", &self.bin_dir)
             .field("lock_wait_timeout", &self.lock_wait_timeout)
+            .field("owner", &self.owner)
             .finish()
     }
 }
@@ -118,6 +128,7 @@ impl PostgresConfig {
             compression_level: None,
             bin_dir: None,
             lock_wait_timeout: None,
+            owner: None,
         }
     }
 
@@ -167,6 +178,18 @@ impl PostgresConfig {
     pub fn lock_wait_timeout_secs(&self) -> u32 {
         self.lock_wait_timeout
             .unwrap_or(DEFAULT_LOCK_WAIT_TIMEOUT_SECS)
+    }
+
+    /// Sets the role that owns restored databases and objects.
+    pub fn with_owner(mut self, role: impl Into<String>) -> Self {
+        self.owner = Some(role.into());
+        self
+    }
+
+    /// The role that owns restored databases and objects: [`owner`](Self::owner), else
+    /// [`user`](Self::user).
+    pub fn owner_role(&self) -> &str {
+        self.owner.as_deref().unwrap_or(&self.user)
     }
 
     /// Sets the directory of the client tools.
@@ -247,6 +270,14 @@ impl PostgresConfig {
                 )
                 .with_hint(
                     "remove it, or use `format: custom`; plain dumps are compressed by the bundle",
+                ));
+            }
+        }
+        if let Some(owner) = &self.owner {
+            if owner.is_empty() || owner.len() > 63 || owner.contains('\0') {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "`owner` must be a role name of 1 to 63 bytes and no NUL",
                 ));
             }
         }
@@ -412,6 +443,7 @@ pub fn config_schema() -> Value {
             "scope": {"enum": ["full", "schema"], "default": "full"},
             "compressionLevel": {"type": "integer", "minimum": 0, "maximum": 9, "default": DEFAULT_COMPRESSION_LEVEL, "description": "zlib level of custom dumps (pg_dump --compress)"},
             "binDir": {"type": "string", "pattern": "^/", "description": "Absolute directory of pg_dump, pg_restore and psql; PATH when unset"},
+            "owner": {"type": "string", "minLength": 1, "maxLength": 63, "description": "Role that owns restored databases and objects; the user by default"},
             "lockWaitTimeout": {"type": "integer", "minimum": 1, "default": DEFAULT_LOCK_WAIT_TIMEOUT_SECS, "description": "Seconds pg_dump waits for a table lock before the export fails (pg_dump --lock-wait-timeout)"}
         },
         "oneOf": [

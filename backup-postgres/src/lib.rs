@@ -45,6 +45,7 @@ mod errors;
 mod exporter;
 mod importer;
 pub mod metadata;
+mod properties;
 mod row_count;
 mod session;
 mod smoke;
@@ -65,6 +66,7 @@ pub use diff::{
 pub use exporter::PostgresExporter;
 pub use importer::PostgresImporter;
 pub use metadata::DatabaseSummary;
+pub use properties::DatabaseProperties;
 
 /// The recipe slug.
 pub const RECIPE: &str = "postgres";

@@ -240,12 +240,22 @@ impl PostgresServer {
     ///
     /// psql's stderr when it exits non-zero.
     pub fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        self.try_psql_as(SUPERUSER, db, sql)
+    }
+
+    /// Like [`try_psql`](Self::try_psql), connected as `user` (a role without a password:
+    /// loopback connections are trusted).
+    ///
+    /// # Errors
+    ///
+    /// psql's stderr when it exits non-zero.
+    pub fn try_psql_as(&self, user: &str, db: &str, sql: &str) -> Result<String, String> {
         let output = Command::new(self.binary("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.host())
             .arg("-p")
             .arg(self.port.to_string())
-            .args(["-U", SUPERUSER, "-d", db, "-c", sql])
+            .args(["-U", user, "-d", db, "-c", sql])
             .output()
             .map_err(|e| format!("cannot run psql: {e}"))?;
         if output.status.success() {
