@@ -43,6 +43,11 @@ const RULES: &[Rule] = &[
         hint: "the dump is corrupt or truncated: verify the bundle, or restore another backup",
     },
     Rule {
+        needles: &["invalid locale name", "does not match locale", "could not open collator"],
+        kind: ErrorKind::Unsupported,
+        hint: "the backed-up database used an encoding or locale this server does not have (see the artifact's `databaseProperties`): install the locale on the server (e.g. locale-gen), or create the database yourself with a locale the server has and restore into it while it is empty (it keeps its own locale)",
+    },
+    Rule {
         needles: &["role \""],
         kind: ErrorKind::NotFound,
         hint: "a role is missing on this server: check the user in the service config; a dump that references roles needs --no-owner --no-privileges (the default here), or create the role first",
@@ -164,6 +169,7 @@ mod tests {
             ("ERROR:  could not extend file: No space left on device", ErrorKind::ResourceExhausted),
             ("pg_restore: error: input file does not appear to be a valid archive", ErrorKind::Integrity),
             ("ERROR:  must be owner of extension uuid-ossp", ErrorKind::PermissionDenied),
+            ("ERROR:  invalid locale name: \"xx_YY.UTF-8\"", ErrorKind::Unsupported),
             ("pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: detail: Query was: LOCK TABLE public.t IN ACCESS SHARE MODE", ErrorKind::Unavailable),
         ];
         for (stderr, kind) in cases {

@@ -408,7 +408,7 @@ impl DataImporter for PostgresImporter {
         for artifact in artifacts {
             // Malformed recorded properties are refused before anything is touched.
             if let Some(properties) = DatabaseProperties::from_descriptor(artifact)? {
-                properties.apply_script("check")?;
+                properties.validate()?;
             }
         }
         if let Some(owner) = &config.owner {

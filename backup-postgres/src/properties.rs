@@ -112,6 +112,18 @@ impl DatabaseProperties {
         }
     }
 
+    /// Checks, without a server, that the properties can be turned into SQL (what
+    /// [`create_options`](Self::create_options) and
+    /// [`apply_script`](Self::apply_script) refuse).
+    ///
+    /// # Errors
+    ///
+    /// As those two.
+    pub(crate) fn validate(&self) -> Result<()> {
+        self.create_options(u32::MAX)?;
+        self.apply_script("check").map(|_| ())
+    }
+
     /// The options after `CREATE DATABASE name TEMPLATE template0` that recreate the
     /// encoding and locale, for a server of `server_version_num`.
     ///

@@ -175,3 +175,22 @@ async fn hostile_properties_are_quoted_or_refused_and_never_run_as_sql() {
     }
     assert!(server.database_exists("victim"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locale_the_target_lacks_fails_clearly_before_any_data_is_restored() {
+    let server = PostgresServer::start();
+    server.create_database("src");
+    server.psql("src", "CREATE TABLE t (id int);");
+    let dir = tempfile::tempdir().unwrap();
+    let mut exported = export_one(&service(&server, "src", json!({})), dir.path())
+        .await
+        .unwrap();
+    exported.descriptor.metadata["databaseProperties"]["collate"] = json!("xx_NOWHERE.UTF-8");
+    let err = import_file(&service(&server, "dst", json!({})), &exported, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.message().contains("xx_NOWHERE.UTF-8"), "{err}");
+    assert!(err.hint().unwrap().contains("locale"), "{err}");
+    assert!(!server.database_exists("dst"));
+}
