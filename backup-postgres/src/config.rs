@@ -11,6 +11,9 @@ use backup_core::{Error, ErrorKind, Result};
 /// The default PostgreSQL port.
 pub const DEFAULT_PORT: u16 = 5432;
 
+/// Seconds `pg_dump` waits for a table lock unless the config sets `lockWaitTimeout`.
+pub const DEFAULT_LOCK_WAIT_TIMEOUT_SECS: u32 = 60;
+
 /// The zlib level of custom dumps unless the config sets `compressionLevel`.
 pub const DEFAULT_COMPRESSION_LEVEL: u8 = 1;
 
@@ -65,6 +68,21 @@ pub struct PostgresConfig {
     /// script (a Perl start-up per call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bin_dir: Option<String>,
+    /// Seconds `pg_dump` waits for the shared lock on each table before it gives up
+    /// (`--lock-wait-timeout`); 60 by default. A session holding an `ACCESS EXCLUSIVE`
+    /// lock (a migration, `VACUUM FULL`) then fails the export with a clear error
+    /// instead of blocking it forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_wait_timeout: Option<u32>,
+    /// Role that owns a restored database and every object restored into it; `user` by
+    /// default. Dumps are portable (`--no-owner --no-privileges`), so restored objects
+    /// belong to the role that creates them: the import creates them as this role
+    /// (`pg_restore --role`, `SET ROLE` for plain dumps), so an application that
+    /// connects as it can read and write everything. `user` must be a superuser or a
+    /// member of it, and the role must be allowed to create what the dump holds (only
+    /// trusted extensions, unless it is a superuser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -87,6 +105,8 @@ impl fmt::Debug for PostgresConfig {
             .field("scope", &self.scope)
             .field("compression_level", &self.compression_level)
             .field("bin_dir", &self.bin_dir)
+            .field("lock_wait_timeout", &self.lock_wait_timeout)
+            .field("owner", &self.owner)
             .finish()
     }
 }
@@ -107,6 +127,8 @@ impl PostgresConfig {
             scope: DumpScope::default(),
             compression_level: None,
             bin_dir: None,
+            lock_wait_timeout: None,
+            owner: None,
         }
     }
 
@@ -143,6 +165,31 @@ impl PostgresConfig {
     /// The zlib level a custom dump is written with.
     pub fn custom_compression_level(&self) -> u8 {
         self.compression_level.unwrap_or(DEFAULT_COMPRESSION_LEVEL)
+    }
+
+    /// Sets how many seconds `pg_dump` waits for a table lock.
+    pub fn with_lock_wait_timeout(mut self, seconds: u32) -> Self {
+        self.lock_wait_timeout = Some(seconds);
+        self
+    }
+
+    /// Seconds `pg_dump` waits for a table lock ([`DEFAULT_LOCK_WAIT_TIMEOUT_SECS`] unless
+    /// set).
+    pub fn lock_wait_timeout_secs(&self) -> u32 {
+        self.lock_wait_timeout
+            .unwrap_or(DEFAULT_LOCK_WAIT_TIMEOUT_SECS)
+    }
+
+    /// Sets the role that owns restored databases and objects.
+    pub fn with_owner(mut self, role: impl Into<String>) -> Self {
+        self.owner = Some(role.into());
+        self
+    }
+
+    /// The role that owns restored databases and objects: [`owner`](Self::owner), else
+    /// [`user`](Self::user).
+    pub fn owner_role(&self) -> &str {
+        self.owner.as_deref().unwrap_or(&self.user)
     }
 
     /// Sets the directory of the client tools.
@@ -225,6 +272,21 @@ impl PostgresConfig {
                     "remove it, or use `format: custom`; plain dumps are compressed by the bundle",
                 ));
             }
+        }
+        if let Some(owner) = &self.owner {
+            if owner.is_empty() || owner.len() > 63 || owner.contains('\0') {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "`owner` must be a role name of 1 to 63 bytes and no NUL",
+                ));
+            }
+        }
+        if self.lock_wait_timeout == Some(0) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "`lockWaitTimeout` must be at least 1 second",
+            )
+            .with_hint("leave it out for the default of 60 seconds"));
         }
         if let Some(dir) = &self.bin_dir {
             if !dir.starts_with('/') || dir.contains('\0') {
@@ -380,7 +442,9 @@ pub fn config_schema() -> Value {
             "format": {"enum": ["custom", "sql"], "default": "custom"},
             "scope": {"enum": ["full", "schema"], "default": "full"},
             "compressionLevel": {"type": "integer", "minimum": 0, "maximum": 9, "default": DEFAULT_COMPRESSION_LEVEL, "description": "zlib level of custom dumps (pg_dump --compress)"},
-            "binDir": {"type": "string", "pattern": "^/", "description": "Absolute directory of pg_dump, pg_restore and psql; PATH when unset"}
+            "binDir": {"type": "string", "pattern": "^/", "description": "Absolute directory of pg_dump, pg_restore and psql; PATH when unset"},
+            "owner": {"type": "string", "minLength": 1, "maxLength": 63, "description": "Role that owns restored databases and objects; the user by default"},
+            "lockWaitTimeout": {"type": "integer", "minimum": 1, "default": DEFAULT_LOCK_WAIT_TIMEOUT_SECS, "description": "Seconds pg_dump waits for a table lock before the export fails (pg_dump --lock-wait-timeout)"}
         },
         "oneOf": [
             {"required": ["database"], "not": {"anyOf": [{"required": ["databases"]}, {"required": ["allDatabases"], "properties": {"allDatabases": {"const": true}}}]}},
@@ -460,6 +524,27 @@ mod tests {
         let err = PostgresConfig::from_json(&with_dir).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         assert!(err.message().contains("binDir"), "{err}");
+    }
+
+    #[test]
+    fn lock_wait_timeout_defaults_to_60_seconds_and_must_be_positive() {
+        let base = json!({"host": "db", "user": "a", "database": "x"});
+        let config = PostgresConfig::from_json(&base).unwrap();
+        assert_eq!(
+            config.lock_wait_timeout_secs(),
+            DEFAULT_LOCK_WAIT_TIMEOUT_SECS
+        );
+        let mut set = base.clone();
+        set["lockWaitTimeout"] = json!(5);
+        assert_eq!(
+            PostgresConfig::from_json(&set)
+                .unwrap()
+                .lock_wait_timeout_secs(),
+            5
+        );
+        set["lockWaitTimeout"] = json!(0);
+        let err = PostgresConfig::from_json(&set).unwrap_err();
+        assert!(err.message().contains("lockWaitTimeout"), "{err}");
     }
 
     #[test]

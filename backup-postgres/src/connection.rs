@@ -76,9 +76,15 @@ pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `value` as an SQL string literal.
+/// `value` as an SQL string literal, whatever `standard_conforming_strings` says: a value
+/// with a backslash is written as an escape string (`E'…'`) with the backslash doubled.
 pub(crate) fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+    let quoted = value.replace('\'', "''");
+    if value.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +108,7 @@ mod tests {
     fn names_are_quoted() {
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal("a\\'b"), "E'a\\\\''b'");
         assert_eq!(conninfo_dbname("a b'c"), "dbname='a b\\'c'");
     }
 }

@@ -48,8 +48,9 @@ pub struct RowDelta {
     pub before: Option<i64>,
     /// Rows after, when the table exists and rows were counted.
     pub after: Option<i64>,
-    /// `after - before`.
-    pub delta: i64,
+    /// `after - before`, exact for any two `i64` counts (a manifest may hold any number,
+    /// so the difference is computed in 128 bits and never overflows).
+    pub delta: i128,
 }
 
 /// What changed between two exports: schema changes and row-count deltas.
@@ -229,7 +230,7 @@ pub fn diff(before: &ArtifactDescriptor, after: &ArtifactDescriptor) -> Result<S
         for table in tables {
             let before = old_rows.get(table).copied();
             let after = new_rows.get(table).copied();
-            let delta = after.unwrap_or(0) - before.unwrap_or(0);
+            let delta = i128::from(after.unwrap_or(0)) - i128::from(before.unwrap_or(0));
             if delta != 0 || before.is_none() != after.is_none() {
                 out.row_deltas.push(RowDelta {
                     table: table.clone(),
@@ -382,4 +383,49 @@ pub async fn diff_bundles(
         out.push(entry);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn artifact(rows: serde_json::Value) -> ArtifactDescriptor {
+        ArtifactDescriptor::new("app.dump", "postgres/custom", "application/octet-stream")
+            .with_metadata(keys::SCHEMA, json!({"tables": [], "indexes": []}))
+            .with_metadata(keys::ROW_COUNTS, rows)
+    }
+
+    #[test]
+    fn row_deltas_of_extreme_manifest_counts_do_not_overflow() {
+        let before = artifact(json!({"public.a": i64::MIN, "public.b": i64::MAX, "public.c": 0}));
+        let after =
+            artifact(json!({"public.a": i64::MAX, "public.b": i64::MIN, "public.d": i64::MIN}));
+        let changes = diff(&before, &after).unwrap();
+        let delta = |table: &str| {
+            changes
+                .row_deltas
+                .iter()
+                .find(|d| d.table == table)
+                .map(|d| d.delta)
+                .unwrap()
+        };
+        assert_eq!(
+            delta("public.a"),
+            i128::from(i64::MAX) - i128::from(i64::MIN)
+        );
+        assert_eq!(
+            delta("public.b"),
+            i128::from(i64::MIN) - i128::from(i64::MAX)
+        );
+        assert_eq!(delta("public.c"), 0);
+        assert_eq!(delta("public.d"), i128::from(i64::MIN));
+        // Shown and serialised without loss.
+        assert!(changes
+            .to_string()
+            .contains(&format!("{:+}", delta("public.a"))));
+        let json = serde_json::to_string(&changes).unwrap();
+        assert!(json.contains(&delta("public.b").to_string()), "{json}");
+    }
 }

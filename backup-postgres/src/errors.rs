@@ -43,6 +43,11 @@ const RULES: &[Rule] = &[
         hint: "the dump is corrupt or truncated: verify the bundle, or restore another backup",
     },
     Rule {
+        needles: &["invalid locale name", "does not match locale", "could not open collator"],
+        kind: ErrorKind::Unsupported,
+        hint: "the backed-up database used an encoding or locale this server does not have (see the artifact's `databaseProperties`): install the locale on the server (e.g. locale-gen), or create the database yourself with a locale the server has and restore into it while it is empty (it keeps its own locale)",
+    },
+    Rule {
         needles: &["role \""],
         kind: ErrorKind::NotFound,
         hint: "a role is missing on this server: check the user in the service config; a dump that references roles needs --no-owner --no-privileges (the default here), or create the role first",
@@ -84,6 +89,16 @@ const RULES: &[Rule] = &[
     },
 ];
 
+const LOCK_TIMEOUT_HINT: &str = "another session holds a conflicting lock on a table (a migration, VACUUM FULL, ALTER TABLE, LOCK TABLE): find it with SELECT pid, state, query FROM pg_stat_activity WHERE pid IN (SELECT pid FROM pg_locks WHERE mode = 'AccessExclusiveLock'), retry when it is done, or raise `lockWaitTimeout` in the service config";
+
+/// Whether (lowercase) stderr says a lock was not granted in time: pg_dump's
+/// `--lock-wait-timeout` cancels its `LOCK TABLE` by statement timeout, a server
+/// `lock_timeout` by lock timeout.
+fn is_lock_timeout(lower: &str) -> bool {
+    lower.contains("due to lock timeout")
+        || (lower.contains("due to statement timeout") && lower.contains("lock table"))
+}
+
 /// Maps a failed tool run to an error with a kind and a hint.
 ///
 /// `target` (`host:port`) is named in connection errors; `password`, when given, is
@@ -94,6 +109,17 @@ pub(crate) fn map_failure(failure: ToolFailure, target: &str, password: Option<&
         failure.stderr = failure.stderr.replace(password, "<redacted>");
     }
     let lower = failure.stderr.to_lowercase();
+    if is_lock_timeout(&lower) {
+        return Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "a table stayed locked by another session longer than the lock wait timeout \
+                 (`lockWaitTimeout`): {}",
+                failure.into_error().message()
+            ),
+        )
+        .with_hint(LOCK_TIMEOUT_HINT);
+    }
     let matched = RULES.iter().find(|rule| {
         rule.needles.iter().any(|needle| {
             if *needle == "role \"" || *needle == "database \"" {
@@ -143,6 +169,8 @@ mod tests {
             ("ERROR:  could not extend file: No space left on device", ErrorKind::ResourceExhausted),
             ("pg_restore: error: input file does not appear to be a valid archive", ErrorKind::Integrity),
             ("ERROR:  must be owner of extension uuid-ossp", ErrorKind::PermissionDenied),
+            ("ERROR:  invalid locale name: \"xx_YY.UTF-8\"", ErrorKind::Unsupported),
+            ("pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: detail: Query was: LOCK TABLE public.t IN ACCESS SHARE MODE", ErrorKind::Unavailable),
         ];
         for (stderr, kind) in cases {
             let err = map_failure(failure(stderr), "db:5432", None);

@@ -18,6 +18,7 @@ use backup_core::{
 use crate::config::{DumpFormat, DumpScope, PostgresConfig};
 use crate::connection::{query, tool, MAINTENANCE_DB};
 use crate::metadata::{keys, restore_command, DatabaseSummary};
+use crate::properties::{DatabaseProperties, PROPERTIES_SQL};
 use crate::row_count;
 use crate::session::SnapshotSession;
 
@@ -29,7 +30,9 @@ use crate::session::SnapshotSession;
 /// summary. Exact per-table row counts are read from the dump's own COPY data as it
 /// streams (with `count(*)` in the snapshot as the fallback for a dump the counter does
 /// not read). They reach the manifest as *late metadata* once the dump ended without
-/// error; then the session commits. Dumps are portable (`--no-owner --no-privileges`);
+/// error; then the session commits. The database's own properties (encoding, locale,
+/// settings, comment, owner; see [`crate::DatabaseProperties`]) are recorded when the
+/// artifacts are listed. Dumps are portable (`--no-owner --no-privileges`);
 /// custom dumps use zlib level `compressionLevel` (1 by default); plain SQL dumps add
 /// `--clean --if-exists`; schema scope adds `--schema-only` and skips row counts.
 #[derive(Debug, Clone, Default)]
@@ -113,14 +116,17 @@ impl DataExporter for PostgresExporter {
         let mut descriptors = Vec::with_capacity(names.len());
         for name in names {
             // Connecting to each database proves it exists and is readable.
-            let version = query(
+            let output = query(
                 &service.runner,
                 &config,
                 &name,
-                "SELECT current_setting('server_version');",
+                &format!("SELECT current_setting('server_version');\n{PROPERTIES_SQL}\n"),
             )
             .await
             .map_err(|e| e.context(format!("database `{name}`")))?;
+            let (version, properties) = output.split_once('\n').unwrap_or((&output, ""));
+            let properties = DatabaseProperties::parse(properties)?;
+            let version = version.trim().to_string();
             descriptors.push(
                 ArtifactDescriptor::new(
                     artifact_name(&name, config.format),
@@ -132,6 +138,10 @@ impl DataExporter for PostgresExporter {
                 .with_metadata(keys::FORMAT, config.format.as_str().into())
                 .with_metadata(keys::SCOPE, config.scope.as_str().into())
                 .with_metadata(keys::SERVER_VERSION, version.into())
+                .with_metadata(
+                    keys::DATABASE_PROPERTIES,
+                    serde_json::to_value(&properties).unwrap_or_default(),
+                )
                 .with_metadata(
                     keys::RESTORE_COMMAND,
                     restore_command(&name, config.format).into(),
@@ -334,7 +344,11 @@ pub(crate) fn pg_dump_spec(
     scope: DumpScope,
     snapshot: Option<&str>,
 ) -> CommandSpec {
-    let mut spec = tool(config, "pg_dump", database).args(["--no-owner", "--no-privileges"]);
+    let mut spec = tool(config, "pg_dump", database).args([
+        "--no-owner".to_string(),
+        "--no-privileges".to_string(),
+        format!("--lock-wait-timeout={}s", config.lock_wait_timeout_secs()),
+    ]);
     spec = match format {
         DumpFormat::Custom => spec.args([
             "--format=custom".to_string(),
@@ -371,6 +385,22 @@ mod tests {
             },
             ..DatabaseSummary::default()
         }
+    }
+
+    #[test]
+    fn pg_dump_waits_for_locks_only_as_long_as_configured() {
+        let config = PostgresConfig::new("db", 5432, "app");
+        let spec = pg_dump_spec(&config, "app", DumpFormat::Custom, DumpScope::Full, None);
+        assert!(
+            spec.args.iter().any(|a| a == "--lock-wait-timeout=60s"),
+            "{spec:?}"
+        );
+        let config = config.with_lock_wait_timeout(5);
+        let spec = pg_dump_spec(&config, "app", DumpFormat::Sql, DumpScope::Full, None);
+        assert!(
+            spec.args.iter().any(|a| a == "--lock-wait-timeout=5s"),
+            "{spec:?}"
+        );
     }
 
     #[test]

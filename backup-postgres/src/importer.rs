@@ -16,6 +16,7 @@ use backup_core::{
 use crate::config::{DumpFormat, PostgresConfig};
 use crate::connection::{ident, literal, query, tool, MAINTENANCE_DB};
 use crate::metadata::keys;
+use crate::properties::DatabaseProperties;
 use crate::smoke;
 use crate::stream::require_plain_dump_trailer;
 use crate::RECIPE;
@@ -31,11 +32,21 @@ use crate::RECIPE;
 ///   transaction back and leaves it empty;
 /// - an existing database that holds objects is refused with
 ///   [`ErrorKind::AlreadyExists`] unless `force` is set; with `force` the dump is restored
-///   into a fresh temporary database and only on success swapped in: connections to the
-///   target are terminated, the target is renamed away, the new one renamed in (one
-///   transaction), and the old one dropped. A failed restore leaves the target exactly as
-///   it was. Database-level settings (`ALTER DATABASE … SET`) of the replaced database are
-///   not carried over.
+///   into a fresh temporary database, smoke-tested there (table list and row counts
+///   against the artifact's metadata), and only when both succeed swapped in:
+///   connections to the target are terminated, the target is renamed away, the new one
+///   renamed in (one transaction), and the old one dropped. A failed restore or smoke
+///   test drops the temporary database and leaves the target exactly as it was;
+/// - a database the import creates gets the source database's encoding and locale
+///   (see [`DatabaseProperties`]) and belongs to the config's
+///   [owner role](PostgresConfig::owner_role); once its data is in, the source's database
+///   settings (`ALTER DATABASE … SET`, and `ALTER ROLE … IN DATABASE … SET` for roles
+///   that exist on the target) and comment are applied. An existing empty database
+///   keeps its own encoding, locale and owner and gets the settings and comment;
+/// - every restored object is created as the owner role (`pg_restore --role`, or
+///   `SET ROLE` before a plain dump), so it belongs to that role;
+/// - a database the import created is smoke-tested the same way and dropped again when
+///   the test fails.
 ///
 /// A plain dump that lacks pg_dump's closing line is treated as truncated and aborted
 /// before psql can commit.
@@ -85,23 +96,26 @@ pub(crate) fn target_database(
         })
 }
 
-/// What `database` holds; with `create_missing`, a missing database is created in the
-/// same psql run (and `Missing` still returned, meaning "was missing, now created").
+/// What `database` holds; with `create_missing` (the options after `TEMPLATE template0`,
+/// see [`create_options`]), a missing database is created in the same psql run (and
+/// `Missing` still returned, meaning "was missing, now created").
 async fn target_state(
     runner: &Arc<dyn CommandRunner>,
     config: &PostgresConfig,
     database: &str,
-    create_missing: bool,
+    create_missing: Option<&str>,
 ) -> Result<TargetState> {
     let mut sql = format!(
         "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = {};\n",
         literal(database)
     );
-    if create_missing {
+    if let Some(options) = create_missing {
+        // The statement is built from literals: \gexec runs it only when the database is
+        // missing.
         sql.push_str(&format!(
-            "SELECT format('CREATE DATABASE %I TEMPLATE template0', {name}) \
-             WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = {name}) \\gexec\n",
-            name = literal(database)
+            "SELECT {} WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = {}) \\gexec\n",
+            literal(&format!("CREATE DATABASE {} TEMPLATE template0{options}", ident(database))),
+            literal(database)
         ));
     }
     let exists = query(runner, config, MAINTENANCE_DB, &sql)
@@ -142,27 +156,94 @@ fn not_empty_error(database: &str) -> Error {
     .with_hint("import with force to replace it (it is swapped only after a successful restore), or restore into another database")
 }
 
-/// The restore command for a format, reading the dump on stdin.
+/// The restore command for a format, reading the dump on stdin; the objects are created
+/// as the config's [owner role](PostgresConfig::owner_role).
 fn restore_spec(config: &PostgresConfig, database: &str, format: DumpFormat) -> CommandSpec {
+    let owner = config.owner_role();
+    let as_owner = owner != config.user;
     match format {
-        DumpFormat::Custom => tool(config, "pg_restore", database).args([
-            "--single-transaction",
-            "--exit-on-error",
-            "--no-owner",
-            "--no-privileges",
-        ]),
-        DumpFormat::Sql => tool(config, "psql", database).args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--single-transaction",
-            "-o",
-            "/dev/null",
-            "-f",
-            "-",
-        ]),
+        DumpFormat::Custom => {
+            let spec = tool(config, "pg_restore", database).args([
+                "--single-transaction",
+                "--exit-on-error",
+                "--no-owner",
+                "--no-privileges",
+            ]);
+            if as_owner {
+                spec.arg(format!("--role={owner}"))
+            } else {
+                spec
+            }
+        }
+        DumpFormat::Sql => {
+            let spec = tool(config, "psql", database).args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "-o",
+                "/dev/null",
+            ]);
+            let spec = if as_owner {
+                spec.arg("-c").arg(format!("SET ROLE {}", ident(owner)))
+            } else {
+                spec
+            };
+            spec.args(["-f", "-"])
+        }
     }
+}
+
+/// The options after `CREATE DATABASE name TEMPLATE template0` for an artifact: its
+/// recorded encoding and locale (when it has them) and the owner role.
+async fn create_options(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    properties: Option<&DatabaseProperties>,
+) -> Result<String> {
+    let mut options = match properties {
+        Some(properties) => {
+            let version = query(
+                runner,
+                config,
+                MAINTENANCE_DB,
+                "SELECT current_setting('server_version_num');",
+            )
+            .await
+            .map_err(|e| e.context("checking the target server"))?;
+            let version = version.trim().parse::<u32>().map_err(|_| {
+                Error::new(
+                    ErrorKind::ToolFailed,
+                    "the server reported an unreadable version",
+                )
+            })?;
+            properties.create_options(version)?
+        }
+        None => String::new(),
+    };
+    options.push_str(&format!(" OWNER {}", ident(config.owner_role())));
+    Ok(options)
+}
+
+/// Applies the artifact's database settings and comment to `database`, once its data is
+/// in.
+async fn apply_properties(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    database: &str,
+    properties: Option<&DatabaseProperties>,
+) -> Result<()> {
+    let Some(properties) = properties else {
+        return Ok(());
+    };
+    let script = properties.apply_script(database)?;
+    if script.is_empty() {
+        return Ok(());
+    }
+    on_server(runner, config, &script)
+        .await
+        .map_err(|e| e.context(format!("setting the properties of database `{database}`")))
 }
 
 /// A database name for a temporary restore, at most 63 bytes.
@@ -195,8 +276,12 @@ async fn create_database(
     runner: &Arc<dyn CommandRunner>,
     config: &PostgresConfig,
     database: &str,
+    options: &str,
 ) -> Result<()> {
-    let sql = format!("CREATE DATABASE {} TEMPLATE template0;", ident(database));
+    let sql = format!(
+        "CREATE DATABASE {} TEMPLATE template0{options};",
+        ident(database)
+    );
     on_server(runner, config, &sql)
         .await
         .map_err(|e| e.context(format!("creating database `{database}`")))
@@ -250,6 +335,29 @@ async fn swap_in(
     Ok(())
 }
 
+/// Runs the smoke test on `restored` (a database this import created) before it
+/// becomes, or stays as, `target`, when the artifact carries the summary to compare with
+/// (every artifact this exporter writes does); one without it is only checked by the
+/// caller's smoke test, if any.
+async fn verify_before_commit(
+    runner: &Arc<dyn CommandRunner>,
+    config: &PostgresConfig,
+    restored: &str,
+    target: &str,
+    artifact: &ArtifactDescriptor,
+) -> Result<()> {
+    if !artifact.metadata.contains_key(keys::SCHEMA) {
+        return Ok(());
+    }
+    smoke::compare_with_artifact(runner, config, restored, artifact)
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "checking the restored data before it replaces `{target}` (left unchanged)"
+            ))
+        })
+}
+
 async fn restore(
     runner: &Arc<dyn CommandRunner>,
     config: &PostgresConfig,
@@ -297,6 +405,32 @@ impl DataImporter for PostgresImporter {
             )
             .with_hint("use `databases` or `allDatabases` in the config to restore each into its own database"));
         }
+        for artifact in artifacts {
+            // Malformed recorded properties are refused before anything is touched.
+            if let Some(properties) = DatabaseProperties::from_descriptor(artifact)? {
+                properties.validate()?;
+            }
+        }
+        if let Some(owner) = &config.owner {
+            let found = query(
+                &service.runner,
+                &config,
+                MAINTENANCE_DB,
+                &format!(
+                    "SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = {};",
+                    literal(owner)
+                ),
+            )
+            .await
+            .map_err(|e| e.context("checking the target server"))?;
+            if found.trim() != "1" {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("the owner role `{owner}` does not exist on the target server"),
+                )
+                .with_hint("create the role first (CREATE ROLE … LOGIN), or leave `owner` out to restore as the configured user"));
+            }
+        }
         // Reachable first: this fails with Unavailable and a hint when the server is down
         // (with artifacts, the state queries below prove it).
         if artifacts.is_empty() {
@@ -306,7 +440,7 @@ impl DataImporter for PostgresImporter {
         }
         for artifact in artifacts {
             let database = target_database(&config, artifact)?;
-            let state = target_state(&service.runner, &config, &database, false).await?;
+            let state = target_state(&service.runner, &config, &database, None).await?;
             if state == TargetState::NonEmpty && !mode.force {
                 return Err(not_empty_error(&database));
             }
@@ -328,21 +462,39 @@ impl DataImporter for PostgresImporter {
         })?;
         let database = target_database(&config, artifact)?;
         let runner = &service.runner;
-        match target_state(runner, &config, &database, true).await? {
+        let properties = DatabaseProperties::from_descriptor(artifact)?;
+        let properties = properties.as_ref();
+        let options = create_options(runner, &config, properties).await?;
+        match target_state(runner, &config, &database, Some(&options)).await? {
             TargetState::Missing => {
                 // target_state created it.
-                if let Err(e) = restore(runner, &config, &database, format, data).await {
+                let restored = async {
+                    restore(runner, &config, &database, format, data).await?;
+                    verify_before_commit(runner, &config, &database, &database, artifact).await?;
+                    apply_properties(runner, &config, &database, properties).await
+                };
+                if let Err(e) = restored.await {
                     let _ = drop_database(runner, &config, &database).await;
                     return Err(e);
                 }
                 Ok(())
             }
-            TargetState::Empty => restore(runner, &config, &database, format, data).await,
+            TargetState::Empty => {
+                restore(runner, &config, &database, format, data).await?;
+                apply_properties(runner, &config, &database, properties).await
+            }
             TargetState::NonEmpty if !mode.force => Err(not_empty_error(&database)),
             TargetState::NonEmpty => {
                 let fresh = temporary_name(&database, "restore");
-                create_database(runner, &config, &fresh).await?;
-                if let Err(e) = restore(runner, &config, &fresh, format, data).await {
+                create_database(runner, &config, &fresh, &options).await?;
+                let restored = async {
+                    restore(runner, &config, &fresh, format, data).await?;
+                    // The old database is still untouched: check the new one against the
+                    // backup's metadata before anything of the old one is given up.
+                    verify_before_commit(runner, &config, &fresh, &database, artifact).await?;
+                    apply_properties(runner, &config, &fresh, properties).await
+                };
+                if let Err(e) = restored.await {
                     let _ = drop_database(runner, &config, &fresh).await;
                     return Err(e);
                 }

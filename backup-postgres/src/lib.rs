@@ -36,7 +36,18 @@
 //! per-table row counts are read from the dump's own COPY data as it passes (see
 //! `rowCountSource` in [`metadata::keys`]), with `count(*)` in the snapshot as the fallback
 //! for dumps the counter does not read. Everything is delivered as late metadata after
-//! the dump stream ended without error.
+//! the dump stream ended without error. `pg_dump` waits at most `lockWaitTimeout` seconds
+//! (60 by default) for a table lock, so a session holding one fails the export with a
+//! clear error instead of blocking it forever.
+//!
+//! # What a restore carries besides the dump
+//!
+//! The database's encoding, locale (collation, ctype, provider, ICU locale), settings
+//! (`ALTER DATABASE … SET`, `ALTER ROLE … IN DATABASE … SET`) and comment are recorded at
+//! export ([`DatabaseProperties`]) and recreated when the import creates the database.
+//! Restored objects and a created database belong to the config's `owner` role (the
+//! connecting `user` by default). A restored database is smoke-tested (tables and row
+//! counts against the manifest) before it replaces an existing one.
 
 mod config;
 mod connection;
@@ -45,6 +56,7 @@ mod errors;
 mod exporter;
 mod importer;
 pub mod metadata;
+mod properties;
 mod row_count;
 mod session;
 mod smoke;
@@ -57,7 +69,7 @@ use backup_core::{Recipe, RecipeRegistry, Result};
 
 pub use config::{
     config_schema, DumpFormat, DumpScope, PostgresConfig, SslMode, DEFAULT_COMPRESSION_LEVEL,
-    DEFAULT_PORT,
+    DEFAULT_LOCK_WAIT_TIMEOUT_SECS, DEFAULT_PORT,
 };
 pub use diff::{
     diff, diff_bundles, BundleDiffEntry, ColumnChange, IndexChange, RowDelta, SchemaDiff,
@@ -65,6 +77,7 @@ pub use diff::{
 pub use exporter::PostgresExporter;
 pub use importer::PostgresImporter;
 pub use metadata::DatabaseSummary;
+pub use properties::DatabaseProperties;
 
 /// The recipe slug.
 pub const RECIPE: &str = "postgres";

@@ -40,6 +40,9 @@ pub mod keys {
     /// streamed) or `query` (`count(*)` in the dump's snapshot, for a dump the counter
     /// does not read).
     pub const ROW_COUNT_SOURCE: &str = "rowCountSource";
+    /// [`crate::DatabaseProperties`]: encoding, locale, settings, comment and owner of
+    /// the source database, recreated on import.
+    pub const DATABASE_PROPERTIES: &str = "databaseProperties";
 }
 
 /// One column of a table.

@@ -240,12 +240,22 @@ impl PostgresServer {
     ///
     /// psql's stderr when it exits non-zero.
     pub fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        self.try_psql_as(SUPERUSER, db, sql)
+    }
+
+    /// Like [`try_psql`](Self::try_psql), connected as `user` (a role without a password:
+    /// loopback connections are trusted).
+    ///
+    /// # Errors
+    ///
+    /// psql's stderr when it exits non-zero.
+    pub fn try_psql_as(&self, user: &str, db: &str, sql: &str) -> Result<String, String> {
         let output = Command::new(self.binary("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.host())
             .arg("-p")
             .arg(self.port.to_string())
-            .args(["-U", SUPERUSER, "-d", db, "-c", sql])
+            .args(["-U", user, "-d", db, "-c", sql])
             .output()
             .map_err(|e| format!("cannot run psql: {e}"))?;
         if output.status.success() {
@@ -335,6 +345,59 @@ impl PostgresServer {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+/// A `psql` session holding an `ACCESS EXCLUSIVE` lock on a table until dropped; see
+/// [`PostgresServer::lock_table`].
+#[derive(Debug)]
+pub struct HeldLock {
+    child: std::process::Child,
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl PostgresServer {
+    /// Opens a superuser session in `db` that takes `ACCESS EXCLUSIVE` on `table` (an SQL
+    /// name, quoted as needed) and keeps its transaction open until the returned guard is
+    /// dropped. Returns once the lock is held.
+    ///
+    /// # Panics
+    ///
+    /// When psql cannot start or the lock is not granted.
+    pub fn lock_table(&self, db: &str, table: &str) -> HeldLock {
+        use std::io::{BufRead, Write};
+        let mut child = Command::new(self.binary("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.host())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", SUPERUSER, "-d", db])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+        let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("psql stdin"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("psql stdout"));
+        writeln!(
+            stdin,
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';"
+        )
+        .unwrap_or_else(|e| panic!("cannot write to psql: {e}"));
+        stdin
+            .flush()
+            .unwrap_or_else(|e| panic!("cannot write to psql: {e}"));
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        assert_eq!(line.trim(), "locked", "the lock on {table} was not granted");
+        // The open stdin keeps the session, and its transaction, alive.
+        child.stdin = Some(stdin);
+        HeldLock { child }
     }
 }
 
