@@ -31,14 +31,23 @@ async fn a_failing_input_never_lets_a_tool_commit_at_end_of_input() {
         path(dir.path(), "marker")
     ));
     let err = LocalRunner::new()
-        .run_with_stdin(&spec, failing_after(b"BEGIN; INSERT", Duration::from_millis(200)))
+        .run_with_stdin(
+            &spec,
+            failing_after(b"BEGIN; INSERT", Duration::from_millis(200)),
+        )
         .await
         .unwrap_err();
     settle().await;
 
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
-    assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), b"BEGIN; INSERT");
-    assert!(!dir.path().join("marker").exists(), "the tool committed a failed input");
+    assert_eq!(
+        std::fs::read(dir.path().join("out")).unwrap(),
+        b"BEGIN; INSERT"
+    );
+    assert!(
+        !dir.path().join("marker").exists(),
+        "the tool committed a failed input"
+    );
 }
 
 #[tokio::test]
@@ -53,13 +62,19 @@ async fn a_failing_input_is_never_seen_as_end_of_input_by_a_pipeline_inside_the_
         path(dir.path(), "marker")
     ));
     let err = LocalRunner::new()
-        .run_with_stdin(&spec, failing_after(b"COPY t FROM stdin;", Duration::from_millis(200)))
+        .run_with_stdin(
+            &spec,
+            failing_after(b"COPY t FROM stdin;", Duration::from_millis(200)),
+        )
         .await
         .unwrap_err();
     settle().await;
 
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
-    assert!(!dir.path().join("marker").exists(), "the tool committed a failed input");
+    assert!(
+        !dir.path().join("marker").exists(),
+        "the tool committed a failed input"
+    );
 }
 
 #[tokio::test]
@@ -95,7 +110,10 @@ async fn a_tool_that_fails_before_reading_its_input_reports_its_own_error() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ToolFailed, "{err}");
     assert!(err.message().contains("exit code 2"), "{err}");
-    assert!(err.message().contains("password authentication failed"), "{err}");
+    assert!(
+        err.message().contains("password authentication failed"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

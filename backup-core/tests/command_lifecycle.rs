@@ -29,7 +29,10 @@ async fn dropping_the_output_stream_kills_a_tool_that_writes_nothing() {
 
     drop(stream);
 
-    assert!(dies_soon(pid).await, "sleep {pid} still runs after its stream was dropped");
+    assert!(
+        dies_soon(pid).await,
+        "sleep {pid} still runs after its stream was dropped"
+    );
 }
 
 #[tokio::test]
@@ -58,10 +61,16 @@ async fn cancelling_a_run_kills_a_tool_reading_its_input() {
     let runner = LocalRunner::new();
     let run = runner.run_with_stdin(&spec, then_forever(b"some input"));
     let cancelled = tokio::time::timeout(Duration::from_millis(500), run).await;
-    assert!(cancelled.is_err(), "the run should still be waiting for input");
+    assert!(
+        cancelled.is_err(),
+        "the run should still be waiting for input"
+    );
 
     let pid = pid_in(&pid_file).await;
-    assert!(dies_soon(pid).await, "cat {pid} still runs after its run was cancelled");
+    assert!(
+        dies_soon(pid).await,
+        "cat {pid} still runs after its run was cancelled"
+    );
 }
 
 #[tokio::test]

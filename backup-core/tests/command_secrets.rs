@@ -107,20 +107,35 @@ async fn kubectl_exec_sends_secrets_on_stdin_never_in_argv_and_keeps_the_data_ex
     let spec = recording_tool(dir.path());
     let data = noise(3 * 1024 * 1024 + 17, 13);
 
-    runner.run_with_stdin(&spec, stream_of(&data)).await.unwrap();
+    runner
+        .run_with_stdin(&spec, stream_of(&data))
+        .await
+        .unwrap();
 
     assert_eq!(read_text(dir.path(), "got-secret"), SECRET);
     assert_eq!(read_text(dir.path(), "got-app"), "backup-postgres");
-    assert!(read(dir.path(), "got-data") == data, "the data stream changed");
+    assert!(
+        read(dir.path(), "got-data") == data,
+        "the data stream changed"
+    );
     assert!(!dir.path().join("PWNED").exists());
     assert!(!Path::new("PWNED").exists());
     assert_no_secret("kubectl's argv", &read_text(dir.path(), "kubectl.argv"));
-    assert_no_secret("kubectl's /proc cmdline", &read_text(dir.path(), "kubectl.cmdline"));
-    assert_no_secret("kubectl's environment", &read_text(dir.path(), "kubectl.env"));
+    assert_no_secret(
+        "kubectl's /proc cmdline",
+        &read_text(dir.path(), "kubectl.cmdline"),
+    );
+    assert_no_secret(
+        "kubectl's environment",
+        &read_text(dir.path(), "kubectl.env"),
+    );
     let wrapped = runner.wrap(&spec);
     assert_no_secret("display()", &wrapped.display());
     assert_no_secret("Debug", &format!("{wrapped:?} {spec:?} {runner:?}"));
-    assert_no_secret("the wrapped spec's environment", &format!("{:?}", wrapped.env));
+    assert_no_secret(
+        "the wrapped spec's environment",
+        &format!("{:?}", wrapped.env),
+    );
 }
 
 #[tokio::test]
@@ -163,10 +178,16 @@ async fn podman_exec_names_secrets_in_argv_and_passes_values_in_its_environment(
     let spec = recording_tool(dir.path());
     let data = noise(2 * 1024 * 1024 + 5, 29);
 
-    runner.run_with_stdin(&spec, stream_of(&data)).await.unwrap();
+    runner
+        .run_with_stdin(&spec, stream_of(&data))
+        .await
+        .unwrap();
 
     assert_eq!(read_text(dir.path(), "got-secret"), SECRET);
-    assert!(read(dir.path(), "got-data") == data, "the data stream changed");
+    assert!(
+        read(dir.path(), "got-data") == data,
+        "the data stream changed"
+    );
     let argv = read_text(dir.path(), "podman.argv");
     assert_no_secret("podman's argv", &argv);
     assert!(argv.contains("-e\nPGPASSWORD\n"), "{argv}");

@@ -1,5 +1,5 @@
 //! Shared helpers of the `command_*` integration tests (included with `#[path]`).
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,7 +45,9 @@ pub fn then_forever(first: &[u8]) -> ByteStream {
 
 /// Deterministic pseudo-random bytes (every byte value, newlines and NULs included).
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             state = state
@@ -60,7 +62,10 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub fn is_running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,

@@ -196,14 +196,20 @@ fn check_env(spec: &CommandSpec) -> Result<()> {
         if !valid_name {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("`{name}` is not a valid environment variable name for `{}`", spec.program),
+                format!(
+                    "`{name}` is not a valid environment variable name for `{}`",
+                    spec.program
+                ),
             )
             .with_hint("use letters, digits and `_`, not starting with a digit"));
         }
         if value.contains('\0') {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("the value of `{name}` for `{}` contains a NUL byte", spec.program),
+                format!(
+                    "the value of `{name}` for `{}` contains a NUL byte",
+                    spec.program
+                ),
             )
             .with_hint("environment values cannot hold NUL bytes"));
         }
@@ -325,6 +331,9 @@ mod tests {
             assert!(!err.to_string().contains("hunter2"));
         }
         let spec = CommandSpec::new("psql").secret_env("A", "nul\0byte");
-        assert_eq!(check_env(&spec).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            check_env(&spec).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
     }
 }

@@ -322,7 +322,11 @@ async fn finish(
 }
 
 /// Kills a stalled tool and builds the idle-timeout error.
-async fn stalled(spec: &CommandSpec, tool: &mut ToolProcess, stderr_task: JoinHandle<String>) -> Error {
+async fn stalled(
+    spec: &CommandSpec,
+    tool: &mut ToolProcess,
+    stderr_task: JoinHandle<String>,
+) -> Error {
     tool.kill().await;
     let stderr = stderr_tail(stderr_task).await;
     idle_timeout_error(spec, &stderr)

@@ -194,7 +194,11 @@ pub(crate) fn idle_timeout_error(spec: &CommandSpec, stderr: &str) -> Error {
 }
 
 /// The error for a tool that ended (or stopped reading) before its whole input was read.
-pub(crate) fn unconsumed_input_error(spec: &CommandSpec, unread: Option<u64>, stderr: &str) -> Error {
+pub(crate) fn unconsumed_input_error(
+    spec: &CommandSpec,
+    unread: Option<u64>,
+    stderr: &str,
+) -> Error {
     let amount = match unread {
         Some(bytes) => format!(" ({bytes} bytes unread)"),
         None => String::new(),
@@ -215,9 +219,9 @@ pub(crate) fn human_duration(duration: Duration) -> String {
     let secs = duration.as_secs();
     if duration.subsec_millis() != 0 || secs == 0 {
         format!("{} ms", duration.as_millis())
-    } else if secs % 3600 == 0 {
+    } else if secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
