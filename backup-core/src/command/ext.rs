@@ -315,8 +315,11 @@ async fn finish(
     };
     let stderr = stderr_tail(stderr_task).await;
     if status.success() {
+        tool.mark_finished();
         Ok(stderr)
     } else {
+        // Stop whatever the tool left running before its pid can be reused.
+        tool.kill().await;
         Err(failure(spec, status, stderr))
     }
 }
@@ -347,9 +350,8 @@ async fn stopped_reading(
             _ => None,
         },
     };
-    if status.is_none() {
-        tool.kill().await;
-    }
+    // Stop the tool, or what it left running, before its stdin closes.
+    tool.kill().await;
     let stderr = stderr_tail(stderr_task).await;
     match status {
         Some(status) if !status.success() => failure(spec, status, stderr),

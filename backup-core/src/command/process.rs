@@ -23,16 +23,24 @@ use crate::{Error, ErrorKind};
 pub(crate) struct ToolProcess {
     child: Child,
     stdin: Option<ChildStdin>,
+    /// The tool's pid, which is also its process group's id.
+    pid: Option<u32>,
     reaped: bool,
+    /// Nothing more to kill: the tool ended successfully (what it left running, a daemon
+    /// it started, stays), or it was killed and reaped. Its pid may be reused from now on.
+    settled: bool,
 }
 
 impl ToolProcess {
     pub(crate) fn new(mut spawned: SpawnedCommand) -> Self {
         let stdin = spawned.child.stdin.take();
+        let pid = spawned.child.id();
         ToolProcess {
             child: spawned.child,
             stdin,
+            pid,
             reaped: false,
+            settled: false,
         }
     }
 
@@ -50,23 +58,34 @@ impl ToolProcess {
     }
 
     /// Sends SIGKILL to the tool's process group and to the tool, without waiting.
+    ///
+    /// The group is killed even when the tool itself has already exited: what it started
+    /// (the other half of a pipeline) may still hold its stdin.
     pub(crate) fn kill_now(&mut self) {
-        if self.reaped {
+        if self.settled {
             return;
         }
-        if let Some(pid) = self.child.id() {
+        if let Some(pid) = self.pid {
             kill_process_group(pid);
         }
-        let _ = self.child.start_kill();
+        if !self.reaped {
+            let _ = self.child.start_kill();
+        }
     }
 
-    /// Kills the tool (then closes its stdin) and reaps it.
+    /// Records that the tool ended successfully, so that nothing it left is killed.
+    pub(crate) fn mark_finished(&mut self) {
+        self.settled = true;
+    }
+
+    /// Kills the tool and its process group (then closes its stdin) and reaps it.
     pub(crate) async fn kill(&mut self) {
         self.kill_now();
         self.close_stdin();
         if !self.reaped && self.child.wait().await.is_ok() {
             self.reaped = true;
         }
+        self.settled = self.reaped;
     }
 
     /// Waits for the tool to exit.
@@ -108,7 +127,8 @@ impl Drop for ToolProcess {
 }
 
 /// Sends SIGKILL to the process group led by `pid`. A group with that id exists only if
-/// the (still unreaped) tool made it, so this never reaches an unrelated process.
+/// the tool made it: while any member lives the id cannot be reused, and the tool's pid
+/// is recycled only long after it exited (pids are handed out in sequence).
 fn kill_process_group(pid: u32) {
     #[cfg(unix)]
     {
