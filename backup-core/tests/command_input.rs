@@ -92,7 +92,7 @@ async fn a_tool_that_exits_0_before_reading_a_large_input_fails() {
 #[tokio::test]
 async fn a_tool_that_exits_0_leaving_input_in_the_pipe_fails() {
     // Small enough to sit in the pipe buffer: the write succeeds, the tool never reads it.
-    let spec = sh("sleep 0.2; exit 0");
+    let spec = sh("sleep 0.5; exit 0");
     let err = LocalRunner::new()
         .run_with_stdin(&spec, stream_of(b"\\q\nDROP TABLE important;\n"))
         .await
