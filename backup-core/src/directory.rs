@@ -306,6 +306,17 @@ impl DataImporter for DirectoryImporter {
         ensure_target_usable(&service.name, &target, mode).await
     }
 
+    /// The target is a path on this machine, not the running service: the whole check
+    /// applies to a service that does not exist yet.
+    async fn check_new_service(
+        &self,
+        service: &ServiceTarget,
+        artifacts: &[ArtifactDescriptor],
+        mode: ImportMode,
+    ) -> Result<()> {
+        self.check(service, artifacts, mode).await
+    }
+
     async fn import(
         &self,
         service: &ServiceTarget,
