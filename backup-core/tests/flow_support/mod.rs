@@ -78,7 +78,7 @@ pub fn registry() -> RecipeRegistry {
                 "type": "object",
                 "properties": {
                     "path": { "type": "string" },
-                    "apiKey": { "type": "string", "minLength": 8 },
+                    "apiKey": { "type": "string" },
                     "binDir": { "type": "string" },
                     "refuseCheck": { "type": "boolean" },
                     "failImport": { "type": "boolean" }
