@@ -282,7 +282,11 @@ pub async fn create_backup(
     let snapshot = export_workspace(host, registry, &request.export).await?;
     let mut deployments = host.list_deployments().await?;
     deployments.sort_by(|a, b| a.name.cmp(&b.name));
-    let wanted_lists = request.services.iter().flatten().chain(&request.already_stopped);
+    let wanted_lists = request
+        .services
+        .iter()
+        .flatten()
+        .chain(&request.already_stopped);
     for name in wanted_lists {
         if !deployments.iter().any(|d| &d.name == name) {
             return Err(Error::new(

@@ -280,7 +280,12 @@ async fn restore(
         .created
         .iter()
         .filter(|d| entries.contains_key(&d.name))
-        .map(|d| (d.name.clone(), service_target(host, d, Arc::clone(progress))))
+        .map(|d| {
+            (
+                d.name.clone(),
+                service_target(host, d, Arc::clone(progress)),
+            )
+        })
         .collect();
     let data = async {
         check_all(&targets, &importers, &entries, mode, progress).await?;

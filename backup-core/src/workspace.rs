@@ -32,8 +32,8 @@
 mod import;
 mod validate;
 
-pub(crate) use import::{recreate_services, with_removed_note};
 pub use import::{import_workspace, ImportOutcome};
+pub(crate) use import::{recreate_services, with_removed_note};
 pub(crate) use validate::{prepared_config, validate, Validated};
 pub use validate::{validate_import, ImportOptions};
 

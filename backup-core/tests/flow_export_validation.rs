@@ -46,7 +46,11 @@ async fn refused(host: &InMemoryHost, dir: &Path) -> backup_core::Error {
         0,
         "a bundle was written"
     );
-    assert!(host.calls().is_empty(), "services were touched: {:?}", host.calls());
+    assert!(
+        host.calls().is_empty(),
+        "services were touched: {:?}",
+        host.calls()
+    );
     err
 }
 

@@ -21,7 +21,10 @@ const PLANTED_BIN: &str = "/tmp/attacker/bin";
 #[tokio::test]
 async fn host_settings_are_not_written_to_the_bundle() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let source = source_host(&tmp.path().join("src"), json!({ "binDir": "/opt/tools/bin" }));
+    let source = source_host(
+        &tmp.path().join("src"),
+        json!({ "binDir": "/opt/tools/bin" }),
+    );
     let bundle = backup(&source, tmp.path()).await;
     let reader = BundleReader::open(&bundle).await.expect("open");
     let app = reader

@@ -12,8 +12,8 @@ use backup_core::progress::{CollectedProgress, ProgressEvent};
 use backup_core::restore::restore_backup;
 use backup_core::workspace::{import_workspace, ImportOptions};
 use flow_support::{
-    assert_no_anonymous_failure, backup, count, position, registry, restore_options,
-    source_host, workspace,
+    assert_no_anonymous_failure, backup, count, position, registry, restore_options, source_host,
+    workspace,
 };
 use serde_json::json;
 
@@ -48,9 +48,10 @@ async fn a_successful_restore_reports_one_plan_and_finishes_last() {
         "{events:?}"
     );
     let plan = position(&events, is_plan);
-    let created = position(&events, |e| {
-        matches!(e, ProgressEvent::ServiceStarted { operation, .. } if operation == "create")
-    });
+    let created = position(
+        &events,
+        |e| matches!(e, ProgressEvent::ServiceStarted { operation, .. } if operation == "create"),
+    );
     let verified = position(&events, |e| matches!(e, ProgressEvent::Verified { .. }));
     assert!(verified < plan && plan < created, "{events:?}");
     assert_no_anonymous_failure(&events);
@@ -74,9 +75,10 @@ async fn a_failed_restore_names_the_service_before_rolling_back_and_never_finish
     let events = progress.events();
     assert_eq!(count(&events, is_plan), 1, "{events:?}");
     assert_eq!(count(&events, is_finished), 0, "{events:?}");
-    let failed = position(&events, |e| {
-        matches!(e, ProgressEvent::Failed { service, .. } if service == "app")
-    });
+    let failed = position(
+        &events,
+        |e| matches!(e, ProgressEvent::Failed { service, .. } if service == "app"),
+    );
     let rolling_back = position(&events, |e| matches!(e, ProgressEvent::RollingBack { .. }));
     assert!(failed < rolling_back, "{events:?}");
     assert!(
@@ -117,9 +119,10 @@ async fn a_failed_export_names_the_service_and_never_finishes() {
 async fn a_workspace_import_reports_one_plan_and_a_named_failure_before_rolling_back() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let source = source_host(&tmp.path().join("src"), json!({}));
-    let snapshot = backup_core::workspace::export_workspace(&source, &registry(), &Default::default())
-        .await
-        .expect("snapshot");
+    let snapshot =
+        backup_core::workspace::export_workspace(&source, &registry(), &Default::default())
+            .await
+            .expect("snapshot");
     let target = InMemoryHost::new(workspace("t"));
     target.fail_on_ready("app");
     let progress = CollectedProgress::new();
@@ -135,9 +138,10 @@ async fn a_workspace_import_reports_one_plan_and_a_named_failure_before_rolling_
     let events = progress.events();
     assert_eq!(count(&events, is_plan), 1, "{events:?}");
     assert_eq!(count(&events, is_finished), 0, "{events:?}");
-    let failed = position(&events, |e| {
-        matches!(e, ProgressEvent::Failed { service, .. } if service == "app")
-    });
+    let failed = position(
+        &events,
+        |e| matches!(e, ProgressEvent::Failed { service, .. } if service == "app"),
+    );
     let rolling_back = position(&events, |e| matches!(e, ProgressEvent::RollingBack { .. }));
     assert!(failed < rolling_back, "{events:?}");
     assert!(matches!(

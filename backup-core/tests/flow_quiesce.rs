@@ -44,8 +44,8 @@ fn quiesce_calls(host: &InMemoryHost) -> Vec<HostCall> {
 }
 
 #[tokio::test]
-async fn a_service_whose_exporter_needs_it_stopped_is_stopped_during_its_export_and_started_after(
-) {
+async fn a_service_whose_exporter_needs_it_stopped_is_stopped_during_its_export_and_started_after()
+{
     let tmp = tempfile::tempdir().expect("tempdir");
     let host = Arc::new(source_host(&tmp.path().join("src"), json!({})));
     let sink = Arc::new(StatusDuringExport {
@@ -65,7 +65,8 @@ async fn a_service_whose_exporter_needs_it_stopped_is_stopped_during_its_export_
     let seen = sink.seen.lock().expect("lock").clone();
     assert!(seen.iter().any(|s| s.starts_with("files:")), "{seen:?}");
     assert!(
-        seen.iter().all(|s| s.ends_with(&format!(":{STATUS_STOPPED}"))),
+        seen.iter()
+            .all(|s| s.ends_with(&format!(":{STATUS_STOPPED}"))),
         "bytes were read while a service was not stopped: {seen:?}"
     );
     // Both services use the directory exporter (RequiredState::Stopped): each is stopped
@@ -109,9 +110,10 @@ async fn a_failing_export_still_starts_the_stopped_service_again() {
     );
     assert_eq!(host.get("files").expect("files").status, STATUS_RUNNING);
     assert!(!path.exists());
-    assert!(progress.events().iter().any(
-        |e| matches!(e, ProgressEvent::Failed { service, .. } if service == "files")
-    ));
+    assert!(progress
+        .events()
+        .iter()
+        .any(|e| matches!(e, ProgressEvent::Failed { service, .. } if service == "files")));
 }
 
 #[derive(Debug)]

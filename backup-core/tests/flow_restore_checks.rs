@@ -36,9 +36,10 @@ async fn a_dry_run_recreating_services_refuses_a_non_empty_target_directory() {
     assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
     assert!(err.message().contains("files"), "{err}");
     assert!(target.calls().is_empty());
-    assert!(progress.events().iter().any(
-        |e| matches!(e, ProgressEvent::Failed { service, .. } if service == "files")
-    ));
+    assert!(progress
+        .events()
+        .iter()
+        .any(|e| matches!(e, ProgressEvent::Failed { service, .. } if service == "files")));
 }
 
 #[tokio::test]
@@ -57,9 +58,15 @@ async fn a_dry_run_with_force_runs_the_checks_of_the_services_it_would_replace()
     let mut options = restore_options(&tmp.path().join("restored"));
     options.import.force = true;
     options.import.dry_run = true;
-    let err = restore_backup(&bundle, &target, &registry(), &options, Arc::new(NoProgress))
-        .await
-        .expect_err("the existing app's check refuses");
+    let err = restore_backup(
+        &bundle,
+        &target,
+        &registry(),
+        &options,
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("the existing app's check refuses");
     assert_eq!(err.kind(), ErrorKind::UnsupportedVersion, "{err}");
     assert!(err.message().contains("`app`"), "{err}");
 }
@@ -80,9 +87,15 @@ async fn force_checks_the_services_it_replaces_before_removing_them() {
     ));
     let mut options = restore_options(&tmp.path().join("restored"));
     options.import.force = true;
-    let err = restore_backup(&bundle, &target, &registry(), &options, Arc::new(NoProgress))
-        .await
-        .expect_err("the existing app's check refuses");
+    let err = restore_backup(
+        &bundle,
+        &target,
+        &registry(),
+        &options,
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("the existing app's check refuses");
     assert_eq!(err.kind(), ErrorKind::UnsupportedVersion, "{err}");
     assert!(
         target.calls().is_empty(),
@@ -108,9 +121,15 @@ async fn a_failed_forced_recreate_names_the_existing_services_it_removed() {
     ));
     let mut options = restore_options(&tmp.path().join("restored"));
     options.import.force = true;
-    let err = restore_backup(&bundle, &target, &registry(), &options, Arc::new(NoProgress))
-        .await
-        .expect_err("app's import fails");
+    let err = restore_backup(
+        &bundle,
+        &target,
+        &registry(),
+        &options,
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("app's import fails");
     assert_eq!(err.kind(), ErrorKind::ToolFailed, "{err}");
     let hint = err.hint().unwrap_or_default();
     assert!(
@@ -144,9 +163,15 @@ async fn a_failed_restore_into_existing_services_names_those_already_replaced() 
         },
         ..RestoreOptions::default()
     };
-    let err = restore_backup(&bundle, &source, &registry(), &options, Arc::new(NoProgress))
-        .await
-        .expect_err("app's import fails");
+    let err = restore_backup(
+        &bundle,
+        &source,
+        &registry(),
+        &options,
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("app's import fails");
     assert_eq!(err.kind(), ErrorKind::ToolFailed, "{err}");
     let hint = err.hint().unwrap_or_default();
     assert!(

@@ -20,7 +20,10 @@ const PLANTED: &str = "PLANTED-api-key-5e4d3c2b1a";
 
 async fn restored_app(
     app_config: serde_json::Value,
-) -> (serde_json::Map<String, serde_json::Value>, WorkspaceSnapshot) {
+) -> (
+    serde_json::Map<String, serde_json::Value>,
+    WorkspaceSnapshot,
+) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let source = source_host(&tmp.path().join("src"), app_config);
     let bundle = backup(&source, tmp.path()).await;

@@ -127,7 +127,8 @@ fn snapshot_configs_mark_unset_secrets_and_drop_host_settings() {
         .host_setting("binDir")
         .build()
         .expect("recipe");
-    let source = json!({ "port": 6379, "password": null, "token": "t0ken-value", "binDir": "/opt/bin" });
+    let source =
+        json!({ "port": 6379, "password": null, "token": "t0ken-value", "binDir": "/opt/bin" });
     let snapshot = recipe.snapshot_config(source.as_object().expect("object"));
     assert_eq!(
         serde_json::Value::Object(snapshot.clone()),
@@ -140,5 +141,8 @@ fn snapshot_configs_mark_unset_secrets_and_drop_host_settings() {
     // A snapshot never supplies a secret: a value in it is replaced.
     let mut forged = snapshot;
     forged.insert("token".into(), json!("from-the-bundle"));
-    assert_ne!(recipe.restored_config(&forged, false)["token"], json!("from-the-bundle"));
+    assert_ne!(
+        recipe.restored_config(&forged, false)["token"],
+        json!("from-the-bundle")
+    );
 }

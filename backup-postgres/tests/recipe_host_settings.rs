@@ -13,7 +13,9 @@ fn bin_dir_from_a_snapshot_is_dropped_unless_the_caller_opts_in() {
 
     let tampered = json!({ "host": "db", "port": 5432, "binDir": "/tmp/evil/bin" });
     let tampered = tampered.as_object().expect("object");
-    assert!(!recipe.restored_config(tampered, false).contains_key("binDir"));
+    assert!(!recipe
+        .restored_config(tampered, false)
+        .contains_key("binDir"));
     assert_eq!(
         recipe.restored_config(tampered, true)["binDir"],
         json!("/tmp/evil/bin")

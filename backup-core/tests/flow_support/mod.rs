@@ -43,7 +43,10 @@ impl DataImporter for ConfigurableImporter {
         if flag(service, "refuseCheck") {
             return Err(Error::new(
                 ErrorKind::UnsupportedVersion,
-                format!("service `{}` runs a version too old for this data", service.name),
+                format!(
+                    "service `{}` runs a version too old for this data",
+                    service.name
+                ),
             ));
         }
         DirectoryImporter.check(service, artifacts, mode).await
@@ -62,7 +65,9 @@ impl DataImporter for ConfigurableImporter {
                 format!("import into `{}` failed (injected)", service.name),
             ));
         }
-        DirectoryImporter.import(service, artifact, data, mode).await
+        DirectoryImporter
+            .import(service, artifact, data, mode)
+            .await
     }
 }
 
@@ -129,7 +134,12 @@ pub fn source_host(root: &Path, app_config: Value) -> InMemoryHost {
         config.extend(extra);
     }
     let host = InMemoryHost::new(workspace("source"));
-    host.insert(new("files", "directory", json!({ "path": root.join("files") }), &[]));
+    host.insert(new(
+        "files",
+        "directory",
+        json!({ "path": root.join("files") }),
+        &[],
+    ));
     host.insert(new("app", "app", config, &["files"]));
     host
 }
