@@ -235,3 +235,64 @@ async fn services_the_caller_stopped_itself_are_exported_without_stop_or_start()
     .expect_err("unknown service");
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }
+
+#[derive(Debug)]
+struct HangingExporter;
+
+#[async_trait]
+impl DataExporter for HangingExporter {
+    fn requirements(&self) -> ExportRequirements {
+        ExportRequirements {
+            required_state: RequiredState::Stopped,
+            consistency: "copy files of a stopped service".into(),
+        }
+    }
+
+    async fn artifacts(&self, _service: &ServiceTarget) -> Result<Vec<ArtifactDescriptor>> {
+        futures::future::pending().await
+    }
+
+    async fn export(
+        &self,
+        _service: &ServiceTarget,
+        _artifact: &ArtifactDescriptor,
+    ) -> Result<ArtifactData> {
+        futures::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_backup_cancelled_while_a_service_is_stopped_reports_it_left_stopped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut registry = registry();
+    registry.register(
+        Recipe::builder("stuck", json!({ "type": "object" }))
+            .exporter(Arc::new(HangingExporter))
+            .build()
+            .expect("recipe"),
+    );
+    let host = InMemoryHost::new(workspace("w"));
+    host.insert(new("stuck", "stuck", json!({}), &[]));
+    let progress = CollectedProgress::new();
+    let path = tmp.path().join("b.backup.zip");
+    let request = BackupRequest::default();
+    let backup = create_backup(
+        &host,
+        &registry,
+        &request,
+        &path,
+        Arc::new(progress.clone()),
+    );
+    let timed_out = tokio::time::timeout(std::time::Duration::from_millis(200), backup).await;
+    assert!(timed_out.is_err(), "the export hangs");
+    assert_eq!(quiesce_calls(&host), [HostCall::Stopped("stuck".into())]);
+    assert!(
+        progress.events().iter().any(|e| matches!(
+            e,
+            ProgressEvent::Failed { service, error } if service == "stuck" && error.contains("not started again")
+        )),
+        "{:?}",
+        progress.events()
+    );
+    assert!(!path.exists());
+}

@@ -18,7 +18,9 @@ use crate::{Error, ErrorKind, FieldError, RecipeRegistry, Result};
 pub struct ImportOptions {
     /// Remove existing deployments whose names the snapshot uses, instead of refusing.
     pub force: bool,
-    /// Validate and plan only; change nothing.
+    /// Validate and plan only; change nothing. In [`crate::restore::restore_backup`] a dry
+    /// run also runs every importer check a real restore runs before its first change
+    /// (see [`crate::restore`] for the list).
     pub dry_run: bool,
     /// Per-service config fields merged over the snapshot's config (after secrets are
     /// generated, before validation): "restore anywhere", e.g. a new path or host.
