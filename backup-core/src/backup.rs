@@ -4,11 +4,15 @@
 //! succeeded and the manifest is written: a failed export never leaves a file that looks
 //! like a good backup.
 
+use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 
+use futures::FutureExt;
+
 use crate::bundle::{BundleOptions, BundleWriter, Manifest};
-use crate::data::{DataExporter, ServiceTarget};
+use crate::data::{DataExporter, RequiredState, ServiceTarget};
 use crate::host::{Deployment, WorkspaceHost};
 use crate::progress::{ProgressEvent, ProgressSink, SharedProgress};
 use crate::registry::RecipeRegistry;
@@ -28,7 +32,12 @@ pub struct ServiceExport {
 /// Writes a bundle at `path` from an optional snapshot and the data of `services`, in order.
 ///
 /// Every artifact streams straight into the bundle. If anything fails, the partial file is
-/// removed and the error names the service and artifact.
+/// removed and the error names the service and artifact. Services are exported as they
+/// are: nothing is stopped (see [`create_backup`] for that).
+///
+/// Progress: per service `ServiceStarted`, `BytesTransferred`, then `ServiceFinished` or
+/// `Failed` naming it; then `Finished` (`"export"`) once the bundle is complete, or
+/// `OperationFailed` (`"export"`).
 ///
 /// # Errors
 ///
@@ -41,30 +50,53 @@ pub async fn write_bundle(
     services: &[ServiceExport],
     progress: &dyn ProgressSink,
 ) -> Result<Manifest> {
-    let mut writer = BundleWriter::create(path, options).await?;
-    match fill_bundle(&mut writer, snapshot, services, progress).await {
-        Ok(()) => {
-            let manifest = writer.finish().await?;
-            progress.event(&ProgressEvent::Finished {
-                operation: "export".into(),
-            });
-            Ok(manifest)
-        }
-        Err(error) => {
-            writer.abort().await;
-            progress.event(&ProgressEvent::Failed {
-                service: String::new(),
-                error: error.to_string(),
-            });
-            Err(error)
+    write_bundle_quiesced(path, options, snapshot, services, None, progress).await
+}
+
+/// Services to stop around their export, and the host that stops them.
+struct Quiesce<'a> {
+    host: &'a dyn WorkspaceHost,
+    stop: BTreeSet<String>,
+}
+
+async fn write_bundle_quiesced(
+    path: &Path,
+    options: BundleOptions,
+    snapshot: Option<&WorkspaceSnapshot>,
+    services: &[ServiceExport],
+    quiesce: Option<&Quiesce<'_>>,
+    progress: &dyn ProgressSink,
+) -> Result<Manifest> {
+    let written = async {
+        let mut writer = BundleWriter::create(path, options).await?;
+        match fill_bundle(&mut writer, snapshot, services, quiesce, progress).await {
+            Ok(()) => writer.finish().await,
+            Err(error) => {
+                writer.abort().await;
+                Err(error)
+            }
         }
     }
+    .await;
+    match &written {
+        Ok(_) => progress.event(&ProgressEvent::Finished {
+            operation: EXPORT.into(),
+        }),
+        Err(error) => progress.event(&ProgressEvent::OperationFailed {
+            operation: EXPORT.into(),
+            error: error.to_string(),
+        }),
+    }
+    written
 }
+
+const EXPORT: &str = "export";
 
 async fn fill_bundle(
     writer: &mut BundleWriter,
     snapshot: Option<&WorkspaceSnapshot>,
     services: &[ServiceExport],
+    quiesce: Option<&Quiesce<'_>>,
     progress: &dyn ProgressSink,
 ) -> Result<()> {
     if let Some(snapshot) = snapshot {
@@ -74,41 +106,132 @@ async fn fill_bundle(
         let name = &service.target.name;
         progress.event(&ProgressEvent::ServiceStarted {
             service: name.clone(),
-            operation: "export".into(),
+            operation: EXPORT.into(),
         });
-        let artifacts = service
-            .exporter
-            .artifacts(&service.target)
-            .await
-            .map_err(|e| e.context(format!("listing the data of service `{name}`")))?;
-        if artifacts.is_empty() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("service `{name}` has no data to export"),
-            )
-            .with_hint(
-                "check the service's config (databases, paths) or leave it out of the backup",
-            ));
-        }
-        for artifact in &artifacts {
-            let data = service
-                .exporter
-                .export(&service.target, artifact)
-                .await
-                .map_err(|e| {
-                    e.context(format!("exporting `{}` of service `{name}`", artifact.name))
-                })?;
-            writer
-                .write_artifact(name, artifact, data, progress)
-                .await
-                .map_err(|e| {
-                    e.context(format!("exporting `{}` of service `{name}`", artifact.name))
-                })?;
+        let exported = match quiesce.filter(|q| q.stop.contains(name)) {
+            Some(quiesce) => export_stopped(writer, service, quiesce.host, progress).await,
+            None => export_service(writer, service, progress).await,
+        };
+        if let Err(error) = exported {
+            progress.event(&ProgressEvent::Failed {
+                service: name.clone(),
+                error: error.to_string(),
+            });
+            return Err(error);
         }
         progress.event(&ProgressEvent::ServiceFinished {
             service: name.clone(),
-            operation: "export".into(),
+            operation: EXPORT.into(),
         });
+    }
+    Ok(())
+}
+
+/// Stops the service, exports it, and starts it again whatever the export's outcome
+/// (an error or a panic, which is resumed once the service is started).
+async fn export_stopped(
+    writer: &mut BundleWriter,
+    service: &ServiceExport,
+    host: &dyn WorkspaceHost,
+    progress: &dyn ProgressSink,
+) -> Result<()> {
+    let name = &service.target.name;
+    host.stop_service(name)
+        .await
+        .map_err(|e| e.context(format!("stopping service `{name}` for its export")))?;
+    let guard = LeftStopped {
+        service: name,
+        progress,
+        armed: true,
+    };
+    let exported = AssertUnwindSafe(export_service(writer, service, progress))
+        .catch_unwind()
+        .await;
+    guard.disarm();
+    let started = host.start_service(name).await.map_err(|e| {
+        e.context(format!("starting service `{name}` again after its export"))
+            .with_hint(format!("service `{name}` is stopped: start it by hand"))
+    });
+    match exported {
+        Err(panic) => {
+            if let Err(error) = &started {
+                progress.event(&ProgressEvent::Failed {
+                    service: name.clone(),
+                    error: error.to_string(),
+                });
+            }
+            std::panic::resume_unwind(panic)
+        }
+        Ok(Err(error)) => {
+            if let Err(not_started) = started {
+                progress.event(&ProgressEvent::Failed {
+                    service: name.clone(),
+                    error: not_started.to_string(),
+                });
+            }
+            Err(error)
+        }
+        Ok(Ok(())) => started,
+    }
+}
+
+/// Reports a service left stopped when the backup is dropped (cancelled) during its
+/// export: async code cannot run on drop, so it cannot be started again here.
+struct LeftStopped<'a> {
+    service: &'a str,
+    progress: &'a dyn ProgressSink,
+    armed: bool,
+}
+
+impl LeftStopped<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for LeftStopped<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.progress.event(&ProgressEvent::Failed {
+                service: self.service.to_string(),
+                error: format!(
+                    "the backup was cancelled while service `{}` was stopped for its export; \
+                     it was not started again",
+                    self.service
+                ),
+            });
+        }
+    }
+}
+
+async fn export_service(
+    writer: &mut BundleWriter,
+    service: &ServiceExport,
+    progress: &dyn ProgressSink,
+) -> Result<()> {
+    let name = &service.target.name;
+    let artifacts = service
+        .exporter
+        .artifacts(&service.target)
+        .await
+        .map_err(|e| e.context(format!("listing the data of service `{name}`")))?;
+    if artifacts.is_empty() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("service `{name}` has no data to export"),
+        )
+        .with_hint("check the service's config (databases, paths) or leave it out of the backup"));
+    }
+    for artifact in &artifacts {
+        let data = service
+            .exporter
+            .export(&service.target, artifact)
+            .await
+            .map_err(|e| e.context(format!("exporting `{}` of service `{name}`", artifact.name)))?;
+        writer
+            .write_artifact(name, artifact, data, progress)
+            .await
+            .map_err(|e| e.context(format!("exporting `{}` of service `{name}`", artifact.name)))?;
     }
     Ok(())
 }
@@ -123,14 +246,32 @@ pub struct BackupRequest {
     /// Only these services' data (all services with an exporter when `None`). The
     /// snapshot always describes the whole workspace.
     pub services: Option<Vec<String>>,
+    /// Services the caller has stopped itself for this backup: their exporters need them
+    /// stopped ([`crate::RequiredState::Stopped`]), and `create_backup` neither stops nor
+    /// starts them. It does not check that they are really stopped.
+    pub already_stopped: Vec<String>,
 }
 
-/// Backs up a whole workspace: its snapshot (secrets stripped) and each service's data.
+/// Backs up a whole workspace: its snapshot (secrets and host settings stripped) and
+/// each service's data.
+///
+/// The snapshot is validated as an import would validate it (unique names, known
+/// `dependsOn` targets, no cycles), so a bundle this writes is never refused for its
+/// structure at restore.
+///
+/// A service whose exporter requires [`crate::RequiredState::Stopped`] is stopped with
+/// [`WorkspaceHost::stop_service`] just before its export and started again with
+/// [`WorkspaceHost::start_service`] right after, also when the export fails or panics;
+/// unless it is listed in [`BackupRequest::already_stopped`]. When the host cannot stop
+/// it ([`WorkspaceHost::can_stop`] is `false`), the backup is refused before anything is
+/// written.
 ///
 /// # Errors
 ///
-/// Invalid configs (see [`export_workspace`]), unknown service names in
-/// `request.services`, and any export error; no bundle is left behind on error.
+/// Invalid configs or `dependsOn` (see [`export_workspace`]), unknown service names in
+/// `request.services` or `request.already_stopped`, [`ErrorKind::Unsupported`] for a
+/// service that must be stopped on a host that cannot stop it, and any export, stop or
+/// start error; no bundle is left behind on error.
 pub async fn create_backup(
     host: &dyn WorkspaceHost,
     registry: &RecipeRegistry,
@@ -141,32 +282,71 @@ pub async fn create_backup(
     let snapshot = export_workspace(host, registry, &request.export).await?;
     let mut deployments = host.list_deployments().await?;
     deployments.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(wanted) = &request.services {
-        for name in wanted {
-            if !deployments.iter().any(|d| &d.name == name) {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!("service `{name}` is not in the workspace"),
-                ));
-            }
+    let wanted_lists = request
+        .services
+        .iter()
+        .flatten()
+        .chain(&request.already_stopped);
+    for name in wanted_lists {
+        if !deployments.iter().any(|d| &d.name == name) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("service `{name}` is not in the workspace"),
+            ));
         }
+    }
+    if let Some(wanted) = &request.services {
         deployments.retain(|d| wanted.contains(&d.name));
     }
     let mut services = Vec::new();
+    let mut quiesce = Quiesce {
+        host,
+        stop: BTreeSet::new(),
+    };
+    let mut cannot_stop = Vec::new();
     for deployment in &deployments {
         let recipe = registry.get(&deployment.recipe)?;
-        if let Some(exporter) = recipe.exporter() {
-            services.push(ServiceExport {
-                target: service_target(host, deployment, Arc::clone(&progress)),
-                exporter: Arc::clone(exporter),
-            });
+        let Some(exporter) = recipe.exporter() else {
+            continue;
+        };
+        let requirements = exporter.requirements();
+        if requirements.required_state == RequiredState::Stopped
+            && !request.already_stopped.contains(&deployment.name)
+        {
+            if host.can_stop(deployment) {
+                quiesce.stop.insert(deployment.name.clone());
+            } else {
+                cannot_stop.push(format!(
+                    "`{}` ({})",
+                    deployment.name, requirements.consistency
+                ));
+            }
         }
+        services.push(ServiceExport {
+            target: service_target(host, deployment, Arc::clone(&progress)),
+            exporter: Arc::clone(exporter),
+        });
     }
-    write_bundle(
+    if !cannot_stop.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "cannot back up {} consistently: the export needs the service stopped, \
+                 and this host cannot stop services",
+                cannot_stop.join(", ")
+            ),
+        )
+        .with_hint(
+            "implement WorkspaceHost::can_stop, stop_service and start_service; or stop the \
+             services yourself and list them in BackupRequest::already_stopped",
+        ));
+    }
+    write_bundle_quiesced(
         path,
         request.bundle.clone(),
         Some(&snapshot),
         &services,
+        Some(&quiesce),
         progress.as_ref(),
     )
     .await

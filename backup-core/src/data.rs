@@ -164,6 +164,33 @@ pub trait DataImporter: Send + Sync + Debug + 'static {
         mode: ImportMode,
     ) -> Result<()>;
 
+    /// Checks, before the service exists, what can be checked of an import into the
+    /// service a restore will create with `service.config` (the snapshot's config with
+    /// new secrets and the caller's overrides). It is called in a dry run and before a
+    /// recreating restore changes anything; [`check`](Self::check) runs again on the
+    /// created service before its data is imported.
+    ///
+    /// Nothing runs for that service yet, so an implementation must not try to reach it.
+    /// The default checks that every format is in [`formats`](Self::formats). An
+    /// importer whose target does not need the service running (files on this machine)
+    /// should run its whole [`check`](Self::check) here.
+    ///
+    /// # Errors
+    ///
+    /// The first reason the import would fail.
+    async fn check_new_service(
+        &self,
+        service: &ServiceTarget,
+        artifacts: &[ArtifactDescriptor],
+        _mode: ImportMode,
+    ) -> Result<()> {
+        let formats = self.formats();
+        for artifact in artifacts {
+            check_format(&formats, &service.recipe, artifact)?;
+        }
+        Ok(())
+    }
+
     /// Imports one artifact from its stream.
     ///
     /// # Errors
@@ -202,7 +229,10 @@ pub fn ensure_format_supported(
     adapter: &str,
     artifact: &ArtifactDescriptor,
 ) -> Result<()> {
-    let formats = importer.formats();
+    check_format(&importer.formats(), adapter, artifact)
+}
+
+fn check_format(formats: &[String], adapter: &str, artifact: &ArtifactDescriptor) -> Result<()> {
     if formats.iter().any(|f| f == &artifact.format) {
         Ok(())
     } else {

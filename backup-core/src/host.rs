@@ -112,6 +112,30 @@ impl fmt::Debug for Redacted {
 ///   [`crate::ErrorKind::Unavailable`] when the deployment is not ready by then;
 /// - operations on different names may be called concurrently;
 /// - error messages never contain config values (they may be secrets).
+///
+/// # Secrets and data
+///
+/// - [`WorkspaceHost::deploy`] runs the service with the secrets of its config: a restored
+///   service gets the secrets [`crate::workspace::import_workspace`] generated (or none
+///   where the source service had none), and the data importers connect with exactly
+///   those, so the host must apply them (set the database password, `requirepass`, …);
+/// - [`WorkspaceHost::remove_deployment`] removes the service *and its data* (volumes,
+///   data directories): a rollback or a `force` import relies on a removed service
+///   leaving nothing behind.
+///
+/// # Quiescing services for a consistent export
+///
+/// An exporter whose [`crate::DataExporter::requirements`] say
+/// [`crate::RequiredState::Stopped`] (a raw copy of files) needs the service stopped
+/// while it reads. [`crate::backup::create_backup`] then calls
+/// [`WorkspaceHost::stop_service`] before that service's export and
+/// [`WorkspaceHost::start_service`] after it, also when the export fails or panics. A
+/// host that can do this returns `true` from [`WorkspaceHost::can_stop`] and implements
+/// both methods; the defaults say it cannot, and `create_backup` then refuses such a
+/// service before writing anything, unless the caller stopped it itself and says so in
+/// [`crate::backup::BackupRequest::already_stopped`]. If the backup is cancelled (its
+/// future dropped) while a service is stopped, the service is not started again (there
+/// is no way to run async code on drop); a `Failed` progress event names it.
 #[async_trait]
 pub trait WorkspaceHost: Send + Sync + fmt::Debug {
     /// The workspace these deployments belong to.
@@ -136,14 +160,16 @@ pub trait WorkspaceHost: Send + Sync + fmt::Debug {
     /// storage reports.
     async fn create_deployment(&self, new: NewDeployment) -> Result<Deployment>;
 
-    /// Stops and removes a deployment.
+    /// Stops and removes a deployment, and deletes its data (volumes, data directories).
     ///
     /// # Errors
     ///
     /// [`crate::ErrorKind::NotFound`] when there is no such deployment.
     async fn remove_deployment(&self, name: &str) -> Result<()>;
 
-    /// Starts (deploys) a created deployment.
+    /// Starts (deploys) a created deployment, applying every secret of its config (a
+    /// secret field absent from the config means the service runs without that secret,
+    /// e.g. a Redis without `requirepass`).
     ///
     /// # Errors
     ///
@@ -165,4 +191,39 @@ pub trait WorkspaceHost: Send + Sync + fmt::Debug {
     fn runner_for(&self, _deployment: &Deployment) -> Arc<dyn CommandRunner> {
         Arc::new(LocalRunner::new())
     }
+
+    /// Whether [`WorkspaceHost::stop_service`] and [`WorkspaceHost::start_service`] work
+    /// for this deployment. The default is `false`.
+    fn can_stop(&self, _deployment: &Deployment) -> bool {
+        false
+    }
+
+    /// Stops a running service without removing it or its data, so its files can be
+    /// copied consistently; returns once it is stopped.
+    ///
+    /// # Errors
+    ///
+    /// The default returns [`crate::ErrorKind::Unsupported`];
+    /// [`crate::ErrorKind::NotFound`] when there is no such deployment.
+    async fn stop_service(&self, name: &str) -> Result<()> {
+        Err(cannot_stop(name))
+    }
+
+    /// Starts a service [`WorkspaceHost::stop_service`] stopped.
+    ///
+    /// # Errors
+    ///
+    /// The default returns [`crate::ErrorKind::Unsupported`];
+    /// [`crate::ErrorKind::NotFound`] when there is no such deployment.
+    async fn start_service(&self, name: &str) -> Result<()> {
+        Err(cannot_stop(name))
+    }
+}
+
+fn cannot_stop(name: &str) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::Unsupported,
+        format!("this host cannot stop or start services (asked for `{name}`)"),
+    )
+    .with_hint("implement WorkspaceHost::can_stop, stop_service and start_service")
 }

@@ -53,6 +53,9 @@ pub mod snapshot;
 pub mod workspace;
 
 pub use artifact::{ArtifactData, ArtifactDescriptor, ByteStream};
+/// The attribute macro [`WorkspaceHost`], [`DataExporter`] and [`DataImporter`]
+/// implementations need: `use backup_core::async_trait;` (no direct dependency needed).
+pub use async_trait::async_trait;
 pub use bundle::{BundleReader, BundleWriter, Manifest};
 pub use command::{
     CommandRunner, CommandRunnerExt, CommandSpec, ExecRunner, ExecTarget, LocalRunner,

@@ -2,8 +2,10 @@
 //! examples.
 //!
 //! It records every call that changes or waits on a deployment, in order, so a test can
-//! check that dependencies were created and ready before their dependents, and it can be
-//! told to fail on a given service to exercise rollback.
+//! check that dependencies were created and ready before their dependents (or that a
+//! service was stopped during its export), and it can be told to fail on a given service
+//! to exercise rollback. It holds no data of its own: a service's data lives where its
+//! config points (a directory), and removing a deployment removes only its record.
 //!
 //! ```
 //! use backup_core::host::{NewDeployment, WorkspaceHost};
@@ -49,6 +51,10 @@ pub enum HostCall {
     Ready(String),
     /// `remove_deployment` of this name.
     Removed(String),
+    /// `stop_service` of this name.
+    Stopped(String),
+    /// `start_service` of this name.
+    Started(String),
 }
 
 /// Status of a deployment seeded with [`InMemoryHost::insert`] or reported ready.
@@ -57,6 +63,8 @@ pub const STATUS_RUNNING: &str = "running";
 pub const STATUS_CREATED: &str = "created";
 /// Status of a deployment deployed but not yet reported ready.
 pub const STATUS_DEPLOYING: &str = "deploying";
+/// Status of a deployment stopped with `stop_service`.
+pub const STATUS_STOPPED: &str = "stopped";
 
 /// A thread-safe, in-memory [`WorkspaceHost`]. Ids are random UUIDs.
 #[derive(Debug)]
@@ -74,6 +82,7 @@ struct State {
     fail_on_deploy: BTreeSet<String>,
     fail_on_ready: BTreeSet<String>,
     ready_delay: Duration,
+    cannot_stop: bool,
 }
 
 impl InMemoryHost {
@@ -124,6 +133,13 @@ impl InMemoryHost {
     /// concurrency can be observed.
     pub fn set_ready_delay(&self, delay: Duration) -> &Self {
         self.lock().ready_delay = delay;
+        self
+    }
+
+    /// Makes this host unable to stop services, like a host that does not implement
+    /// [`WorkspaceHost::stop_service`]: `can_stop` returns `false`.
+    pub fn without_stop_support(self) -> Self {
+        self.lock().cannot_stop = true;
         self
     }
 
@@ -251,6 +267,26 @@ impl WorkspaceHost for InMemoryHost {
         self.set_status(name, STATUS_RUNNING)?;
         self.lock().calls.push(HostCall::Ready(name.to_string()));
         Ok(())
+    }
+
+    fn can_stop(&self, _deployment: &Deployment) -> bool {
+        !self.lock().cannot_stop
+    }
+
+    async fn stop_service(&self, name: &str) -> Result<()> {
+        if self.lock().cannot_stop {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("cannot stop `{name}`: stopping is disabled on this InMemoryHost"),
+            ));
+        }
+        self.lock().calls.push(HostCall::Stopped(name.to_string()));
+        self.set_status(name, STATUS_STOPPED)
+    }
+
+    async fn start_service(&self, name: &str) -> Result<()> {
+        self.lock().calls.push(HostCall::Started(name.to_string()));
+        self.set_status(name, STATUS_RUNNING)
     }
 }
 

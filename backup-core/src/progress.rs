@@ -1,6 +1,18 @@
 //! Typed progress events for long operations, delivered to a sink the caller provides.
 //!
 //! A CLI draws progress bars from them; an HTTP host forwards them as server-sent events.
+//!
+//! # What the events promise
+//!
+//! - a restore emits [`ProgressEvent::PlanReady`] exactly once, after the bundle is
+//!   verified and the plan validated, before anything is checked against or changed on
+//!   the target;
+//! - [`ProgressEvent::Failed`] always names a service; a failure of the whole operation
+//!   (a bad bundle, validation, a write error) is [`ProgressEvent::OperationFailed`];
+//! - when a service fails, its `Failed` comes before any [`ProgressEvent::RollingBack`];
+//! - [`ProgressEvent::Finished`] comes only when the whole operation succeeded, as its
+//!   last event; a failed operation ends with `OperationFailed` (or `RollingBack` and the
+//!   rollback's own events) instead.
 
 use std::sync::{Arc, Mutex};
 
@@ -56,7 +68,7 @@ pub enum ProgressEvent {
     /// Work on a service failed; `error` is the one-line error text (never a secret).
     #[serde(rename_all = "camelCase")]
     Failed {
-        /// Service name, or empty for a whole-operation failure.
+        /// Service name (never empty).
         service: String,
         /// The error's one-line text.
         error: String,
@@ -67,11 +79,19 @@ pub enum ProgressEvent {
         /// Why.
         reason: String,
     },
-    /// The whole operation finished.
+    /// The whole operation finished successfully.
     #[serde(rename_all = "camelCase")]
     Finished {
-        /// What finished: "export", "verify", "restore".
+        /// What finished: "export", "verify", "import", "restore".
         operation: String,
+    },
+    /// The whole operation failed; `error` is the one-line error text (never a secret).
+    #[serde(rename_all = "camelCase")]
+    OperationFailed {
+        /// What failed: "export", "verify", "import", "restore".
+        operation: String,
+        /// The error's one-line text.
+        error: String,
     },
 }
 

@@ -18,7 +18,30 @@ pub struct SecretField {
     pub generator: SecretGenerator,
 }
 
+/// The value a snapshot holds for a secret field the source service did not have (absent,
+/// `null` or empty in its config): an empty string.
+///
+/// A set secret is removed from the snapshot and a new one generated on import (the
+/// behaviour of version-1 snapshots from the TypeScript platform, which never carry this
+/// marker); a secret marked unset stays unset, so a Redis without a password comes back
+/// without one. An empty string is a valid optional string for the platform's schemas,
+/// which regenerate every secret anyway.
+pub const UNSET_SECRET: &str = "";
+
 /// A service type: `postgres`, `redis`, `minio`, `directory`, …
+///
+/// # Config fields with special handling
+///
+/// - *secret* fields ([`RecipeBuilder::secret`]) are never written to a snapshot; on
+///   import a new value is generated, or none when the source had none
+///   ([`UNSET_SECRET`]);
+/// - *host settings* ([`RecipeBuilder::host_setting`]) choose a program the host runs
+///   (a tool directory, a binary path). They belong to the machine, not to the data: they
+///   are stripped from snapshots on export and dropped from a snapshot's config on import
+///   unless the caller opts in
+///   ([`crate::workspace::ImportOptions::trust_snapshot_host_settings`]). A restored
+///   service takes them from `config_overrides`; a data restore into an existing service
+///   uses that service's own config.
 #[derive(Clone)]
 pub struct Recipe {
     slug: String,
@@ -26,6 +49,7 @@ pub struct Recipe {
     config_schema: Value,
     validator: Arc<jsonschema::Validator>,
     secret_fields: Vec<SecretField>,
+    host_settings: Vec<String>,
     exporter: Option<Arc<dyn DataExporter>>,
     importer: Option<Arc<dyn DataImporter>>,
     data_export_description: Option<String>,
@@ -36,6 +60,7 @@ impl fmt::Debug for Recipe {
         f.debug_struct("Recipe")
             .field("slug", &self.slug)
             .field("secret_fields", &self.secret_fields)
+            .field("host_settings", &self.host_settings)
             .field("exporter", &self.exporter)
             .field("importer", &self.importer)
             .finish_non_exhaustive()
@@ -50,6 +75,7 @@ impl Recipe {
             description: String::new(),
             config_schema,
             secret_fields: Vec::new(),
+            host_settings: Vec::new(),
             exporter: None,
             importer: None,
             data_export_description: None,
@@ -74,6 +100,12 @@ impl Recipe {
     /// Secret fields.
     pub fn secret_fields(&self) -> &[SecretField] {
         &self.secret_fields
+    }
+
+    /// Top-level config fields that are the host's, not the snapshot's (see
+    /// [`RecipeBuilder::host_setting`]).
+    pub fn host_settings(&self) -> &[String] {
+        &self.host_settings
     }
 
     /// The data exporter, if the recipe has data.
@@ -143,6 +175,63 @@ impl Recipe {
             );
         }
     }
+
+    /// The config a snapshot records for a deployment's `config`: host settings removed,
+    /// each set secret removed, each secret the service does not have (absent, `null` or
+    /// an empty string) recorded as [`UNSET_SECRET`].
+    pub fn snapshot_config(
+        &self,
+        config: &serde_json::Map<String, Value>,
+    ) -> serde_json::Map<String, Value> {
+        let mut snapshot = self.strip_secrets(config);
+        for field in &self.secret_fields {
+            let unset = match config.get(&field.name) {
+                None | Some(Value::Null) => true,
+                Some(Value::String(value)) => value.is_empty(),
+                Some(_) => false,
+            };
+            if unset {
+                snapshot.insert(field.name.clone(), Value::String(UNSET_SECRET.into()));
+            }
+        }
+        for field in &self.host_settings {
+            snapshot.remove(field);
+        }
+        snapshot
+    }
+
+    /// The config a service is recreated with from a snapshot's `config` (before
+    /// overrides): every secret absent from it is newly generated, every secret marked
+    /// [`UNSET_SECRET`] is left out (the source had none), any other value of a secret
+    /// field is replaced by a new one (a snapshot never supplies secrets), and host
+    /// settings are dropped unless `trust_host_settings`.
+    pub fn restored_config(
+        &self,
+        snapshot: &serde_json::Map<String, Value>,
+        trust_host_settings: bool,
+    ) -> serde_json::Map<String, Value> {
+        let mut config = snapshot.clone();
+        for field in &self.secret_fields {
+            let unset = matches!(
+                snapshot.get(&field.name),
+                Some(Value::String(marker)) if marker == UNSET_SECRET
+            );
+            if unset {
+                config.remove(&field.name);
+            } else {
+                config.insert(
+                    field.name.clone(),
+                    Value::String(field.generator.generate()),
+                );
+            }
+        }
+        if !trust_host_settings {
+            for field in &self.host_settings {
+                config.remove(field);
+            }
+        }
+        config
+    }
 }
 
 fn describe_validation_error(error: &jsonschema::ValidationError<'_>) -> String {
@@ -178,12 +267,22 @@ pub struct RecipeBuilder {
     description: String,
     config_schema: Value,
     secret_fields: Vec<SecretField>,
+    host_settings: Vec<String>,
     exporter: Option<Arc<dyn DataExporter>>,
     importer: Option<Arc<dyn DataImporter>>,
     data_export_description: Option<String>,
 }
 
 impl RecipeBuilder {
+    /// Declares a top-level config field as a host setting: it chooses a program the host
+    /// runs (e.g. PostgreSQL's `binDir`), so it is never taken from a bundle. It is
+    /// stripped from snapshots on export, and dropped from a snapshot's config on import
+    /// unless the caller opts in; set it with `config_overrides` instead.
+    pub fn host_setting(mut self, name: impl Into<String>) -> Self {
+        self.host_settings.push(name.into());
+        self
+    }
+
     /// Sets the description.
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.description = description.into();
@@ -252,6 +351,7 @@ impl RecipeBuilder {
             config_schema: self.config_schema,
             validator: Arc::new(validator),
             secret_fields: self.secret_fields,
+            host_settings: self.host_settings,
             exporter: self.exporter,
             importer: self.importer,
             data_export_description: self.data_export_description,

@@ -1,34 +1,53 @@
-//! Restoring a bundle: verify everything, plan, recreate services, import their data in
-//! dependency order, smoke-test, and roll back what was created if anything fails.
+//! Restoring a bundle: verify everything, plan, check, recreate services, import their
+//! data in dependency order, smoke-test, and roll back what was created if anything fails.
 //!
-//! Order of work, so that nothing is touched before the bundle is known to be good:
+//! Order of work, so that nothing is touched before the bundle is known to be good and
+//! every target has said it can take the data:
 //!
 //! 1. open the bundle and check its structure, then verify every entry's sha256 and size;
 //! 2. check every service's importer exists and reads the artifact formats;
-//! 3. validate the snapshot import (versions, recipes, configs, conflicts, cycles) and
-//!    build the [`RestorePlan`]; a dry run stops here and reports the plan;
-//! 4. recreate services from the snapshot (new ids, new secrets), stage by stage;
-//! 5. ask each importer whether its target can take the data (`check`);
+//! 3. validate the snapshot import (versions, recipes, configs as they will be created,
+//!    conflicts, `dependsOn`, cycles) and build the [`RestorePlan`] (`PlanReady`);
+//! 4. ask each importer whether its target can take the data:
+//!    - into existing services (`recreate_services: false`): [`crate::DataImporter::check`] on
+//!      each of them;
+//!    - recreating: [`crate::DataImporter::check`] on each existing service `force` will replace
+//!      (before it is removed), and [`crate::DataImporter::check_new_service`] on the config each
+//!      new service will be created with (formats at least; the directory importer also
+//!      checks its target path);
+//!
+//!    a dry run runs all of this and stops here, reporting the plan;
+//! 5. recreate services from the snapshot (with `force`, removing the ones they replace),
+//!    stage by stage, then [`crate::DataImporter::check`] each created service;
 //! 6. import each service's artifacts stage by stage, services of one stage concurrently,
 //!    then run the importer's smoke test;
-//! 7. on failure, remove the services this restore created and return the error.
+//! 7. on failure, remove the services this restore created and return the error, whose
+//!    hint names the existing services removed for good (`force`) or, restoring into
+//!    existing services, those whose data was already replaced (never rolled back).
+
+mod checks;
+mod stages;
+
+pub use stages::restore_service_data;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::backup::service_target;
 use crate::bundle::{BundleReader, ManifestEntry};
-use crate::data::{ensure_format_supported, DataImporter, ImportMode, ServiceTarget};
+use crate::data::{ensure_format_supported, ImportMode, ServiceTarget};
 use crate::host::{Deployment, WorkspaceHost};
-use crate::plan::RestorePlan;
+use crate::plan::{quoted_list, RestorePlan};
 use crate::progress::{ProgressEvent, ProgressSink, SharedProgress};
 use crate::registry::RecipeRegistry;
-use crate::workspace::{import_workspace, validate_import, ImportOptions};
+use crate::workspace::{recreate_services, validate, with_removed_note, ImportOptions, Validated};
 use crate::{Error, ErrorKind, Result};
+
+use checks::{check_all, check_planned, existing_targets};
+use stages::import_stages;
 
 /// How [`restore_backup`] restores.
 #[derive(Debug, Clone)]
@@ -90,13 +109,17 @@ pub struct RestoreReport {
 
 /// Restores the bundle at `path` into `host`.
 ///
+/// Progress: `Verified` per entry, `PlanReady` once, per service `create` and `import`
+/// events (`Failed` naming the service on failure, before any `RollingBack`), and last
+/// `Finished` (`"restore"`) on success or `OperationFailed` (`"restore"`) on failure.
+///
 /// # Errors
 ///
 /// [`ErrorKind::Integrity`] for a corrupt bundle (nothing touched), validation errors of
 /// the snapshot import, [`ErrorKind::Unsupported`] when a service's recipe has no importer
 /// or does not read an artifact's format, [`ErrorKind::NotFound`] for a requested service
-/// the bundle or host does not have, and any importer error (after rolling back the
-/// services this restore created).
+/// the bundle or host does not have, any importer `check` error (nothing touched), and
+/// any importer error (after rolling back the services this restore created).
 pub async fn restore_backup(
     path: &Path,
     host: &dyn WorkspaceHost,
@@ -104,8 +127,42 @@ pub async fn restore_backup(
     options: &RestoreOptions,
     progress: SharedProgress,
 ) -> Result<RestoreReport> {
+    let outcome = restore(path, host, registry, options, &progress).await;
+    match &outcome {
+        Ok(_) => progress.event(&ProgressEvent::Finished {
+            operation: RESTORE.into(),
+        }),
+        Err(error) => progress.event(&ProgressEvent::OperationFailed {
+            operation: RESTORE.into(),
+            error: error.to_string(),
+        }),
+    }
+    outcome
+}
+
+const RESTORE: &str = "restore";
+
+/// Passes every event on except `Finished`: the verify step of a restore is not the end
+/// of the operation.
+struct WithoutFinished<'a>(&'a dyn ProgressSink);
+
+impl ProgressSink for WithoutFinished<'_> {
+    fn event(&self, event: &ProgressEvent) {
+        if !matches!(event, ProgressEvent::Finished { .. }) {
+            self.0.event(event);
+        }
+    }
+}
+
+async fn restore(
+    path: &Path,
+    host: &dyn WorkspaceHost,
+    registry: &RecipeRegistry,
+    options: &RestoreOptions,
+    progress: &SharedProgress,
+) -> Result<RestoreReport> {
     let reader = BundleReader::open(path).await?;
-    reader.verify(progress.as_ref()).await?;
+    reader.verify(&WithoutFinished(progress.as_ref())).await?;
     let entries = entries_to_restore(&reader, options)?;
     let existing: Vec<Deployment> = host.list_deployments().await?;
     let recipes = recipe_of_each_service(&reader, &existing, &entries, options)?;
@@ -122,9 +179,11 @@ pub async fn restore_backup(
         importers.insert(service.clone(), importer);
     }
 
-    let plan = match (options.recreate_services, reader.snapshot()) {
+    let (plan, conflicts) = match (options.recreate_services, reader.snapshot()) {
         (true, Some(snapshot)) => {
-            validate_import(host, registry, snapshot, &options.import).await?
+            let Validated { plan, conflicts } =
+                validate(host, registry, snapshot, &options.import).await?;
+            (plan, conflicts)
         }
         (true, None) => {
             return Err(Error::new(
@@ -135,11 +194,14 @@ pub async fn restore_backup(
                 "restore its data into existing services instead (recreate_services = false)",
             ))
         }
-        (false, Some(snapshot)) => RestorePlan::from_snapshot(snapshot)?,
+        (false, Some(snapshot)) => (RestorePlan::from_snapshot(snapshot)?, Vec::new()),
         (false, None) => {
             let names: Vec<String> = entries.keys().cloned().collect();
             let no_deps: Vec<String> = Vec::new();
-            RestorePlan::from_dependencies(names.iter().map(|n| (n.as_str(), no_deps.as_slice())))?
+            let plan = RestorePlan::from_dependencies(
+                names.iter().map(|n| (n.as_str(), no_deps.as_slice())),
+            )?;
+            (plan, Vec::new())
         }
     };
     progress.event(&ProgressEvent::PlanReady {
@@ -171,33 +233,48 @@ pub async fn restore_backup(
         }
     }
 
-    if !options.recreate_services {
-        let targets = existing_targets(host, &existing, &entries, &progress)?;
-        check_all(&targets, &importers, &entries, mode).await?;
+    let Some(snapshot) = reader.snapshot().filter(|_| options.recreate_services) else {
+        // Into the existing services.
+        let targets = existing_targets(host, &existing, &entries, progress)?;
+        check_all(&targets, &importers, &entries, mode, progress).await?;
         if options.import.dry_run {
             return Ok(report);
         }
-        import_stages(
-            &reader, &plan, &targets, &importers, &entries, mode, options, &progress,
+        let stages = import_stages(
+            &reader, &plan, &targets, &importers, &entries, mode, options, progress,
         )
-        .await?;
-        progress.event(&ProgressEvent::Finished {
-            operation: "restore".into(),
-        });
-        return Ok(report);
-    }
+        .await;
+        return stages
+            .result
+            .map(|()| report)
+            .map_err(|error| with_replaced_note(error, &stages.done));
+    };
 
-    let snapshot = reader.snapshot().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidSnapshot,
-            "the bundle has no snapshot.json",
-        )
-    })?;
+    check_planned(
+        host,
+        registry,
+        snapshot,
+        &options.import,
+        &existing,
+        &importers,
+        &entries,
+        mode,
+        progress,
+    )
+    .await?;
     if options.import.dry_run {
         return Ok(report);
     }
-    let outcome =
-        import_workspace(host, registry, snapshot, &options.import, progress.as_ref()).await?;
+    let outcome = recreate_services(
+        host,
+        registry,
+        snapshot,
+        &options.import,
+        plan.clone(),
+        conflicts,
+        progress.as_ref(),
+    )
+    .await?;
     report.created = outcome.created.iter().map(|d| d.name.clone()).collect();
     let targets: BTreeMap<String, ServiceTarget> = outcome
         .created
@@ -206,16 +283,17 @@ pub async fn restore_backup(
         .map(|d| {
             (
                 d.name.clone(),
-                service_target(host, d, Arc::clone(&progress)),
+                service_target(host, d, Arc::clone(progress)),
             )
         })
         .collect();
     let data = async {
-        check_all(&targets, &importers, &entries, mode).await?;
+        check_all(&targets, &importers, &entries, mode, progress).await?;
         import_stages(
-            &reader, &plan, &targets, &importers, &entries, mode, options, &progress,
+            &reader, &plan, &targets, &importers, &entries, mode, options, progress,
         )
         .await
+        .result
     };
     if let Err(error) = data.await {
         progress.event(&ProgressEvent::RollingBack {
@@ -229,12 +307,26 @@ pub async fn restore_backup(
                 });
             }
         }
-        return Err(error);
+        return Err(with_removed_note(error, &outcome.removed));
     }
-    progress.event(&ProgressEvent::Finished {
-        operation: "restore".into(),
-    });
     Ok(report)
+}
+
+/// Says in the error's hint whose data a failed restore into existing services had
+/// already replaced: that is not rolled back.
+fn with_replaced_note(error: Error, done: &[String]) -> Error {
+    if done.is_empty() {
+        return error;
+    }
+    let note = format!(
+        "the data of {} was already replaced by this restore and is not rolled back",
+        quoted_list(done.iter().map(String::as_str))
+    );
+    let hint = match error.hint() {
+        Some(hint) => format!("{hint}; {note}"),
+        None => note,
+    };
+    error.with_hint(hint)
 }
 
 type EntriesByService = BTreeMap<String, Vec<ManifestEntry>>;
@@ -295,143 +387,4 @@ fn recipe_of_each_service(
         recipes.insert(service.clone(), recipe);
     }
     Ok(recipes)
-}
-
-fn existing_targets(
-    host: &dyn WorkspaceHost,
-    existing: &[Deployment],
-    entries: &EntriesByService,
-    progress: &SharedProgress,
-) -> Result<BTreeMap<String, ServiceTarget>> {
-    let mut targets = BTreeMap::new();
-    for service in entries.keys() {
-        let deployment = existing
-            .iter()
-            .find(|d| &d.name == service)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("service `{service}` does not exist on the target"),
-                )
-                .with_hint("recreate services from the bundle's snapshot, or create it first")
-            })?;
-        targets.insert(
-            service.clone(),
-            service_target(host, deployment, Arc::clone(progress)),
-        );
-    }
-    Ok(targets)
-}
-
-async fn check_all(
-    targets: &BTreeMap<String, ServiceTarget>,
-    importers: &BTreeMap<String, Arc<dyn DataImporter>>,
-    entries: &EntriesByService,
-    mode: ImportMode,
-) -> Result<()> {
-    for (service, target) in targets {
-        let (Some(importer), Some(service_entries)) =
-            (importers.get(service), entries.get(service))
-        else {
-            continue;
-        };
-        let artifacts: Vec<_> = service_entries.iter().map(|e| e.artifact.clone()).collect();
-        importer
-            .check(target, &artifacts, mode)
-            .await
-            .map_err(|e| e.context(format!("service `{service}` cannot take the restore")))?;
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn import_stages(
-    reader: &BundleReader,
-    plan: &RestorePlan,
-    targets: &BTreeMap<String, ServiceTarget>,
-    importers: &BTreeMap<String, Arc<dyn DataImporter>>,
-    entries: &EntriesByService,
-    mode: ImportMode,
-    options: &RestoreOptions,
-    progress: &SharedProgress,
-) -> Result<()> {
-    let concurrency = options.import.max_concurrency.max(1);
-    for stage in &plan.stages {
-        let jobs = stage.services.iter().filter_map(|service| {
-            let target = targets.get(service)?;
-            let importer = importers.get(service)?;
-            let service_entries = entries.get(service)?;
-            Some(restore_service_data(
-                reader,
-                target,
-                importer.as_ref(),
-                service_entries,
-                mode,
-                options.smoke_test,
-                progress.as_ref(),
-            ))
-        });
-        futures::stream::iter(jobs)
-            .buffer_unordered(concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
-    }
-    Ok(())
-}
-
-/// Imports one service's entries from a verified bundle, then smoke-tests each artifact.
-///
-/// Each entry is streamed from the bundle and checked against its sha256 again on the
-/// way, so a file changed after verification still fails the import.
-///
-/// # Errors
-///
-/// The importer's error, with the service and artifact named.
-pub async fn restore_service_data(
-    reader: &BundleReader,
-    target: &ServiceTarget,
-    importer: &dyn DataImporter,
-    entries: &[ManifestEntry],
-    mode: ImportMode,
-    smoke_test: bool,
-    progress: &dyn ProgressSink,
-) -> Result<()> {
-    let service = &target.name;
-    progress.event(&ProgressEvent::ServiceStarted {
-        service: service.clone(),
-        operation: "import".into(),
-    });
-    let outcome = async {
-        for entry in entries {
-            let stream = reader.open_entry(entry)?;
-            importer
-                .import(target, &entry.artifact, stream, mode)
-                .await
-                .map_err(|e| {
-                    e.context(format!(
-                        "restoring `{}` of service `{service}`",
-                        entry.artifact.name
-                    ))
-                })?;
-            if smoke_test {
-                importer
-                    .smoke_test(target, &entry.artifact)
-                    .await
-                    .map_err(|e| e.context(format!("smoke test of service `{service}`")))?;
-            }
-        }
-        Ok::<(), Error>(())
-    }
-    .await;
-    match &outcome {
-        Ok(()) => progress.event(&ProgressEvent::ServiceFinished {
-            service: service.clone(),
-            operation: "import".into(),
-        }),
-        Err(error) => progress.event(&ProgressEvent::Failed {
-            service: service.clone(),
-            error: error.to_string(),
-        }),
-    }
-    outcome
 }

@@ -33,6 +33,8 @@ mod import;
 mod validate;
 
 pub use import::{import_workspace, ImportOutcome};
+pub(crate) use import::{recreate_services, with_removed_note};
+pub(crate) use validate::{prepared_config, validate, Validated};
 pub use validate::{validate_import, ImportOptions};
 
 use std::collections::BTreeSet;
@@ -65,7 +67,11 @@ impl Default for ExportOptions {
 /// Exports the workspace's deployments as a version-1 snapshot, secrets stripped.
 ///
 /// Reads every deployment, validates its config against its recipe, removes the recipe's
-/// secret fields, and sorts services by name. An empty workspace gives a valid snapshot
+/// secret fields (marking those the service does not have as
+/// [`crate::recipe::UNSET_SECRET`]) and host settings, and sorts services by name. The
+/// snapshot then passes every target-independent check of [`validate_import`] (with
+/// default options): `dependsOn` naming a known service other than itself, no cycles,
+/// configs valid as they would be recreated. An empty workspace gives a valid snapshot
 /// with no services.
 ///
 /// # Errors
@@ -76,6 +82,9 @@ impl Default for ExportOptions {
 ///   recipe, with field errors pointing into the snapshot (`/services/<i>/config/…`);
 ///   messages never quote config values;
 /// - [`ErrorKind::InvalidSnapshot`] when the host reports two deployments of one name;
+/// - [`ErrorKind::UnknownDependency`] / [`ErrorKind::DependencyCycle`] for a `dependsOn`
+///   an import would refuse (unknown service, itself, a cycle), and anything else
+///   [`validate_import`] reports regardless of the target;
 /// - whatever the host reports.
 pub async fn export_workspace(
     host: &dyn WorkspaceHost,
@@ -131,7 +140,7 @@ pub async fn export_workspace(
             invalid.push(deployment.name.clone());
         }
         services.push(ServiceSnapshot {
-            config: recipe.strip_secrets(&deployment.config),
+            config: recipe.snapshot_config(&deployment.config),
             recipe: deployment.recipe,
             name: deployment.name,
             depends_on: deployment.depends_on,
@@ -150,14 +159,19 @@ pub async fn export_workspace(
         .with_hint("fix the listed fields of these deployments, then export again"));
     }
 
-    Ok(WorkspaceSnapshot {
+    let snapshot = WorkspaceSnapshot {
         version: SNAPSHOT_VERSION,
         exported_at: now_rfc3339()?,
         exported_by: options.exported_by.clone(),
         workspace,
         services,
         metadata: options.metadata.clone(),
-    })
+    };
+    // The import's own checks, so nothing is exported that an import would refuse.
+    validate::validate_snapshot(registry, &snapshot, &ImportOptions::default()).map_err(|e| {
+        e.context("cannot export: the workspace would not restore from this snapshot")
+    })?;
+    Ok(snapshot)
 }
 
 fn now_rfc3339() -> Result<String> {

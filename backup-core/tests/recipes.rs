@@ -118,3 +118,31 @@ fn slugs_must_be_lowercase_words() {
         .expect_err("bad slug");
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
+
+#[test]
+fn snapshot_configs_mark_unset_secrets_and_drop_host_settings() {
+    let recipe = Recipe::builder("cache", json!({ "type": "object" }))
+        .secret("password", SecretGenerator::password())
+        .secret("token", SecretGenerator::Hex(8))
+        .host_setting("binDir")
+        .build()
+        .expect("recipe");
+    let source =
+        json!({ "port": 6379, "password": null, "token": "t0ken-value", "binDir": "/opt/bin" });
+    let snapshot = recipe.snapshot_config(source.as_object().expect("object"));
+    assert_eq!(
+        serde_json::Value::Object(snapshot.clone()),
+        json!({ "port": 6379, "password": backup_core::recipe::UNSET_SECRET })
+    );
+    let restored = recipe.restored_config(&snapshot, false);
+    assert!(!restored.contains_key("password"), "no password invented");
+    assert_eq!(restored["token"].as_str().map(str::len), Some(16));
+    assert!(!restored.contains_key("binDir"));
+    // A snapshot never supplies a secret: a value in it is replaced.
+    let mut forged = snapshot;
+    forged.insert("token".into(), json!("from-the-bundle"));
+    assert_ne!(
+        recipe.restored_config(&forged, false)["token"],
+        json!("from-the-bundle")
+    );
+}

@@ -252,7 +252,7 @@ async fn invalid_configs_report_every_field_error_with_pointers() {
     );
     assert!(matches!(
         progress.events().as_slice(),
-        [ProgressEvent::Failed { service, .. }] if service.is_empty()
+        [ProgressEvent::OperationFailed { operation, .. }] if operation == "import"
     ));
 }
 

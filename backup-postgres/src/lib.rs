@@ -92,6 +92,7 @@ pub fn recipe() -> Result<Recipe> {
     Recipe::builder(RECIPE, config_schema())
         .description("PostgreSQL server")
         .secret("password", SecretGenerator::password())
+        .host_setting("binDir")
         .exporter(Arc::new(PostgresExporter::new()))
         .importer(Arc::new(PostgresImporter::new()))
         .data_export_description(

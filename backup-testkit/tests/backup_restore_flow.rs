@@ -4,15 +4,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use backup_core::artifact::{ArtifactDescriptor, ByteStream};
+use backup_core::async_trait;
 use backup_core::backup::{create_backup, BackupRequest};
 use backup_core::bundle::{BundleOptions, BundleReader};
 use backup_core::host::{NewDeployment, WorkspaceHost};
-use backup_core::memory_host::{config_from_json, InMemoryHost};
+use backup_core::memory_host::{config_from_json, HostCall, InMemoryHost};
 use backup_core::progress::{CollectedProgress, ProgressEvent, SharedProgress};
 use backup_core::restore::{restore_backup, RestoreOptions};
 use backup_core::secrets::SecretGenerator;
 use backup_core::snapshot::WorkspaceRef;
-use backup_core::{directory, ErrorKind, Recipe, RecipeRegistry};
+use backup_core::{
+    directory, DataImporter, Error, ErrorKind, ImportMode, Recipe, RecipeRegistry, ServiceTarget,
+};
 use backup_testkit::tamper::flip_byte_inside_entry;
 use backup_testkit::tree::{tree_digest, write_sample_tree};
 use serde_json::json;
@@ -20,6 +24,46 @@ use serde_json::json;
 const PLANTED_SECRET: &str = "PLANTED-secret-9f8e7d6c5b4a";
 
 fn registry() -> RecipeRegistry {
+    registry_with_app_importer(Arc::new(directory::DirectoryImporter))
+}
+
+/// A directory importer whose imports fail after its checks pass: a failure that only
+/// shows once services are created.
+#[derive(Debug)]
+struct FailingImport;
+
+#[async_trait]
+impl DataImporter for FailingImport {
+    fn formats(&self) -> Vec<String> {
+        directory::DirectoryImporter.formats()
+    }
+
+    async fn check(
+        &self,
+        service: &ServiceTarget,
+        artifacts: &[ArtifactDescriptor],
+        mode: ImportMode,
+    ) -> backup_core::Result<()> {
+        directory::DirectoryImporter
+            .check(service, artifacts, mode)
+            .await
+    }
+
+    async fn import(
+        &self,
+        service: &ServiceTarget,
+        _artifact: &ArtifactDescriptor,
+        _data: ByteStream,
+        _mode: ImportMode,
+    ) -> backup_core::Result<()> {
+        Err(Error::new(
+            ErrorKind::ToolFailed,
+            format!("import into `{}` failed (injected)", service.name),
+        ))
+    }
+}
+
+fn registry_with_app_importer(importer: Arc<dyn DataImporter>) -> RecipeRegistry {
     let mut registry = RecipeRegistry::new();
     directory::register(&mut registry).expect("directory recipe");
     registry.register(
@@ -33,7 +77,7 @@ fn registry() -> RecipeRegistry {
         )
         .secret("apiKey", SecretGenerator::password())
         .exporter(Arc::new(directory::DirectoryExporter))
-        .importer(Arc::new(directory::DirectoryImporter))
+        .importer(importer)
         .build()
         .expect("app recipe"),
     );
@@ -237,7 +281,7 @@ async fn no_secret_reaches_the_bundle_progress_or_errors() {
 }
 
 #[tokio::test]
-async fn a_failed_data_import_rolls_back_the_services_it_created() {
+async fn a_non_empty_target_is_refused_before_any_service_is_created() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let source = source_host(&tmp.path().join("src"));
     let bundle = backup(&source, tmp.path(), Arc::new(CollectedProgress::new())).await;
@@ -245,29 +289,55 @@ async fn a_failed_data_import_rolls_back_the_services_it_created() {
     std::fs::create_dir_all(restored_root.join("app")).expect("mkdir");
     std::fs::write(restored_root.join("app/keep"), b"mine").expect("write");
     let target = InMemoryHost::new(workspace("t"));
-    let progress = CollectedProgress::new();
     let err = restore_backup(
         &bundle,
         &target,
         &registry(),
         &restore_options(&restored_root),
-        Arc::new(progress.clone()),
+        Arc::new(CollectedProgress::new()),
     )
     .await
     .expect_err("the app directory is not empty");
     assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
-    assert!(
-        target.list_deployments().await.expect("list").is_empty(),
-        "created services were not removed"
-    );
-    assert!(progress
-        .events()
-        .iter()
-        .any(|e| matches!(e, ProgressEvent::RollingBack { .. })));
+    assert!(target.calls().is_empty(), "{:?}", target.calls());
     assert_eq!(
         std::fs::read(restored_root.join("app/keep")).expect("kept"),
         b"mine"
     );
+}
+
+#[tokio::test]
+async fn a_failed_data_import_rolls_back_the_services_it_created() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let source = source_host(&tmp.path().join("src"));
+    let bundle = backup(&source, tmp.path(), Arc::new(CollectedProgress::new())).await;
+    let target = InMemoryHost::new(workspace("t"));
+    let progress = CollectedProgress::new();
+    let err = restore_backup(
+        &bundle,
+        &target,
+        &registry_with_app_importer(Arc::new(FailingImport)),
+        &restore_options(&tmp.path().join("restored")),
+        Arc::new(progress.clone()),
+    )
+    .await
+    .expect_err("the app import fails");
+    assert_eq!(err.kind(), ErrorKind::ToolFailed, "{err}");
+    assert!(
+        target.list_deployments().await.expect("list").is_empty(),
+        "created services were not removed"
+    );
+    assert!(target.calls().contains(&HostCall::Removed("files".into())));
+    let events = progress.events();
+    let failed = events
+        .iter()
+        .position(|e| matches!(e, ProgressEvent::Failed { service, .. } if service == "app"))
+        .expect("Failed naming app");
+    let rolling_back = events
+        .iter()
+        .position(|e| matches!(e, ProgressEvent::RollingBack { .. }))
+        .expect("RollingBack");
+    assert!(failed < rolling_back, "{events:?}");
 }
 
 #[tokio::test]

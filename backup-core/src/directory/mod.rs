@@ -131,6 +131,8 @@ pub fn recipe() -> Result<Recipe> {
         .description("A directory tree on this machine (a volume, an app's data folder)")
         .exporter(Arc::new(DirectoryExporter))
         .importer(Arc::new(DirectoryImporter))
+        // Keeping setuid bits is the restoring host's decision, never a bundle's.
+        .host_setting("keepSetuid")
         .data_export_description(
             "A tar of the whole tree: files, modes, owners, mtimes, symlinks, hard links, FIFOs and empty directories",
         )
@@ -242,6 +244,17 @@ impl DataImporter for DirectoryImporter {
         }
         let target = DirectoryConfig::from_service(service)?.path;
         ensure_target_usable(&service.name, &target, mode).await
+    }
+
+    /// The target is a path on this machine, not the running service: the whole check
+    /// applies to a service that does not exist yet.
+    async fn check_new_service(
+        &self,
+        service: &ServiceTarget,
+        artifacts: &[ArtifactDescriptor],
+        mode: ImportMode,
+    ) -> Result<()> {
+        self.check(service, artifacts, mode).await
     }
 
     async fn import(

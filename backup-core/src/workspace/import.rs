@@ -34,14 +34,17 @@ pub struct ImportOutcome {
 /// Validates the import, then (unless a dry run) recreates the snapshot's services.
 ///
 /// With `force`, existing deployments of the same names are removed first (dependents
-/// before their dependencies). Then, stage by stage, each service gets new secrets, is
-/// created, deployed and waited on until ready; services of one stage run concurrently
-/// up to `max_concurrency`, and a stage starts only when the previous one is ready.
+/// before their dependencies). Then, stage by stage, each service gets new secrets (none
+/// for a secret the source did not have), is created, deployed and waited on until ready;
+/// services of one stage run concurrently up to `max_concurrency`, and a stage starts
+/// only when the previous one is ready.
 /// Progress: `PlanReady`, then per service `ServiceStarted`/`ServiceFinished` (operation
-/// `"create"`) or `Failed`, then `Finished` (`"import"`), or `RollingBack` on failure.
+/// `"create"`) or `Failed`, then `Finished` (`"import"`); on failure `RollingBack` (after
+/// the failing service's `Failed`) and `OperationFailed` (`"import"`) last.
 ///
 /// On any failure it removes the deployments it created (newest first) and returns the
-/// original error. Deployments removed because of `force` are not brought back.
+/// original error. Deployments removed because of `force` are not brought back; the
+/// error says which.
 ///
 /// # Errors
 ///
@@ -54,35 +57,50 @@ pub async fn import_workspace(
     options: &ImportOptions,
     progress: &dyn ProgressSink,
 ) -> Result<ImportOutcome> {
-    let Validated { plan, conflicts } = match validate(host, registry, snapshot, options).await {
-        Ok(validated) => validated,
-        Err(error) => {
-            progress.event(&ProgressEvent::Failed {
-                service: String::new(),
-                error: error.to_string(),
+    let outcome = async {
+        let Validated { plan, conflicts } = validate(host, registry, snapshot, options).await?;
+        progress.event(&ProgressEvent::PlanReady {
+            stages: plan.stage_names(),
+        });
+        if options.dry_run {
+            let plan_order = plan.order();
+            let mut would_remove = conflicts;
+            would_remove
+                .sort_by_key(|name| std::cmp::Reverse(plan_order.iter().position(|n| n == name)));
+            return Ok(ImportOutcome {
+                plan,
+                created: Vec::new(),
+                removed: would_remove,
+                dry_run: true,
             });
-            return Err(error);
         }
-    };
-    progress.event(&ProgressEvent::PlanReady {
-        stages: plan.stage_names(),
-    });
-    if options.dry_run {
-        progress.event(&ProgressEvent::Finished {
-            operation: IMPORT.to_string(),
-        });
-        let plan_order = plan.order();
-        let mut would_remove = conflicts;
-        would_remove
-            .sort_by_key(|name| std::cmp::Reverse(plan_order.iter().position(|n| n == name)));
-        return Ok(ImportOutcome {
-            plan,
-            created: Vec::new(),
-            removed: would_remove,
-            dry_run: true,
-        });
+        recreate_services(host, registry, snapshot, options, plan, conflicts, progress).await
     }
+    .await;
+    match &outcome {
+        Ok(_) => progress.event(&ProgressEvent::Finished {
+            operation: IMPORT.to_string(),
+        }),
+        Err(error) => progress.event(&ProgressEvent::OperationFailed {
+            operation: IMPORT.to_string(),
+            error: error.to_string(),
+        }),
+    }
+    outcome
+}
 
+/// Removes the `conflicts` (with `force`) and creates the snapshot's services along a
+/// validated `plan`; the part of [`import_workspace`] after validation, without its
+/// `PlanReady`, `Finished` and `OperationFailed` events (a restore emits its own).
+pub(crate) async fn recreate_services(
+    host: &dyn WorkspaceHost,
+    registry: &RecipeRegistry,
+    snapshot: &WorkspaceSnapshot,
+    options: &ImportOptions,
+    plan: RestorePlan,
+    conflicts: Vec<String>,
+    progress: &dyn ProgressSink,
+) -> Result<ImportOutcome> {
     let removed = remove_conflicts(host, &plan, conflicts, progress).await?;
 
     let services: HashMap<&str, &ServiceSnapshot> = snapshot
@@ -113,25 +131,37 @@ pub async fn import_workspace(
         outcomes.sort_by(|a, b| a.name.cmp(&b.name));
         for outcome in outcomes {
             created.extend(outcome.created);
-            if let Err(error) = outcome.result {
+            if let Some(error) = outcome.result.err() {
                 first_error.get_or_insert(error);
             }
         }
         if let Some(error) = first_error {
             roll_back(host, &created, &error, progress).await;
-            return Err(error);
+            return Err(with_removed_note(error, &removed));
         }
     }
-
-    progress.event(&ProgressEvent::Finished {
-        operation: IMPORT.to_string(),
-    });
     Ok(ImportOutcome {
         plan,
         created,
         removed,
         dry_run: false,
     })
+}
+
+/// Says in the error's hint which existing deployments `force` removed for good.
+pub(crate) fn with_removed_note(error: Error, removed: &[String]) -> Error {
+    if removed.is_empty() {
+        return error;
+    }
+    let note = format!(
+        "the existing deployments {} were removed (force) and are not brought back",
+        crate::plan::quoted_list(removed.iter().map(String::as_str))
+    );
+    let hint = match error.hint() {
+        Some(hint) => format!("{hint}; {note}"),
+        None => note,
+    };
+    error.with_hint(hint)
 }
 
 /// Removes existing deployments the snapshot replaces, dependents first.

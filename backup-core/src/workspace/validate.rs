@@ -18,7 +18,9 @@ use crate::{Error, ErrorKind, FieldError, RecipeRegistry, Result};
 pub struct ImportOptions {
     /// Remove existing deployments whose names the snapshot uses, instead of refusing.
     pub force: bool,
-    /// Validate and plan only; change nothing.
+    /// Validate and plan only; change nothing. In [`crate::restore::restore_backup`] a dry
+    /// run also runs every importer check a real restore runs before its first change
+    /// (see [`crate::restore`] for the list).
     pub dry_run: bool,
     /// Per-service config fields merged over the snapshot's config (after secrets are
     /// generated, before validation): "restore anywhere", e.g. a new path or host.
@@ -27,6 +29,11 @@ pub struct ImportOptions {
     pub ready_timeout: Duration,
     /// How many services of one stage are created at the same time (at least 1).
     pub max_concurrency: usize,
+    /// Take the recipes' host settings (fields that choose a program to run, such as
+    /// PostgreSQL's `binDir`; see [`crate::recipe::RecipeBuilder::host_setting`]) from the
+    /// snapshot. Off by default: a bundle must not pick what runs on this machine, so
+    /// these fields are dropped from snapshot configs and come from `config_overrides`.
+    pub trust_snapshot_host_settings: bool,
 }
 
 impl Default for ImportOptions {
@@ -37,6 +44,7 @@ impl Default for ImportOptions {
             config_overrides: BTreeMap::new(),
             ready_timeout: Duration::from_secs(60),
             max_concurrency: 4,
+            trust_snapshot_host_settings: false,
         }
     }
 }
@@ -55,6 +63,10 @@ impl fmt::Debug for ImportOptions {
             .field("config_overrides", &overrides)
             .field("ready_timeout", &self.ready_timeout)
             .field("max_concurrency", &self.max_concurrency)
+            .field(
+                "trust_snapshot_host_settings",
+                &self.trust_snapshot_host_settings,
+            )
             .finish()
     }
 }
@@ -88,24 +100,18 @@ pub async fn validate_import(
 }
 
 /// A validated import: its plan and the existing deployments it would replace.
-pub(super) struct Validated {
-    pub(super) plan: RestorePlan,
-    pub(super) conflicts: Vec<String>,
+pub(crate) struct Validated {
+    pub(crate) plan: RestorePlan,
+    pub(crate) conflicts: Vec<String>,
 }
 
-pub(super) async fn validate(
+pub(crate) async fn validate(
     host: &dyn WorkspaceHost,
     registry: &RecipeRegistry,
     snapshot: &WorkspaceSnapshot,
     options: &ImportOptions,
 ) -> Result<Validated> {
-    check_version(snapshot)?;
-    check_unique_names(snapshot)?;
-    check_options(snapshot, options)?;
-    check_recipes(snapshot, registry)?;
-    check_configs(snapshot, registry, options)?;
-    let plan = RestorePlan::from_snapshot(snapshot)?;
-
+    let plan = validate_snapshot(registry, snapshot, options)?;
     let existing = host.list_deployments().await?;
     let wanted: BTreeSet<&str> = snapshot.service_names().into_iter().collect();
     let conflicts: Vec<String> = existing
@@ -127,6 +133,22 @@ pub(super) async fn validate(
         .with_hint("remove or rename them, or import with force to remove them first"));
     }
     Ok(Validated { plan, conflicts })
+}
+
+/// Every check of an import that does not depend on the target: version, unique names,
+/// options, recipes, configs (as they will be created), `dependsOn` targets and cycles.
+/// Export runs it too, so a bundle is never written that an import would refuse.
+pub(crate) fn validate_snapshot(
+    registry: &RecipeRegistry,
+    snapshot: &WorkspaceSnapshot,
+    options: &ImportOptions,
+) -> Result<RestorePlan> {
+    check_version(snapshot)?;
+    check_unique_names(snapshot)?;
+    check_options(snapshot, options)?;
+    check_recipes(snapshot, registry)?;
+    check_configs(snapshot, registry, options)?;
+    RestorePlan::from_snapshot(snapshot)
 }
 
 fn check_version(snapshot: &WorkspaceSnapshot) -> Result<()> {
@@ -258,14 +280,14 @@ fn check_configs(
     .with_hint("fix the listed fields in the snapshot, or set them with config overrides"))
 }
 
-/// The config a service is created with: the snapshot's, new secrets, then overrides.
-pub(super) fn prepared_config(
+/// The config a service is created with: the snapshot's with new secrets (none where the
+/// source had none) and without host settings (unless trusted), then overrides.
+pub(crate) fn prepared_config(
     recipe: &Recipe,
     service: &ServiceSnapshot,
     options: &ImportOptions,
 ) -> Map<String, Value> {
-    let mut config = service.config.clone();
-    recipe.generate_secrets(&mut config);
+    let mut config = recipe.restored_config(&service.config, options.trust_snapshot_host_settings);
     if let Some(overrides) = options.config_overrides.get(&service.name) {
         for (key, value) in overrides {
             config.insert(key.clone(), value.clone());
