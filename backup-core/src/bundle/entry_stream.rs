@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use super::manifest::{Compression, ManifestEntry};
 use super::reader::{Location, DAMAGED_HINT};
 use crate::artifact::CHUNK_SIZE;
+use crate::blocking_io::panicked;
 use crate::{ByteStream, Error, ErrorKind, Result};
 
 /// Chunks in flight between the reading thread and the consumer.
@@ -24,7 +26,12 @@ pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> 
     std::thread::Builder::new()
         .name("bundle-reader".into())
         .spawn(move || {
-            if let Err(err) = produce(&file, &entry, location, &tx) {
+            // A panic must end the stream with an error too, never quietly.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                produce(&file, &entry, location, &tx)
+            }))
+            .unwrap_or_else(|panic| Err(panicked("reading the bundle entry", panic.as_ref())));
+            if let Err(err) = outcome {
                 let _ = tx.blocking_send(Err(err.into_io()));
             }
         })
