@@ -20,6 +20,15 @@ use crate::{ByteStream, Error, ErrorKind, Result};
 /// Chunks in flight between the reading thread and the consumer.
 const CHANNEL_CAPACITY: usize = 4;
 
+/// The largest zstd window (as a power of two) an entry may ask the decoder for: 128 MiB,
+/// what `zstd -d` accepts by default and the largest window the writer's levels (1–22)
+/// use. A frame asking for more is refused instead of allocating it.
+pub(crate) const MAX_ZSTD_WINDOW_LOG: u32 = 27;
+
+/// What a user can do about an entry that is larger than its manifest says.
+const TAMPERED_HINT: &str =
+    "the bundle was not written by this tool or was tampered with; restore from another bundle";
+
 /// Starts the reading thread for `entry` and returns its stream.
 pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> Result<ByteStream> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CAPACITY);
@@ -80,20 +89,38 @@ fn produce(
         hasher: Sha256::new(),
         count: 0,
     };
+    let too_large = || {
+        Error::integrity(format!(
+            "entry {path} decompresses to more than the {} bytes the manifest says (uncompressedSize); stopped before passing the excess on",
+            entry.uncompressed_size
+        ))
+        .with_hint(TAMPERED_HINT)
+    };
     let uncompressed = match entry.compression {
-        Compression::None => match pump(&mut stored, tx).map_err(reading)? {
-            Some(n) => n,
-            None => return Ok(()),
+        Compression::None => match pump(&mut stored, tx, entry.uncompressed_size) {
+            Ok(Pumped::Done(n)) => n,
+            Ok(Pumped::Dropped) => return Ok(()),
+            Err(PumpError::TooLarge) => return Err(too_large()),
+            Err(PumpError::Read(e)) => return Err(reading(e)),
         },
         Compression::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::new(&mut stored).map_err(reading)?;
-            let pumped = pump(&mut decoder, tx).map_err(|e| {
+            decoder
+                .window_log_max(MAX_ZSTD_WINDOW_LOG)
+                .map_err(reading)?;
+            let n = match pump(&mut decoder, tx, entry.uncompressed_size) {
+                Ok(Pumped::Done(n)) => n,
+                Ok(Pumped::Dropped) => return Ok(()),
+                Err(PumpError::TooLarge) => return Err(too_large()),
                 // A damaged zstd stream usually shows here first; the hash check below
                 // would have caught it too.
-                Error::integrity(format!("entry {path} does not decompress: {e}"))
-                    .with_hint(DAMAGED_HINT)
-            })?;
-            let Some(n) = pumped else { return Ok(()) };
+                Err(PumpError::Read(e)) => {
+                    return Err(
+                        Error::integrity(format!("entry {path} does not decompress: {e}"))
+                            .with_hint(DAMAGED_HINT),
+                    )
+                }
+            };
             drop(decoder);
             // Bytes after the zstd frame still belong to the stored entry and its hash.
             io::copy(&mut stored, &mut io::sink()).map_err(reading)?;
@@ -126,9 +153,30 @@ fn produce(
     Ok(())
 }
 
-/// Copies `reader` into the channel in chunks; `Some(bytes sent)` at end of input,
-/// `None` if the consumer dropped the stream.
-fn pump(reader: &mut impl Read, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<Option<u64>> {
+/// How [`pump`] ended.
+enum Pumped {
+    /// End of input after this many bytes.
+    Done(u64),
+    /// The consumer dropped the stream.
+    Dropped,
+}
+
+/// Why [`pump`] failed.
+enum PumpError {
+    /// Reading (or decompressing) failed.
+    Read(io::Error),
+    /// The output would exceed the limit; nothing past the limit was sent.
+    TooLarge,
+}
+
+/// Copies `reader` into the channel in chunks, never sending more than `limit` bytes in
+/// all: a chunk that would cross the limit fails the copy before it is sent, so a
+/// decompression bomb delivers at most `limit` bytes.
+fn pump(
+    reader: &mut impl Read,
+    tx: &mpsc::Sender<io::Result<Bytes>>,
+    limit: u64,
+) -> std::result::Result<Pumped, PumpError> {
     let mut total: u64 = 0;
     loop {
         let mut buffer = BytesMut::zeroed(CHUNK_SIZE);
@@ -139,16 +187,19 @@ fn pump(reader: &mut impl Read, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Res
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(PumpError::Read(e)),
             }
         }
         if filled == 0 {
-            return Ok(Some(total));
+            return Ok(Pumped::Done(total));
+        }
+        total += filled as u64;
+        if total > limit {
+            return Err(PumpError::TooLarge);
         }
         buffer.truncate(filled);
-        total += filled as u64;
         if tx.blocking_send(Ok(buffer.freeze())).is_err() {
-            return Ok(None);
+            return Ok(Pumped::Dropped);
         }
     }
 }

@@ -13,7 +13,8 @@ use super::entry_name::{path_problem, MANIFEST_PATH};
 use super::entry_stream;
 use super::local_scan;
 use super::manifest::{
-    EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
+    Compression, EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE,
+    MANIFEST_FORMAT_VERSION,
 };
 use crate::{ByteStream, Error, ErrorKind, ProgressEvent, ProgressSink, Result, WorkspaceSnapshot};
 
@@ -129,6 +130,12 @@ impl BundleReader {
     /// the fly: if the stored bytes do not match the manifest, the stream ends with an
     /// [`ErrorKind::Integrity`] error item (recover it with [`Error::io`]) instead of
     /// ending quietly.
+    ///
+    /// The stream never delivers more than the entry's `uncompressedSize`: as soon as the
+    /// decompressed output would exceed it, the stream ends with an integrity error
+    /// (a decompression bomb whose stored bytes match the manifest passes
+    /// [`verify`](Self::verify), but cannot flood an importer). The zstd decoder refuses
+    /// frames asking for a window over 128 MiB.
     ///
     /// # Errors
     ///
@@ -388,6 +395,16 @@ fn check_entries(
             "bundle holds entry {extra} that the manifest does not list (unexpected entry)"
         ))
         .with_hint("the bundle was not written by this tool or was tampered with"));
+    }
+
+    for entry in &manifest.entries {
+        if entry.compression == Compression::None && entry.uncompressed_size != entry.size {
+            return Err(Error::integrity(format!(
+                "the manifest says uncompressed entry {} holds {} bytes and decompresses to {}",
+                entry.path, entry.size, entry.uncompressed_size
+            ))
+            .with_hint("the bundle was not written by this tool or was tampered with"));
+        }
     }
 
     let mut locations = HashMap::with_capacity(expected.len());
