@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::manifest::{Compression, ManifestEntry};
-use super::reader::{Location, DAMAGED_HINT};
+use super::reader::{Location, DAMAGED_HINT, TAMPERED_HINT};
 use crate::artifact::CHUNK_SIZE;
 use crate::blocking_io::panicked;
 use crate::{ByteStream, Error, ErrorKind, Result};
@@ -24,10 +24,6 @@ const CHANNEL_CAPACITY: usize = 4;
 /// what `zstd -d` accepts by default and the largest window the writer's levels (1–22)
 /// use. A frame asking for more is refused instead of allocating it.
 pub(crate) const MAX_ZSTD_WINDOW_LOG: u32 = 27;
-
-/// What a user can do about an entry that is larger than its manifest says.
-const TAMPERED_HINT: &str =
-    "the bundle was not written by this tool or was tampered with; restore from another bundle";
 
 /// Starts the reading thread for `entry` and returns its stream.
 pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> Result<ByteStream> {

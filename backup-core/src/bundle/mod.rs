@@ -45,7 +45,8 @@ mod zip_thread;
 pub use entry_name::{DATA_DIR, MANIFEST_PATH, SNAPSHOT_PATH};
 pub use manifest::{
     BundleKind, BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry,
-    ToolInfo, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
+    ToolInfo, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION, MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_DEPTH, MAX_MANIFEST_ENTRIES, MAX_MANIFEST_VALUES,
 };
 pub use reader::BundleReader;
 pub use writer::BundleWriter;

@@ -14,14 +14,12 @@ use super::entry_stream;
 use super::local_scan;
 use super::manifest::{
     Compression, EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE,
-    MANIFEST_FORMAT_VERSION,
+    MANIFEST_FORMAT_VERSION, MANIFEST_LIMITS, MAX_MANIFEST_BYTES,
 };
+use crate::json_limits::check_shape;
+use crate::snapshot::MAX_SNAPSHOT_BYTES;
 use crate::{ByteStream, Error, ErrorKind, ProgressEvent, ProgressSink, Result, WorkspaceSnapshot};
 
-/// The largest `manifest.json` read (a manifest is a few KiB per thousand entries).
-const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
-/// The largest `snapshot.json` read.
-const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;
 /// Read buffer for verification.
 const VERIFY_BUFFER: usize = 1024 * 1024;
 
@@ -246,9 +244,10 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
             })?;
             if want.size > MAX_SNAPSHOT_BYTES {
                 return Err(Error::integrity(format!(
-                    "entry {} is {} bytes, more than a snapshot can be",
+                    "entry {} is {} bytes, more than the {MAX_SNAPSHOT_BYTES} bytes a snapshot may have",
                     want.path, want.size
-                )));
+                ))
+                .with_hint(TAMPERED_HINT));
             }
             let bytes = read_range(&path, &want.path, location)?;
             let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -315,35 +314,61 @@ fn read_manifest(archive: &mut ZipArchive<File>, shown: &str) -> Result<Manifest
     let reading = |e: zip::result::ZipError| {
         Error::integrity(format!("entry {MANIFEST_PATH} cannot be read: {e}"))
     };
-    let mut entry = archive.by_index(index).map_err(reading)?;
+    let entry = archive.by_index(index).map_err(reading)?;
     if entry.compression() != CompressionMethod::Stored {
         return Err(not_stored(MANIFEST_PATH, entry.compression()));
     }
     if entry.size() > MAX_MANIFEST_BYTES {
-        return Err(Error::integrity(format!(
-            "entry {MANIFEST_PATH} is {} bytes, more than a manifest can be",
-            entry.size()
-        )));
+        return Err(manifest_too_large(&format!("{} bytes", entry.size())));
     }
+    // The declared size may lie: never read more than the limit (and one byte to tell).
     let mut bytes = Vec::new();
     entry
+        .take(MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::integrity(format!("entry {MANIFEST_PATH} is corrupt: {e}")))?;
     parse_manifest(&bytes)
 }
 
-/// Parses `manifest.json`, checking the format version before anything else.
+fn manifest_too_large(size: &str) -> Error {
+    Error::integrity(format!(
+        "entry {MANIFEST_PATH} is {size}, more than the {MAX_MANIFEST_BYTES} bytes a manifest may have"
+    ))
+    .with_hint(TAMPERED_HINT)
+}
+
+/// Parses `manifest.json`: checks its size and shape (nesting, number of values) on the
+/// raw bytes, then the format version, then parses it into the typed [`Manifest`]
+/// (never into an untyped tree), refusing more entries or metadata than allowed while it
+/// reads.
 pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::integrity(format!("entry {MANIFEST_PATH} is not valid JSON: {e}")))?;
-    let version = value
-        .get("formatVersion")
-        .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| {
-            Error::integrity(format!(
-                "entry {MANIFEST_PATH} has no numeric formatVersion"
-            ))
-        })?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(manifest_too_large("larger than that"));
+    }
+    if let Some(problem) = check_shape(bytes, MANIFEST_LIMITS) {
+        return Err(
+            Error::integrity(format!("entry {MANIFEST_PATH} is refused: {problem}"))
+                .with_hint(TAMPERED_HINT),
+        );
+    }
+    /// Just the version, read without building anything else.
+    #[derive(serde::Deserialize)]
+    struct VersionProbe {
+        #[serde(rename = "formatVersion")]
+        format_version: Option<u64>,
+    }
+    let version = match serde_json::from_slice::<VersionProbe>(bytes) {
+        Ok(VersionProbe {
+            format_version: Some(version),
+        }) => version,
+        Ok(_) => return Err(no_version()),
+        Err(e) if e.is_data() => return Err(no_version()),
+        Err(e) => {
+            return Err(Error::integrity(format!(
+                "entry {MANIFEST_PATH} is not valid JSON: {e}"
+            )))
+        }
+    };
     if version != u64::from(MANIFEST_FORMAT_VERSION) {
         return Err(Error::new(
             ErrorKind::UnsupportedVersion,
@@ -353,9 +378,19 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
         )
         .with_hint("read this bundle with a version of backup-rs that supports its format"));
     }
-    serde_json::from_value(value)
+    serde_json::from_slice(bytes)
         .map_err(|e| Error::integrity(format!("entry {MANIFEST_PATH} is malformed: {e}")))
 }
+
+fn no_version() -> Error {
+    Error::integrity(format!(
+        "entry {MANIFEST_PATH} has no numeric formatVersion"
+    ))
+}
+
+/// What a user can do about a bundle refused for its shape.
+pub(crate) const TAMPERED_HINT: &str =
+    "the bundle was not written by this tool or was tampered with; restore from another bundle";
 
 /// Checks that the zip holds exactly the entries the manifest lists, stored, with the
 /// promised sizes, and returns where each one's bytes are.

@@ -15,7 +15,9 @@ use super::manifest::{
     BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry, ToolInfo,
     ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
 };
+use super::reader::parse_manifest;
 use super::zip_thread::{self, Command, EntryStats, Output};
+use crate::snapshot::snapshot_bounds_problem;
 use crate::{
     ArtifactData, ArtifactDescriptor, Error, ErrorKind, ProgressEvent, ProgressSink, Result,
     WorkspaceSnapshot,
@@ -203,6 +205,12 @@ impl BundleWriter {
             ));
         }
         let json = snapshot.to_json()?;
+        if let Some(problem) = snapshot_bounds_problem(&json) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("refusing to write a snapshot.json readers would refuse: {problem}"),
+            ));
+        }
         let stats = self
             .write_small_entry(SNAPSHOT_PATH, Bytes::from(json))
             .await?;
@@ -302,6 +310,17 @@ impl BundleWriter {
                 }
             }
         }
+        if let Some(problem) = descriptor.metadata_problem() {
+            let err = Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "metadata of artifact {} of service {service} is too large for a bundle: {problem}",
+                    artifact.name
+                ),
+            )
+            .with_hint("the adapter must report less metadata");
+            return Err(self.fail(err));
+        }
         progress.event(&transferred(service, &artifact.name, done, Some(done)));
 
         let entry = ManifestEntry {
@@ -347,6 +366,19 @@ impl BundleWriter {
                 format!("serialising the manifest: {e}"),
             )
         })?;
+        // Write only a manifest this library reads back: the same size, shape and entry
+        // bounds a reader applies.
+        if let Err(e) = parse_manifest(&json) {
+            let err = Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "refusing to write a manifest readers would refuse: {}",
+                    e.message()
+                ),
+            )
+            .with_hint("write fewer entries or less artifact metadata per bundle");
+            return Err(self.fail(err));
+        }
         self.write_small_entry(MANIFEST_PATH, Bytes::from(json))
             .await?;
         self.send(Command::Finish).await?;
