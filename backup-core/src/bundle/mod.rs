@@ -38,6 +38,7 @@ mod entry_name;
 mod entry_stream;
 mod local_scan;
 mod manifest;
+mod publish;
 mod reader;
 mod writer;
 mod zip_thread;
