@@ -36,6 +36,7 @@
 mod central_dir;
 mod entry_name;
 mod entry_stream;
+mod local_header;
 mod local_scan;
 mod manifest;
 mod publish;

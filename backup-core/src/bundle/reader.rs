@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use zip::{CompressionMethod, ZipArchive};
 
-use super::central_dir;
+use super::central_dir::{self, CentralRecord};
 use super::entry_name::{path_problem, MANIFEST_PATH};
 use super::entry_stream;
+use super::local_header::{self, LocalLayout};
 use super::local_scan;
 use super::manifest::{
     Compression, EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE,
@@ -30,6 +31,8 @@ pub(crate) struct Location {
     pub(crate) offset: u64,
     /// Stored bytes.
     pub(crate) size: u64,
+    /// CRC-32 of the stored bytes, by the zip central directory.
+    pub(crate) crc32: u32,
 }
 
 /// Reads a bundle written by [`BundleWriter`](super::BundleWriter).
@@ -58,8 +61,13 @@ impl BundleReader {
     ///   missing or malformed manifest, entries missing from the zip or not listed in the
     ///   manifest, duplicate names, unsafe names (`..`, absolute, backslashes, empty
     ///   components), an entry whose size differs from the manifest, an entry not stored
-    ///   with method STORE, or a `snapshot.json` that does not match its checksum. Every
-    ///   message names the entry and the problem;
+    ///   with method STORE, a zip local header or data descriptor that differs from the
+    ///   central directory (name, flags, method, CRC-32, sizes), entries that overlap, an
+    ///   end of central directory record that disagrees with the directory, a manifest or
+    ///   snapshot over its size, nesting or value limits (see
+    ///   [`MAX_MANIFEST_BYTES`](super::MAX_MANIFEST_BYTES) and its siblings), or a
+    ///   `snapshot.json` that does not match its checksum. Every message names the entry
+    ///   and the problem;
     /// - the I/O error (with its kind) if the file cannot be read.
     pub async fn open(path: &Path) -> Result<Self> {
         let path = path.to_path_buf();
@@ -84,7 +92,9 @@ impl BundleReader {
     }
 
     /// Reads every entry once and checks its size and sha256 against the manifest
-    /// (`snapshot.json` included), emitting [`ProgressEvent::Verified`] per entry and
+    /// (`snapshot.json` included) and its CRC-32 against the zip directory (so a bundle
+    /// that verifies also passes `unzip -t`; [`open`](Self::open) already checked every
+    /// local header against the directory), emitting [`ProgressEvent::Verified`] per entry and
     /// [`ProgressEvent::Finished`] at the end.
     ///
     /// # Errors
@@ -104,13 +114,20 @@ impl BundleReader {
             let location = self.location(&want.path)?;
             let file = self.path.clone();
             let entry_path = want.path.clone();
-            let (size, sha256) =
+            let (size, sha256, crc32) =
                 tokio::task::spawn_blocking(move || hash_range(&file, &entry_path, location))
                     .await
                     .map_err(|e| {
                         Error::new(ErrorKind::Io, format!("verifying the bundle panicked: {e}"))
                     })??;
             check_checksum(&want, size, &sha256)?;
+            if crc32 != location.crc32 {
+                return Err(Error::integrity(format!(
+                    "entry {}: its CRC-32 in the zip directory is {:08x} but its bytes have {crc32:08x} (the zip structure is damaged)",
+                    want.path, location.crc32
+                ))
+                .with_hint(DAMAGED_HINT));
+            }
             progress.event(&ProgressEvent::Verified {
                 path: want.path.clone(),
                 size,
@@ -190,8 +207,8 @@ fn check_checksum(want: &EntryChecksum, size: u64, sha256: &str) -> Result<()> {
 pub(crate) const DAMAGED_HINT: &str =
     "the bundle file is damaged or incomplete; restore from another copy or another bundle";
 
-/// Reads `location` of `file` once: (bytes present, hex sha256).
-fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, String)> {
+/// Reads `location` of `file` once: (bytes present, hex sha256, CRC-32).
+fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, String, u32)> {
     let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
     let mut handle = File::open(file).map_err(reading)?;
     handle
@@ -199,6 +216,7 @@ fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, Stri
         .map_err(reading)?;
     let mut limited = handle.take(location.size);
     let mut hasher = Sha256::new();
+    let mut crc = crc32fast::Hasher::new();
     let mut buffer = vec![0u8; VERIFY_BUFFER];
     let mut total: u64 = 0;
     loop {
@@ -209,9 +227,10 @@ fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, Stri
             Err(e) => return Err(reading(e)),
         };
         hasher.update(&buffer[..n]);
+        crc.update(&buffer[..n]);
         total += n as u64;
     }
-    Ok((total, hex::encode(hasher.finalize())))
+    Ok((total, hex::encode(hasher.finalize()), crc.finalize()))
 }
 
 fn open_blocking(path: PathBuf) -> Result<BundleReader> {
@@ -232,9 +251,21 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
         )));
     }
 
-    let names = checked_names(&archive, scan, &shown)?;
+    let dir_start = archive.central_directory_start();
+    let records = central_dir::raw_records(&scan, dir_start)
+        .map_err(|e| Error::io(format!("reading the entry list of bundle {shown}"), e))?;
+    let names = checked_names(&archive, &records, &shown)?;
+    let layouts = check_local_headers(&scan, &names, &records, dir_start)?;
     let manifest = read_manifest(&mut archive, &shown)?;
     let locations = check_entries(&mut archive, &names, &manifest, file_len)?;
+    for (path, location) in &locations {
+        if layouts.get(path.as_str()).map(|l| l.data_start) != Some(location.offset) {
+            return Err(Error::integrity(format!(
+                "entry {path}: its local header and the zip reader disagree on where its data starts"
+            ))
+            .with_hint(DAMAGED_HINT));
+        }
+    }
 
     let snapshot = match &manifest.snapshot {
         None => None,
@@ -267,14 +298,63 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
     })
 }
 
+/// Checks every entry's local header (and data descriptor) against its central record,
+/// and that no two entries overlap or run into the central directory; returns where each
+/// entry's data starts, by name.
+fn check_local_headers<'a>(
+    mut file: &File,
+    names: &'a [String],
+    records: &[CentralRecord],
+    dir_start: u64,
+) -> Result<HashMap<&'a str, LocalLayout>> {
+    let mut layouts = HashMap::with_capacity(records.len());
+    for (name, record) in names.iter().zip(records) {
+        let layout = local_header::check(&mut file, record, dir_start)
+            .map_err(|e| Error::io(format!("reading the local header of entry {name}"), e))?
+            .map_err(|problem| {
+                Error::integrity(format!(
+                    "entry {name}: its zip local header does not match the central directory: {problem}"
+                ))
+                .with_hint(DAMAGED_HINT)
+            })?;
+        layouts.insert(name.as_str(), layout);
+    }
+    let mut spans: Vec<(u64, u64, &str)> = layouts
+        .iter()
+        .map(|(name, l)| (l.data_start, l.end, *name))
+        .collect();
+    spans.sort_unstable();
+    let mut previous: Option<(u64, &str)> = None;
+    for (start, end, name) in spans {
+        if let Some((previous_end, previous_name)) = previous {
+            if start < previous_end {
+                return Err(Error::integrity(format!(
+                    "entries {previous_name} and {name} overlap in the zip file"
+                ))
+                .with_hint(TAMPERED_HINT));
+            }
+        }
+        if end > dir_start {
+            return Err(Error::integrity(format!(
+                "entry {name} runs into the zip central directory"
+            ))
+            .with_hint(DAMAGED_HINT));
+        }
+        previous = Some((end, name));
+    }
+    Ok(layouts)
+}
+
 /// Every entry name, checked: UTF-8, safe, unique.
-fn checked_names(archive: &ZipArchive<File>, scan: File, shown: &str) -> Result<Vec<String>> {
-    let raw = central_dir::raw_names(scan, archive.central_directory_start())
-        .map_err(|e| Error::io(format!("reading the entry list of bundle {shown}"), e))?;
-    let mut names = Vec::with_capacity(raw.len());
+fn checked_names(
+    archive: &ZipArchive<File>,
+    records: &[CentralRecord],
+    shown: &str,
+) -> Result<Vec<String>> {
+    let mut names = Vec::with_capacity(records.len());
     let mut seen = HashSet::new();
-    for name in raw {
-        let name = String::from_utf8(name).map_err(|e| {
+    for record in records {
+        let name = String::from_utf8(record.name.clone()).map_err(|e| {
             Error::integrity(format!(
                 "bundle entry {:?} has a name that is not UTF-8",
                 String::from_utf8_lossy(e.as_bytes())
@@ -474,7 +554,14 @@ fn check_entries(
             ))
             .with_hint(DAMAGED_HINT));
         }
-        locations.insert(path.to_owned(), Location { offset, size });
+        locations.insert(
+            path.to_owned(),
+            Location {
+                offset,
+                size,
+                crc32: entry.crc32(),
+            },
+        );
     }
     Ok(locations)
 }
