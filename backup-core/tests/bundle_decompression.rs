@@ -1,6 +1,6 @@
 //! Decompression is bounded by the manifest: a bundle whose stored bytes match their
-//! checksum (so it verifies) but decompress to far more than `uncompressedSize` cannot
-//! flood an importer.
+//! checksum but decompress to far more than `uncompressedSize` is refused by `verify`,
+//! and read without verifying it cannot flood an importer.
 
 #[path = "bundle_support.rs"]
 mod support;
@@ -95,16 +95,27 @@ async fn drain_entry(reader: &BundleReader) -> (usize, Option<Error>) {
 }
 
 #[tokio::test]
-async fn a_decompression_bomb_that_verifies_stops_at_the_declared_size() {
+async fn a_decompression_bomb_whose_stored_bytes_match_is_refused_by_verify() {
     let stored = zstd_zeros(ACTUAL, None);
     assert!(stored.len() < 64 * 1024, "a bomb: {} bytes", stored.len());
     let (_dir, path) = bundle_with_entry(stored).await;
-
     let reader = BundleReader::open(&path).await.expect("structure is fine");
-    reader
+    let err = reader
         .verify(&NoProgress)
         .await
-        .expect("the stored bytes match the manifest, so verify passes");
+        .expect_err("size and sha256 match, but it decompresses to more than declared");
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+    assert!(
+        err.message().contains(BOMB) && err.message().contains("uncompressedSize"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_read_without_verify_stops_at_the_declared_size() {
+    let stored = zstd_zeros(ACTUAL, None);
+    let (_dir, path) = bundle_with_entry(stored).await;
+    let reader = BundleReader::open(&path).await.expect("structure is fine");
 
     let (delivered, error) = drain_entry(&reader).await;
     let error = error.expect("the bomb must end with an error");
@@ -137,6 +148,8 @@ async fn a_zstd_frame_asking_for_a_window_over_128_mib_is_refused() {
     let stored = zstd_zeros(DECLARED, Some(28));
     let (_dir, path) = bundle_with_entry(stored).await;
     let reader = BundleReader::open(&path).await.expect("open");
+    let err = reader.verify(&NoProgress).await.expect_err("window too large");
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
     let (delivered, error) = drain_entry(&reader).await;
     let error = error.expect("the frame must be refused");
     assert_eq!(error.kind(), ErrorKind::Integrity, "{error}");

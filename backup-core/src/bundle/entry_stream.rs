@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
@@ -33,7 +33,9 @@ pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> 
         .spawn(move || {
             // A panic must end the stream with an error too, never quietly.
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                produce(&file, &entry, location, &tx)
+                produce(&file, &entry, location, &mut |chunk| {
+                    tx.blocking_send(Ok(chunk)).is_ok()
+                })
             }))
             .unwrap_or_else(|panic| Err(panicked("reading the bundle entry", panic.as_ref())));
             if let Err(err) = outcome {
@@ -51,10 +53,11 @@ pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> 
     })))
 }
 
-/// Counts and hashes every byte read through it.
+/// Counts, hashes and CRCs every byte read through it.
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
+    crc: crc32fast::Hasher,
     count: u64,
 }
 
@@ -62,17 +65,27 @@ impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.crc.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
     }
 }
 
-/// Sends the entry's bytes; `Ok` also when the consumer went away.
+/// Reads the whole entry as [`spawn`] does, checking everything, and drops the bytes:
+/// what [`BundleReader::verify`](super::BundleReader::verify) runs for a data entry.
+pub(crate) fn check(file: &Path, entry: &ManifestEntry, location: Location) -> Result<()> {
+    produce(file, entry, location, &mut |_| true)
+}
+
+/// Gives the entry's decompressed bytes to `send` (which says whether the consumer is
+/// still there); `Ok` also when it went away. Checks the stored bytes' size, sha256 and
+/// CRC-32, and that they decompress to exactly `uncompressedSize` bytes, never passing
+/// on more.
 fn produce(
-    file: &PathBuf,
+    file: &Path,
     entry: &ManifestEntry,
     location: Location,
-    tx: &mpsc::Sender<io::Result<Bytes>>,
+    send: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<()> {
     let path = &entry.path;
     let reading = |e: io::Error| Error::io(format!("reading entry {path}"), e);
@@ -83,47 +96,25 @@ fn produce(
     let mut stored = HashingReader {
         inner: handle.take(location.size),
         hasher: Sha256::new(),
+        crc: crc32fast::Hasher::new(),
         count: 0,
     };
-    let too_large = || {
-        Error::integrity(format!(
-            "entry {path} decompresses to more than the {} bytes the manifest says (uncompressedSize); stopped before passing the excess on",
-            entry.uncompressed_size
-        ))
-        .with_hint(TAMPERED_HINT)
-    };
-    let uncompressed = match entry.compression {
-        Compression::None => match pump(&mut stored, tx, entry.uncompressed_size) {
-            Ok(Pumped::Done(n)) => n,
-            Ok(Pumped::Dropped) => return Ok(()),
-            Err(PumpError::TooLarge) => return Err(too_large()),
-            Err(PumpError::Read(e)) => return Err(reading(e)),
-        },
+    let pumped = match entry.compression {
+        Compression::None => pump(&mut stored, send, entry.uncompressed_size),
         Compression::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::new(&mut stored).map_err(reading)?;
             decoder
                 .window_log_max(MAX_ZSTD_WINDOW_LOG)
                 .map_err(reading)?;
-            let n = match pump(&mut decoder, tx, entry.uncompressed_size) {
-                Ok(Pumped::Done(n)) => n,
-                Ok(Pumped::Dropped) => return Ok(()),
-                Err(PumpError::TooLarge) => return Err(too_large()),
-                // A damaged zstd stream usually shows here first; the hash check below
-                // would have caught it too.
-                Err(PumpError::Read(e)) => {
-                    return Err(
-                        Error::integrity(format!("entry {path} does not decompress: {e}"))
-                            .with_hint(DAMAGED_HINT),
-                    )
-                }
-            };
-            drop(decoder);
-            // Bytes after the zstd frame still belong to the stored entry and its hash.
-            io::copy(&mut stored, &mut io::sink()).map_err(reading)?;
-            n
+            pump(&mut decoder, send, entry.uncompressed_size)
         }
     };
-
+    if let Ok(Pumped::Dropped) = pumped {
+        return Ok(());
+    }
+    // Bytes after the zstd frame, or not read because decompression failed, still belong
+    // to the stored entry: damaged stored bytes are reported as such first.
+    io::copy(&mut stored, &mut io::sink()).map_err(reading)?;
     let sha256 = hex::encode(stored.hasher.finalize());
     if stored.count != entry.size {
         return Err(Error::integrity(format!(
@@ -139,12 +130,37 @@ fn produce(
         ))
         .with_hint(DAMAGED_HINT));
     }
+    let crc = stored.crc.finalize();
+    if crc != location.crc32 {
+        return Err(Error::integrity(format!(
+            "entry {path}: its CRC-32 in the zip directory is {:08x} but its bytes have {crc:08x} (the zip structure is damaged)",
+            location.crc32
+        ))
+        .with_hint(DAMAGED_HINT));
+    }
+    let uncompressed = match pumped {
+        Ok(Pumped::Done(n)) => n,
+        Ok(Pumped::Dropped) => return Ok(()),
+        Err(PumpError::TooLarge) => {
+            return Err(Error::integrity(format!(
+                "entry {path} decompresses to more than the {} bytes the manifest says (uncompressedSize); stopped before passing the excess on",
+                entry.uncompressed_size
+            ))
+            .with_hint(TAMPERED_HINT))
+        }
+        Err(PumpError::Read(e)) => {
+            return Err(
+                Error::integrity(format!("entry {path} does not decompress: {e}"))
+                    .with_hint(TAMPERED_HINT),
+            )
+        }
+    };
     if uncompressed != entry.uncompressed_size {
         return Err(Error::integrity(format!(
             "entry {path} decompresses to {uncompressed} bytes, the manifest says {}",
             entry.uncompressed_size
         ))
-        .with_hint(DAMAGED_HINT));
+        .with_hint(TAMPERED_HINT));
     }
     Ok(())
 }
@@ -165,12 +181,12 @@ enum PumpError {
     TooLarge,
 }
 
-/// Copies `reader` into the channel in chunks, never sending more than `limit` bytes in
-/// all: a chunk that would cross the limit fails the copy before it is sent, so a
+/// Copies `reader` to `send` in chunks, never sending more than `limit` bytes in all: a
+/// chunk that would cross the limit fails the copy before it is sent, so a
 /// decompression bomb delivers at most `limit` bytes.
 fn pump(
-    reader: &mut impl Read,
-    tx: &mpsc::Sender<io::Result<Bytes>>,
+    reader: &mut dyn Read,
+    send: &mut dyn FnMut(Bytes) -> bool,
     limit: u64,
 ) -> std::result::Result<Pumped, PumpError> {
     let mut total: u64 = 0;
@@ -194,7 +210,7 @@ fn pump(
             return Err(PumpError::TooLarge);
         }
         buffer.truncate(filled);
-        if tx.blocking_send(Ok(buffer.freeze())).is_err() {
+        if !send(buffer.freeze()) {
             return Ok(Pumped::Dropped);
         }
     }

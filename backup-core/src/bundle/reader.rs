@@ -92,9 +92,12 @@ impl BundleReader {
     }
 
     /// Reads every entry once and checks its size and sha256 against the manifest
-    /// (`snapshot.json` included) and its CRC-32 against the zip directory (so a bundle
+    /// (`snapshot.json` included), its CRC-32 against the zip directory (so a bundle
     /// that verifies also passes `unzip -t`; [`open`](Self::open) already checked every
-    /// local header against the directory), emitting [`ProgressEvent::Verified`] per entry and
+    /// local header against the directory), and that a compressed entry decompresses to
+    /// exactly its `uncompressedSize` (so a bundle that verifies reads back whole with
+    /// [`open_entry`](Self::open_entry); decompressed bytes are counted and dropped,
+    /// never more than that size, within a zstd window of at most 128 MiB), emitting [`ProgressEvent::Verified`] per entry and
     /// [`ProgressEvent::Finished`] at the end.
     ///
     /// # Errors
@@ -102,37 +105,35 @@ impl BundleReader {
     /// [`ErrorKind::Integrity`] naming the first entry whose bytes are changed (a flipped
     /// byte) or missing (a truncated file); I/O errors reading the file.
     pub async fn verify(&self, progress: &dyn ProgressSink) -> Result<VerifyReport> {
-        let mut expected: Vec<EntryChecksum> = Vec::new();
-        expected.extend(self.manifest.snapshot.clone());
-        expected.extend(self.manifest.entries.iter().map(|e| EntryChecksum {
-            path: e.path.clone(),
-            size: e.size,
-            sha256: e.sha256.clone(),
+        // The snapshot is stored as is; data entries are read as `open_entry` reads them.
+        let mut expected: Vec<(EntryChecksum, Option<ManifestEntry>)> = Vec::new();
+        expected.extend(self.manifest.snapshot.clone().map(|s| (s, None)));
+        expected.extend(self.manifest.entries.iter().map(|e| {
+            let checksum = EntryChecksum {
+                path: e.path.clone(),
+                size: e.size,
+                sha256: e.sha256.clone(),
+            };
+            (checksum, Some(e.clone()))
         }));
         let mut report = VerifyReport::default();
-        for want in expected {
+        for (want, data) in expected {
             let location = self.location(&want.path)?;
             let file = self.path.clone();
-            let entry_path = want.path.clone();
-            let (size, sha256, crc32) =
-                tokio::task::spawn_blocking(move || hash_range(&file, &entry_path, location))
-                    .await
-                    .map_err(|e| {
-                        Error::new(ErrorKind::Io, format!("verifying the bundle panicked: {e}"))
-                    })??;
-            check_checksum(&want, size, &sha256)?;
-            if crc32 != location.crc32 {
-                return Err(Error::integrity(format!(
-                    "entry {}: its CRC-32 in the zip directory is {:08x} but its bytes have {crc32:08x} (the zip structure is damaged)",
-                    want.path, location.crc32
-                ))
-                .with_hint(DAMAGED_HINT));
-            }
+            let checksum = want.clone();
+            tokio::task::spawn_blocking(move || match data {
+                Some(entry) => entry_stream::check(&file, &entry, location),
+                None => check_stored(&file, &checksum, location),
+            })
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Io, format!("verifying the bundle panicked: {e}"))
+            })??;
             progress.event(&ProgressEvent::Verified {
                 path: want.path.clone(),
-                size,
+                size: want.size,
             });
-            report.total_bytes += size;
+            report.total_bytes += want.size;
             report.entries.push(want);
         }
         progress.event(&ProgressEvent::Finished {
@@ -206,6 +207,20 @@ fn check_checksum(want: &EntryChecksum, size: u64, sha256: &str) -> Result<()> {
 /// What a user can do about a damaged bundle.
 pub(crate) const DAMAGED_HINT: &str =
     "the bundle file is damaged or incomplete; restore from another copy or another bundle";
+
+/// Reads an uncompressed entry once and checks its size, sha256 and CRC-32.
+fn check_stored(file: &Path, want: &EntryChecksum, location: Location) -> Result<()> {
+    let (size, sha256, crc32) = hash_range(file, &want.path, location)?;
+    check_checksum(want, size, &sha256)?;
+    if crc32 != location.crc32 {
+        return Err(Error::integrity(format!(
+            "entry {}: its CRC-32 in the zip directory is {:08x} but its bytes have {crc32:08x} (the zip structure is damaged)",
+            want.path, location.crc32
+        ))
+        .with_hint(DAMAGED_HINT));
+    }
+    Ok(())
+}
 
 /// Reads `location` of `file` once: (bytes present, hex sha256, CRC-32).
 fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, String, u32)> {
