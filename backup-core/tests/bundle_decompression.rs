@@ -148,7 +148,10 @@ async fn a_zstd_frame_asking_for_a_window_over_128_mib_is_refused() {
     let stored = zstd_zeros(DECLARED, Some(28));
     let (_dir, path) = bundle_with_entry(stored).await;
     let reader = BundleReader::open(&path).await.expect("open");
-    let err = reader.verify(&NoProgress).await.expect_err("window too large");
+    let err = reader
+        .verify(&NoProgress)
+        .await
+        .expect_err("window too large");
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
     let (delivered, error) = drain_entry(&reader).await;
     let error = error.expect("the frame must be refused");

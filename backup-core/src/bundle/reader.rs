@@ -103,7 +103,8 @@ impl BundleReader {
     /// # Errors
     ///
     /// [`ErrorKind::Integrity`] naming the first entry whose bytes are changed (a flipped
-    /// byte) or missing (a truncated file); I/O errors reading the file.
+    /// byte) or missing (a truncated file), or that does not decompress to its size;
+    /// [`ErrorKind::Unsupported`] for an encrypted entry; I/O errors reading the file.
     pub async fn verify(&self, progress: &dyn ProgressSink) -> Result<VerifyReport> {
         // The snapshot is stored as is; data entries are read as `open_entry` reads them.
         let mut expected: Vec<(EntryChecksum, Option<ManifestEntry>)> = Vec::new();
@@ -118,6 +119,9 @@ impl BundleReader {
         }));
         let mut report = VerifyReport::default();
         for (want, data) in expected {
+            if let Some(entry) = &data {
+                check_readable(entry)?;
+            }
             let location = self.location(&want.path)?;
             let file = self.path.clone();
             let checksum = want.clone();
@@ -165,15 +169,7 @@ impl BundleReader {
                 format!("the bundle's manifest does not list entry {}", entry.path),
             )
         })?;
-        if ours.encryption != ENCRYPTION_NONE {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "entry {} is encrypted with {:?}; this build reads only unencrypted entries",
-                    ours.path, ours.encryption
-                ),
-            ));
-        }
+        check_readable(ours)?;
         let location = self.location(&ours.path)?;
         entry_stream::spawn(self.path.clone(), ours.clone(), location)
     }
@@ -184,6 +180,20 @@ impl BundleReader {
             .copied()
             .ok_or_else(|| Error::integrity(format!("entry {path} is missing from the bundle")))
     }
+}
+
+/// Refuses an entry this build cannot read (encrypted).
+fn check_readable(entry: &ManifestEntry) -> Result<()> {
+    if entry.encryption != ENCRYPTION_NONE {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "entry {} is encrypted with {:?}; this build reads only unencrypted entries",
+                entry.path, entry.encryption
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_checksum(want: &EntryChecksum, size: u64, sha256: &str) -> Result<()> {
