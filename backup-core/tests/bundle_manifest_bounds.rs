@@ -11,7 +11,6 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use backup_core::artifact::{MAX_METADATA_DEPTH, MAX_METADATA_VALUES};
 use backup_core::bundle::{
@@ -59,7 +58,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const MIB: usize = 1024 * 1024;
 
@@ -138,7 +137,7 @@ fn nested(depth: usize) -> String {
 
 #[tokio::test]
 async fn a_manifest_over_the_size_limit_is_refused_without_reading_it() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let size = usize::try_from(MAX_MANIFEST_BYTES).expect("usize") + 1;
     let mut manifest = vec![b' '; size];
@@ -155,7 +154,7 @@ async fn a_manifest_over_the_size_limit_is_refused_without_reading_it() {
 
 #[tokio::test]
 async fn a_manifest_nested_deeper_than_the_limit_is_refused() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let json = format!(
         "{{\"formatVersion\":1,\"x\":{}}}",
@@ -174,7 +173,7 @@ async fn a_manifest_nested_deeper_than_the_limit_is_refused() {
 
 #[tokio::test]
 async fn artifact_metadata_nested_deeper_than_its_limit_is_refused() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     // Within the manifest's nesting limit, beyond the metadata's.
     let (_dir, path) = sample_with_metadata(&nested(MAX_METADATA_DEPTH + 1)).await;
     let err = BundleReader::open(&path).await.expect_err("too deep");
@@ -196,7 +195,7 @@ async fn artifact_metadata_nested_deeper_than_its_limit_is_refused() {
 
 #[tokio::test]
 async fn a_manifest_with_more_values_than_the_limit_is_refused_before_parsing() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let values = vec!["[]"; MAX_MANIFEST_VALUES + 1].join(",");
     let json = format!("{{\"formatVersion\":1,\"x\":[{values}]}}");
@@ -217,7 +216,7 @@ async fn a_manifest_with_more_values_than_the_limit_is_refused_before_parsing() 
 
 #[tokio::test]
 async fn a_manifest_listing_more_entries_than_the_limit_is_refused() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let entry = r#"{"path":"data/s/a","service":"s","artifact":{"name":"a","format":"tar","contentType":"x"},"size":0,"sha256":"","uncompressedSize":0,"compression":"none","encryption":"none"}"#;
     let entries = vec![entry; MAX_MANIFEST_ENTRIES + 1].join(",");
@@ -239,7 +238,7 @@ async fn a_manifest_listing_more_entries_than_the_limit_is_refused() {
 
 #[tokio::test]
 async fn the_largest_accepted_manifest_takes_bounded_memory() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     // The densest metadata the bounds let through: empty arrays, three bytes each,
     // as many as one artifact may hold. Parsed untyped, a manifest of 62 MB took 2 GB.
     let metadata = format!(
@@ -267,7 +266,7 @@ async fn the_largest_accepted_manifest_takes_bounded_memory() {
 
 #[test]
 fn a_snapshot_over_its_limits_is_refused_before_parsing() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.blocking_lock();
     let deep = format!("{{\"version\":1,\"x\":{}}}", nested(MAX_SNAPSHOT_DEPTH + 1));
     let err = WorkspaceSnapshot::from_json(deep.as_bytes()).expect_err("too deep");
     assert_eq!(err.kind(), ErrorKind::InvalidSnapshot, "{err}");
@@ -295,7 +294,7 @@ fn a_snapshot_over_its_limits_is_refused_before_parsing() {
 
 #[test]
 fn artifact_descriptors_refuse_oversized_metadata_wherever_they_are_parsed() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.blocking_lock();
     let json = format!(
         r#"{{"name":"a","format":"tar","contentType":"x","metadata":{}}}"#,
         nested(MAX_METADATA_DEPTH + 1)
@@ -316,7 +315,7 @@ fn artifact_descriptors_refuse_oversized_metadata_wherever_they_are_parsed() {
 
 #[tokio::test]
 async fn the_writer_refuses_metadata_readers_would_refuse() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("b.zip");
     let deep: serde_json::Value =

@@ -13,7 +13,6 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use backup_core::bundle::{BundleOptions, BundleReader, BundleWriter, Compression};
@@ -61,7 +60,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const MIB: usize = 1024 * 1024;
 /// Heap one input may take beyond the baseline: buffers of a few MiB, never more.
@@ -259,7 +258,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzz_bundle_reader_with_mutated_and_arbitrary_bundles() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (valid, sums) = valid_bundle(dir.path()).await;
     let path: PathBuf = dir.path().join("fuzzed.zip");
@@ -295,7 +294,7 @@ async fn fuzz_bundle_reader_with_mutated_and_arbitrary_bundles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzz_manifest_parser_with_mutated_manifests() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (valid, _) = valid_bundle(dir.path()).await;
     std::fs::write(dir.path().join("valid.zip"), &valid).expect("write");
@@ -338,7 +337,7 @@ async fn fuzz_manifest_parser_with_mutated_manifests() {
 
 #[tokio::test]
 async fn fuzz_snapshot_parser_with_mutated_and_arbitrary_json() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let valid = snapshot().to_json().expect("json");
     assert!(WorkspaceSnapshot::from_json(&valid).is_ok());
     let iterations = fuzz_for("snapshot", |rng, i| {

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::manifest::{Compression, ManifestEntry};
-use super::reader::{Location, DAMAGED_HINT, TAMPERED_HINT};
+use super::manifest_read::TAMPERED_HINT;
+use super::reader::{Location, DAMAGED_HINT};
 use crate::artifact::CHUNK_SIZE;
 use crate::blocking_io::panicked;
 use crate::{ByteStream, Error, ErrorKind, Result};

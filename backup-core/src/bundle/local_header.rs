@@ -125,8 +125,8 @@ pub(crate) fn check<R: Read + Seek>(
     if flags & FLAG_DESCRIPTOR != 0 {
         match descriptor(file, end, zip64.is_some())? {
             Err(problem) => return Ok(Err(problem)),
-            Ok((crc, sizes, len)) => {
-                if crc != record.crc32 || sizes != central_sizes {
+            Ok(Descriptor { crc32, sizes, len }) => {
+                if crc32 != record.crc32 || sizes != central_sizes {
                     return Ok(Err(
                         "its data descriptor differs from the central directory".to_owned(),
                     ));
@@ -138,12 +138,21 @@ pub(crate) fn check<R: Read + Seek>(
     Ok(Ok(LocalLayout { data_start, end }))
 }
 
-/// Reads the data descriptor at `at`: (CRC-32, (stored, uncompressed) sizes, length).
+/// A data descriptor.
+struct Descriptor {
+    crc32: u32,
+    /// (stored, uncompressed).
+    sizes: (u64, u64),
+    /// Its length in the file.
+    len: u64,
+}
+
+/// Reads the data descriptor at `at`.
 fn descriptor<R: Read + Seek>(
     file: &mut R,
     at: u64,
     zip64: bool,
-) -> io::Result<Result<(u32, (u64, u64), u64), String>> {
+) -> io::Result<Result<Descriptor, String>> {
     file.seek(SeekFrom::Start(at))?;
     let size_len = if zip64 { 8 } else { 4 };
     let mut bytes = vec![0u8; 4 + 4 + 2 * size_len];
@@ -171,7 +180,11 @@ fn descriptor<R: Read + Seek>(
         (u64::from(u32_at(body, 4)), u64::from(u32_at(body, 8)))
     };
     let len = if signed { bytes.len() } else { bytes.len() - 4 };
-    Ok(Ok((crc, sizes, len as u64)))
+    Ok(Ok(Descriptor {
+        crc32: crc,
+        sizes,
+        len: len as u64,
+    }))
 }
 
 /// Fills `buf`; a problem (not an error) when the file ends first.

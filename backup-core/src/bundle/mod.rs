@@ -39,6 +39,7 @@ mod entry_stream;
 mod local_header;
 mod local_scan;
 mod manifest;
+mod manifest_read;
 mod publish;
 mod reader;
 mod writer;

@@ -15,8 +15,8 @@ use super::manifest::{
     BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry, ToolInfo,
     ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
 };
+use super::manifest_read::parse_manifest;
 use super::publish::{already_exists, publish, remove_quietly, PartialFile};
-use super::reader::parse_manifest;
 use super::zip_thread::{self, Command, EntryStats, Output};
 use crate::snapshot::snapshot_bounds_problem;
 use crate::{
