@@ -314,3 +314,51 @@ impl Tally {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: JsonLimits = JsonLimits {
+        max_depth: 3,
+        max_values: 10,
+        max_text_bytes: 20,
+    };
+
+    #[test]
+    fn brackets_and_quotes_inside_strings_do_not_count_as_structure() {
+        let json = br#"{"a":"[[[[[[\"{{{{"}"#;
+        assert_eq!(check_shape(json, SMALL), None);
+    }
+
+    #[test]
+    fn the_scan_names_the_bound_exceeded() {
+        let deep = check_shape(b"[[[[1]]]]", SMALL).unwrap_or_default();
+        assert!(deep.contains("nested deeper than 3"), "{deep}");
+        let many = check_shape(b"[1,2,3,4,5,6,7,8,9,10,11]", SMALL).unwrap_or_default();
+        assert!(many.contains("more than 10 JSON values"), "{many}");
+        let long = check_shape(br#"["aaaaaaaaaaaaaaaaaaaaaaaaa"]"#, SMALL).unwrap_or_default();
+        assert!(long.contains("more than 20 bytes"), "{long}");
+    }
+
+    #[test]
+    fn the_scan_and_the_bounded_parse_agree_with_the_tally() {
+        let limits = JsonLimits {
+            max_depth: 3,
+            max_values: 1000,
+            max_text_bytes: 1000,
+        };
+        for (json, ok) in [
+            (r#"{"a":[[1]]}"#, true),
+            (r#"{"a":[[[1]]]}"#, false),
+            (r#"{"a":[[]]}"#, true),
+            (r#"{"a":[[[]]]}"#, false),
+        ] {
+            let mut de = serde_json::Deserializer::from_str(json);
+            let parsed = deserialize_bounded_map(&mut de, limits, "test metadata");
+            assert_eq!(parsed.is_ok(), ok, "{json}: {parsed:?}");
+            let map: Map<String, Value> = serde_json::from_str(json).unwrap_or_default();
+            assert_eq!(map_problem(&map, limits).is_none(), ok, "{json}");
+        }
+    }
+}
