@@ -67,7 +67,15 @@ const MIB: usize = 1024 * 1024;
 const HEAP_PER_INPUT: usize = 64 * MIB;
 /// Time each fuzz test runs for.
 const BUDGET: Duration = Duration::from_secs(6);
-const SEED: u64 = 0x5eed_b0d1e;
+/// The default seed; `BUNDLE_FUZZ_SEED` (decimal) picks another to explore further.
+const DEFAULT_SEED: u64 = 0x5eed_b0d1e;
+
+fn seed() -> u64 {
+    std::env::var("BUNDLE_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_SEED)
+}
 
 /// The payloads of the fuzzed bundle: small, some compressible, one empty.
 fn payloads() -> Vec<(&'static str, &'static str, Vec<u8>)> {
@@ -238,7 +246,8 @@ where
     F: FnMut(&mut StdRng, usize) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut rng = StdRng::seed_from_u64(SEED);
+    let seed = seed();
+    let mut rng = StdRng::seed_from_u64(seed);
     let start = Instant::now();
     let mut iterations = 0;
     while start.elapsed() < BUDGET {
@@ -248,7 +257,7 @@ where
         let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
         assert!(
             peak < HEAP_PER_INPUT,
-            "{name} seed {SEED:#x} iteration {iterations}: {peak} bytes of heap"
+            "{name} seed {seed} iteration {iterations}: {peak} bytes of heap"
         );
         iterations += 1;
     }
@@ -284,7 +293,7 @@ async fn fuzz_bundle_reader_with_mutated_and_arbitrary_bundles() {
             mutate(rng, &mut input);
         }
         std::fs::write(&path, &input).expect("write");
-        let case = format!("bundle seed {SEED:#x} iteration {i}");
+        let case = format!("bundle seed {} iteration {i}", seed());
         let (path, sums) = (path.clone(), sums.clone());
         async move { exercise(&path, Some(&sums), &case).await }
     })
@@ -325,7 +334,7 @@ async fn fuzz_manifest_parser_with_mutated_manifests() {
             }
         }
         write_raw_zip(&path, &crafted);
-        let case = format!("manifest seed {SEED:#x} iteration {i}");
+        let case = format!("manifest seed {} iteration {i}", seed());
         let path = path.clone();
         // A rewritten manifest is not damage the bundle can detect: the payloads may
         // differ, but what verifies must read back whole.
@@ -359,7 +368,8 @@ async fn fuzz_snapshot_parser_with_mutated_and_arbitrary_json() {
         let parsed = std::panic::catch_unwind(|| WorkspaceSnapshot::from_json(&input));
         assert!(
             parsed.is_ok(),
-            "snapshot seed {SEED:#x} iteration {i} panicked"
+            "snapshot seed {} iteration {i} panicked",
+            seed()
         );
         async {}
     })
