@@ -127,3 +127,45 @@ async fn a_renamed_local_header_is_rejected_naming_the_entry() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_end_record_claiming_2_pow_62_entries_is_refused_without_aborting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("b.zip");
+    small_bundle(&path).await;
+    let bytes = std::fs::read(&path).expect("read");
+    let eocd = bytes
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")
+        .expect("end record");
+    let dir_size = u32::from_le_bytes(bytes[eocd + 12..eocd + 16].try_into().expect("4"));
+    let dir_offset = u32::from_le_bytes(bytes[eocd + 16..eocd + 20].try_into().expect("4"));
+
+    // A ZIP64 end record and locator claiming 2^62 entries, then an end record that
+    // defers to them.
+    let mut crafted = bytes[..eocd].to_vec();
+    let zip64_at = crafted.len() as u64;
+    crafted.extend_from_slice(b"PK\x06\x06");
+    crafted.extend_from_slice(&44u64.to_le_bytes());
+    crafted.extend_from_slice(&[45, 0, 45, 0]);
+    crafted.extend_from_slice(&[0; 8]);
+    crafted.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    crafted.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    crafted.extend_from_slice(&u64::from(dir_size).to_le_bytes());
+    crafted.extend_from_slice(&u64::from(dir_offset).to_le_bytes());
+    crafted.extend_from_slice(b"PK\x06\x07");
+    crafted.extend_from_slice(&[0; 4]);
+    crafted.extend_from_slice(&zip64_at.to_le_bytes());
+    crafted.extend_from_slice(&1u32.to_le_bytes());
+    crafted.extend_from_slice(b"PK\x05\x06");
+    crafted.extend_from_slice(&[0; 4]);
+    crafted.extend_from_slice(&[0xff; 4]);
+    crafted.extend_from_slice(&[0xff; 8]);
+    crafted.extend_from_slice(&[0; 2]);
+    std::fs::write(&path, &crafted).expect("write");
+
+    let err = BundleReader::open(&path)
+        .await
+        .expect_err("impossible entry count");
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+}
