@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::json_limits::{deserialize_bounded_map, map_problem, JsonLimits};
 use crate::Result;
 
 /// A stream of bytes that never lives whole in memory.
@@ -49,11 +50,47 @@ pub struct ArtifactDescriptor {
     pub source_version: Option<String>,
     /// Adapter-specific facts for the manifest (table counts, keys per database, …).
     /// Never secrets.
-    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    ///
+    /// Bounded: nested at most [`MAX_METADATA_DEPTH`] levels,
+    /// at most [`MAX_METADATA_VALUES`] values and [`MAX_METADATA_TEXT_BYTES`] bytes of
+    /// strings and keys. Deserializing refuses more while it reads (so hostile input
+    /// cannot make it allocate more), and a bundle writer refuses to write more.
+    #[serde(
+        default,
+        skip_serializing_if = "serde_json::Map::is_empty",
+        deserialize_with = "deserialize_metadata"
+    )]
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Deepest nesting of an artifact's metadata (its top-level object's values are level 1).
+pub const MAX_METADATA_DEPTH: usize = 32;
+/// Most JSON values (object keys included) in an artifact's metadata: room for the
+/// schema summary of a database with tens of thousands of columns.
+pub const MAX_METADATA_VALUES: usize = 1_000_000;
+/// Most bytes of strings, keys and numbers in an artifact's metadata.
+pub const MAX_METADATA_TEXT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The bounds on [`ArtifactDescriptor::metadata`].
+pub(crate) const METADATA_LIMITS: JsonLimits = JsonLimits {
+    max_depth: MAX_METADATA_DEPTH,
+    max_values: MAX_METADATA_VALUES,
+    max_text_bytes: MAX_METADATA_TEXT_BYTES,
+};
+
+fn deserialize_metadata<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<serde_json::Map<String, serde_json::Value>, D::Error> {
+    deserialize_bounded_map(deserializer, METADATA_LIMITS, "artifact metadata")
+}
+
 impl ArtifactDescriptor {
+    /// Says what bound of [`ArtifactDescriptor::metadata`] this descriptor's metadata
+    /// exceeds, if any (a descriptor built in memory is not bounded until it is written).
+    pub fn metadata_problem(&self) -> Option<String> {
+        map_problem(&self.metadata, METADATA_LIMITS)
+    }
+
     /// Creates a descriptor with no source version and no metadata.
     pub fn new(
         name: impl Into<String>,

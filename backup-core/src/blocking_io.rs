@@ -1,14 +1,16 @@
 //! Bridges between synchronous writers/readers (tar, zip) running on a blocking thread and
 //! async [`ByteStream`]s, with bounded buffering so memory stays flat.
 
+use std::any::Any;
 use std::io::{self, Write};
+use std::panic::AssertUnwindSafe;
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
 use futures::SinkExt;
 
 use crate::artifact::{ByteStream, CHUNK_SIZE};
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// How many chunks may wait between the blocking producer and the async consumer.
 const CHANNEL_DEPTH: usize = 4;
@@ -51,8 +53,9 @@ impl Write for ChannelWriter {
 /// Runs `produce` on a blocking thread; what it writes becomes the returned stream.
 ///
 /// If `produce` fails, the stream ends with its error, so a consumer never takes a partial
-/// stream for a complete one. Dropping the stream makes further writes fail with
-/// `BrokenPipe`, which stops the producer.
+/// stream for a complete one; if it panics, the stream ends with an
+/// [`ErrorKind::Io`](crate::ErrorKind::Io) error saying so (never quietly). Dropping the
+/// stream makes further writes fail with `BrokenPipe`, which stops the producer.
 pub fn stream_from_blocking_writer<F>(produce: F) -> ByteStream
 where
     F: FnOnce(&mut dyn Write) -> Result<()> + Send + 'static,
@@ -63,13 +66,25 @@ where
             sender,
             buffer: BytesMut::with_capacity(CHUNK_SIZE),
         };
-        let outcome =
-            produce(&mut writer).and_then(|()| writer.flush_buffer().map_err(Error::from));
+        let produced = std::panic::catch_unwind(AssertUnwindSafe(|| produce(&mut writer)))
+            .unwrap_or_else(|panic| Err(panicked("the blocking producer", panic.as_ref())));
+        let outcome = produced.and_then(|()| writer.flush_buffer().map_err(Error::from));
         if let Err(error) = outcome {
             let _ = writer.send(Err(error.into_io()));
         }
     });
     Box::pin(receiver)
+}
+
+/// The error for a thread that panicked: `what` and the panic message, when it has one.
+pub(crate) fn panicked(what: &str, panic: &(dyn Any + Send)) -> Error {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    Error::new(ErrorKind::Io, format!("{what} panicked: {detail}"))
+        .with_hint("this is a bug in the producer; the stream is incomplete and must not be used")
 }
 
 /// Runs `consume` on a blocking thread with `stream` as a `std::io::Read`.
@@ -86,10 +101,52 @@ where
     let mut bridge = tokio_util::io::SyncIoBridge::new(reader);
     tokio::task::spawn_blocking(move || consume(&mut bridge))
         .await
-        .map_err(|join| {
-            Error::new(
-                crate::ErrorKind::Io,
-                format!("blocking task failed: {join}"),
-            )
-        })?
+        .map_err(|join| Error::new(ErrorKind::Io, format!("blocking task failed: {join}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    /// Every item of `stream`: the bytes before the first error, and that error.
+    async fn drain(mut stream: ByteStream) -> (Vec<u8>, Option<io::Error>) {
+        let mut bytes = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(e) => return (bytes, Some(e)),
+            }
+        }
+        (bytes, None)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_producer_ends_the_stream_with_an_error() {
+        let stream = stream_from_blocking_writer(|out| {
+            out.write_all(b"partial tar header")
+                .map_err(|e| Error::io("writing", e))?;
+            panic!("tar builder bug");
+        });
+        let (bytes, error) = drain(stream).await;
+        let error = error.expect("a panic must end the stream with an error, not quietly");
+        assert!(
+            error.to_string().contains("panicked") && error.to_string().contains("tar builder bug"),
+            "{error}"
+        );
+        // The buffered bytes are never sent as if they were complete.
+        assert!(bytes.is_empty(), "{} bytes delivered", bytes.len());
+    }
+
+    #[tokio::test]
+    async fn a_producer_that_finishes_delivers_everything_and_no_error() {
+        let stream = stream_from_blocking_writer(|out| {
+            out.write_all(&vec![7u8; CHUNK_SIZE + 5])
+                .map_err(|e| Error::io("writing", e))
+        });
+        let (bytes, error) = drain(stream).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(bytes.len(), CHUNK_SIZE + 5);
+    }
 }

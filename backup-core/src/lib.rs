@@ -33,6 +33,7 @@
 //! every adapter passes against a real server.
 
 mod error;
+mod json_limits;
 
 pub mod artifact;
 pub mod backup;

@@ -6,10 +6,36 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::json_limits::{check_shape, JsonLimits};
 use crate::{Error, ErrorKind, FieldError, Result};
 
 /// The snapshot format version this build writes.
 pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// The largest snapshot parsed or written, in bytes of JSON.
+pub const MAX_SNAPSHOT_BYTES: u64 = 16 * 1024 * 1024;
+/// Deepest JSON nesting in a snapshot.
+pub const MAX_SNAPSHOT_DEPTH: usize = 64;
+/// Most JSON values (object keys included) in a snapshot.
+pub const MAX_SNAPSHOT_VALUES: usize = 1_000_000;
+
+/// The bounds a snapshot's bytes are checked against before they are parsed.
+pub(crate) const SNAPSHOT_LIMITS: JsonLimits = JsonLimits {
+    max_depth: MAX_SNAPSHOT_DEPTH,
+    max_values: MAX_SNAPSHOT_VALUES,
+    max_text_bytes: MAX_SNAPSHOT_BYTES as usize,
+};
+
+/// Says what bound of a snapshot `json` exceeds, if any (size, nesting, values).
+pub(crate) fn snapshot_bounds_problem(json: &[u8]) -> Option<String> {
+    if json.len() as u64 > MAX_SNAPSHOT_BYTES {
+        return Some(format!(
+            "it is {} bytes, more than the {MAX_SNAPSHOT_BYTES} a snapshot may have",
+            json.len()
+        ));
+    }
+    check_shape(json, SNAPSHOT_LIMITS)
+}
 
 /// A workspace's desired state: which services, their recipe, config and dependencies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,8 +123,16 @@ impl SnapshotParser {
     /// # Errors
     ///
     /// [`ErrorKind::UnsupportedVersion`] for a version with no migration path,
-    /// [`ErrorKind::InvalidSnapshot`] with field errors for malformed JSON.
+    /// [`ErrorKind::InvalidSnapshot`] with field errors for malformed JSON, and for JSON
+    /// over [`MAX_SNAPSHOT_BYTES`], nested deeper than [`MAX_SNAPSHOT_DEPTH`] or holding
+    /// more than [`MAX_SNAPSHOT_VALUES`] values (refused before it is parsed).
     pub fn parse(&self, json: &[u8]) -> Result<WorkspaceSnapshot> {
+        if let Some(problem) = snapshot_bounds_problem(json) {
+            return Err(Error::new(
+                ErrorKind::InvalidSnapshot,
+                format!("snapshot is refused: {problem}"),
+            ));
+        }
         let mut value: serde_json::Value = serde_json::from_slice(json).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidSnapshot,

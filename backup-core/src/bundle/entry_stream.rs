@@ -4,19 +4,27 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::manifest::{Compression, ManifestEntry};
+use super::manifest_read::TAMPERED_HINT;
 use super::reader::{Location, DAMAGED_HINT};
 use crate::artifact::CHUNK_SIZE;
+use crate::blocking_io::panicked;
 use crate::{ByteStream, Error, ErrorKind, Result};
 
 /// Chunks in flight between the reading thread and the consumer.
 const CHANNEL_CAPACITY: usize = 4;
+
+/// The largest zstd window (as a power of two) an entry may ask the decoder for: 128 MiB,
+/// what `zstd -d` accepts by default and the largest window the writer's levels (1–22)
+/// use. A frame asking for more is refused instead of allocating it.
+pub(crate) const MAX_ZSTD_WINDOW_LOG: u32 = 27;
 
 /// Starts the reading thread for `entry` and returns its stream.
 pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> Result<ByteStream> {
@@ -24,7 +32,14 @@ pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> 
     std::thread::Builder::new()
         .name("bundle-reader".into())
         .spawn(move || {
-            if let Err(err) = produce(&file, &entry, location, &tx) {
+            // A panic must end the stream with an error too, never quietly.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                produce(&file, &entry, location, &mut |chunk| {
+                    tx.blocking_send(Ok(chunk)).is_ok()
+                })
+            }))
+            .unwrap_or_else(|panic| Err(panicked("reading the bundle entry", panic.as_ref())));
+            if let Err(err) = outcome {
                 let _ = tx.blocking_send(Err(err.into_io()));
             }
         })
@@ -39,10 +54,11 @@ pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> 
     })))
 }
 
-/// Counts and hashes every byte read through it.
+/// Counts, hashes and CRCs every byte read through it.
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
+    crc: crc32fast::Hasher,
     count: u64,
 }
 
@@ -50,17 +66,27 @@ impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.crc.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
     }
 }
 
-/// Sends the entry's bytes; `Ok` also when the consumer went away.
+/// Reads the whole entry as [`spawn`] does, checking everything, and drops the bytes:
+/// what [`BundleReader::verify`](super::BundleReader::verify) runs for a data entry.
+pub(crate) fn check(file: &Path, entry: &ManifestEntry, location: Location) -> Result<()> {
+    produce(file, entry, location, &mut |_| true)
+}
+
+/// Gives the entry's decompressed bytes to `send` (which says whether the consumer is
+/// still there); `Ok` also when it went away. Checks the stored bytes' size, sha256 and
+/// CRC-32, and that they decompress to exactly `uncompressedSize` bytes, never passing
+/// on more.
 fn produce(
-    file: &PathBuf,
+    file: &Path,
     entry: &ManifestEntry,
     location: Location,
-    tx: &mpsc::Sender<io::Result<Bytes>>,
+    send: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<()> {
     let path = &entry.path;
     let reading = |e: io::Error| Error::io(format!("reading entry {path}"), e);
@@ -71,29 +97,25 @@ fn produce(
     let mut stored = HashingReader {
         inner: handle.take(location.size),
         hasher: Sha256::new(),
+        crc: crc32fast::Hasher::new(),
         count: 0,
     };
-    let uncompressed = match entry.compression {
-        Compression::None => match pump(&mut stored, tx).map_err(reading)? {
-            Some(n) => n,
-            None => return Ok(()),
-        },
+    let pumped = match entry.compression {
+        Compression::None => pump(&mut stored, send, entry.uncompressed_size),
         Compression::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::new(&mut stored).map_err(reading)?;
-            let pumped = pump(&mut decoder, tx).map_err(|e| {
-                // A damaged zstd stream usually shows here first; the hash check below
-                // would have caught it too.
-                Error::integrity(format!("entry {path} does not decompress: {e}"))
-                    .with_hint(DAMAGED_HINT)
-            })?;
-            let Some(n) = pumped else { return Ok(()) };
-            drop(decoder);
-            // Bytes after the zstd frame still belong to the stored entry and its hash.
-            io::copy(&mut stored, &mut io::sink()).map_err(reading)?;
-            n
+            decoder
+                .window_log_max(MAX_ZSTD_WINDOW_LOG)
+                .map_err(reading)?;
+            pump(&mut decoder, send, entry.uncompressed_size)
         }
     };
-
+    if let Ok(Pumped::Dropped) = pumped {
+        return Ok(());
+    }
+    // Bytes after the zstd frame, or not read because decompression failed, still belong
+    // to the stored entry: damaged stored bytes are reported as such first.
+    io::copy(&mut stored, &mut io::sink()).map_err(reading)?;
     let sha256 = hex::encode(stored.hasher.finalize());
     if stored.count != entry.size {
         return Err(Error::integrity(format!(
@@ -109,19 +131,65 @@ fn produce(
         ))
         .with_hint(DAMAGED_HINT));
     }
+    let crc = stored.crc.finalize();
+    if crc != location.crc32 {
+        return Err(Error::integrity(format!(
+            "entry {path}: its CRC-32 in the zip directory is {:08x} but its bytes have {crc:08x} (the zip structure is damaged)",
+            location.crc32
+        ))
+        .with_hint(DAMAGED_HINT));
+    }
+    let uncompressed = match pumped {
+        Ok(Pumped::Done(n)) => n,
+        Ok(Pumped::Dropped) => return Ok(()),
+        Err(PumpError::TooLarge) => {
+            return Err(Error::integrity(format!(
+                "entry {path} decompresses to more than the {} bytes the manifest says (uncompressedSize); stopped before passing the excess on",
+                entry.uncompressed_size
+            ))
+            .with_hint(TAMPERED_HINT))
+        }
+        Err(PumpError::Read(e)) => {
+            return Err(
+                Error::integrity(format!("entry {path} does not decompress: {e}"))
+                    .with_hint(TAMPERED_HINT),
+            )
+        }
+    };
     if uncompressed != entry.uncompressed_size {
         return Err(Error::integrity(format!(
             "entry {path} decompresses to {uncompressed} bytes, the manifest says {}",
             entry.uncompressed_size
         ))
-        .with_hint(DAMAGED_HINT));
+        .with_hint(TAMPERED_HINT));
     }
     Ok(())
 }
 
-/// Copies `reader` into the channel in chunks; `Some(bytes sent)` at end of input,
-/// `None` if the consumer dropped the stream.
-fn pump(reader: &mut impl Read, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<Option<u64>> {
+/// How [`pump`] ended.
+enum Pumped {
+    /// End of input after this many bytes.
+    Done(u64),
+    /// The consumer dropped the stream.
+    Dropped,
+}
+
+/// Why [`pump`] failed.
+enum PumpError {
+    /// Reading (or decompressing) failed.
+    Read(io::Error),
+    /// The output would exceed the limit; nothing past the limit was sent.
+    TooLarge,
+}
+
+/// Copies `reader` to `send` in chunks, never sending more than `limit` bytes in all: a
+/// chunk that would cross the limit fails the copy before it is sent, so a
+/// decompression bomb delivers at most `limit` bytes.
+fn pump(
+    reader: &mut dyn Read,
+    send: &mut dyn FnMut(Bytes) -> bool,
+    limit: u64,
+) -> std::result::Result<Pumped, PumpError> {
     let mut total: u64 = 0;
     loop {
         let mut buffer = BytesMut::zeroed(CHUNK_SIZE);
@@ -132,16 +200,19 @@ fn pump(reader: &mut impl Read, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Res
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(PumpError::Read(e)),
             }
         }
         if filled == 0 {
-            return Ok(Some(total));
+            return Ok(Pumped::Done(total));
+        }
+        total += filled as u64;
+        if total > limit {
+            return Err(PumpError::TooLarge);
         }
         buffer.truncate(filled);
-        total += filled as u64;
-        if tx.blocking_send(Ok(buffer.freeze())).is_err() {
-            return Ok(None);
+        if !send(buffer.freeze()) {
+            return Ok(Pumped::Dropped);
         }
     }
 }

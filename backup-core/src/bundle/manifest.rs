@@ -1,11 +1,31 @@
 //! The manifest: what a bundle holds, written last as `manifest.json`.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::json_limits::JsonLimits;
 use crate::ArtifactDescriptor;
 
 /// The manifest format version this build writes and reads.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// The largest `manifest.json` read or written (a manifest takes a few KiB per entry).
+pub const MAX_MANIFEST_BYTES: u64 = 32 * 1024 * 1024;
+/// Most data entries a manifest lists.
+pub const MAX_MANIFEST_ENTRIES: usize = 50_000;
+/// Deepest JSON nesting in a manifest (room for artifact metadata nested
+/// [`MAX_METADATA_DEPTH`](crate::artifact::MAX_METADATA_DEPTH) levels).
+pub const MAX_MANIFEST_DEPTH: usize = 64;
+/// Most JSON values (object keys included) in a manifest: what bounds the memory a
+/// manifest takes once parsed, whatever its bytes hold.
+pub const MAX_MANIFEST_VALUES: usize = 2_000_000;
+
+/// The bounds a manifest's bytes are checked against before they are parsed.
+pub(crate) const MANIFEST_LIMITS: JsonLimits = JsonLimits {
+    max_depth: MAX_MANIFEST_DEPTH,
+    max_values: MAX_MANIFEST_VALUES,
+    max_text_bytes: MAX_MANIFEST_BYTES as usize,
+};
 
 /// Describes a whole bundle: identity, why it was made, and every entry with its checksum.
 ///
@@ -37,9 +57,41 @@ pub struct Manifest {
     /// Size and checksum of `snapshot.json`, when the bundle holds one.
     #[serde(default)]
     pub snapshot: Option<EntryChecksum>,
-    /// Every data entry, in the order written.
-    #[serde(default)]
+    /// Every data entry, in the order written; at most [`MAX_MANIFEST_ENTRIES`].
+    #[serde(default, deserialize_with = "bounded_entries")]
     pub entries: Vec<ManifestEntry>,
+}
+
+/// Deserializes the entry list, refusing more than [`MAX_MANIFEST_ENTRIES`] while it
+/// reads.
+fn bounded_entries<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<ManifestEntry>, D::Error> {
+    struct Entries;
+    impl<'de> Visitor<'de> for Entries {
+        type Value = Vec<ManifestEntry>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of manifest entries")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut entries = Vec::new();
+            while let Some(entry) = seq.next_element()? {
+                if entries.len() == MAX_MANIFEST_ENTRIES {
+                    return Err(de::Error::custom(format!(
+                        "the manifest lists more than {MAX_MANIFEST_ENTRIES} entries"
+                    )));
+                }
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    deserializer.deserialize_seq(Entries)
 }
 
 impl Manifest {

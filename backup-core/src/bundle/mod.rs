@@ -36,8 +36,11 @@
 mod central_dir;
 mod entry_name;
 mod entry_stream;
+mod local_header;
 mod local_scan;
 mod manifest;
+mod manifest_read;
+mod publish;
 mod reader;
 mod writer;
 mod zip_thread;
@@ -45,7 +48,8 @@ mod zip_thread;
 pub use entry_name::{DATA_DIR, MANIFEST_PATH, SNAPSHOT_PATH};
 pub use manifest::{
     BundleKind, BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry,
-    ToolInfo, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
+    ToolInfo, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION, MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_DEPTH, MAX_MANIFEST_ENTRIES, MAX_MANIFEST_VALUES,
 };
 pub use reader::BundleReader;
 pub use writer::BundleWriter;

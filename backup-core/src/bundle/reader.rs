@@ -8,19 +8,18 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use zip::{CompressionMethod, ZipArchive};
 
-use super::central_dir;
+use super::central_dir::{self, CentralRecord};
 use super::entry_name::{path_problem, MANIFEST_PATH};
 use super::entry_stream;
+use super::local_header::{self, LocalLayout};
 use super::local_scan;
 use super::manifest::{
-    EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
+    Compression, EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE,
 };
+use super::manifest_read::{read_manifest, TAMPERED_HINT};
+use crate::snapshot::MAX_SNAPSHOT_BYTES;
 use crate::{ByteStream, Error, ErrorKind, ProgressEvent, ProgressSink, Result, WorkspaceSnapshot};
 
-/// The largest `manifest.json` read (a manifest is a few KiB per thousand entries).
-const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
-/// The largest `snapshot.json` read.
-const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;
 /// Read buffer for verification.
 const VERIFY_BUFFER: usize = 1024 * 1024;
 
@@ -31,6 +30,8 @@ pub(crate) struct Location {
     pub(crate) offset: u64,
     /// Stored bytes.
     pub(crate) size: u64,
+    /// CRC-32 of the stored bytes, by the zip central directory.
+    pub(crate) crc32: u32,
 }
 
 /// Reads a bundle written by [`BundleWriter`](super::BundleWriter).
@@ -59,8 +60,13 @@ impl BundleReader {
     ///   missing or malformed manifest, entries missing from the zip or not listed in the
     ///   manifest, duplicate names, unsafe names (`..`, absolute, backslashes, empty
     ///   components), an entry whose size differs from the manifest, an entry not stored
-    ///   with method STORE, or a `snapshot.json` that does not match its checksum. Every
-    ///   message names the entry and the problem;
+    ///   with method STORE, a zip local header or data descriptor that differs from the
+    ///   central directory (name, flags, method, CRC-32, sizes), entries that overlap, an
+    ///   end of central directory record that disagrees with the directory, a manifest or
+    ///   snapshot over its size, nesting or value limits (see
+    ///   [`MAX_MANIFEST_BYTES`](super::MAX_MANIFEST_BYTES) and its siblings), or a
+    ///   `snapshot.json` that does not match its checksum. Every message names the entry
+    ///   and the problem;
     /// - the I/O error (with its kind) if the file cannot be read.
     pub async fn open(path: &Path) -> Result<Self> {
         let path = path.to_path_buf();
@@ -85,38 +91,52 @@ impl BundleReader {
     }
 
     /// Reads every entry once and checks its size and sha256 against the manifest
-    /// (`snapshot.json` included), emitting [`ProgressEvent::Verified`] per entry and
+    /// (`snapshot.json` included), its CRC-32 against the zip directory (so a bundle
+    /// that verifies also passes `unzip -t`; [`open`](Self::open) already checked every
+    /// local header against the directory), and that a compressed entry decompresses to
+    /// exactly its `uncompressedSize` (so a bundle that verifies reads back whole with
+    /// [`open_entry`](Self::open_entry); decompressed bytes are counted and dropped,
+    /// never more than that size, within a zstd window of at most 128 MiB), emitting [`ProgressEvent::Verified`] per entry and
     /// [`ProgressEvent::Finished`] at the end.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Integrity`] naming the first entry whose bytes are changed (a flipped
-    /// byte) or missing (a truncated file); I/O errors reading the file.
+    /// byte) or missing (a truncated file), or that does not decompress to its size;
+    /// [`ErrorKind::Unsupported`] for an encrypted entry; I/O errors reading the file.
     pub async fn verify(&self, progress: &dyn ProgressSink) -> Result<VerifyReport> {
-        let mut expected: Vec<EntryChecksum> = Vec::new();
-        expected.extend(self.manifest.snapshot.clone());
-        expected.extend(self.manifest.entries.iter().map(|e| EntryChecksum {
-            path: e.path.clone(),
-            size: e.size,
-            sha256: e.sha256.clone(),
+        // The snapshot is stored as is; data entries are read as `open_entry` reads them.
+        let mut expected: Vec<(EntryChecksum, Option<ManifestEntry>)> = Vec::new();
+        expected.extend(self.manifest.snapshot.clone().map(|s| (s, None)));
+        expected.extend(self.manifest.entries.iter().map(|e| {
+            let checksum = EntryChecksum {
+                path: e.path.clone(),
+                size: e.size,
+                sha256: e.sha256.clone(),
+            };
+            (checksum, Some(e.clone()))
         }));
         let mut report = VerifyReport::default();
-        for want in expected {
+        for (want, data) in expected {
+            if let Some(entry) = &data {
+                check_readable(entry)?;
+            }
             let location = self.location(&want.path)?;
             let file = self.path.clone();
-            let entry_path = want.path.clone();
-            let (size, sha256) =
-                tokio::task::spawn_blocking(move || hash_range(&file, &entry_path, location))
-                    .await
-                    .map_err(|e| {
-                        Error::new(ErrorKind::Io, format!("verifying the bundle panicked: {e}"))
-                    })??;
-            check_checksum(&want, size, &sha256)?;
+            let checksum = want.clone();
+            tokio::task::spawn_blocking(move || match data {
+                Some(entry) => entry_stream::check(&file, &entry, location),
+                None => check_stored(&file, &checksum, location),
+            })
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Io, format!("verifying the bundle panicked: {e}"))
+            })??;
             progress.event(&ProgressEvent::Verified {
                 path: want.path.clone(),
-                size,
+                size: want.size,
             });
-            report.total_bytes += size;
+            report.total_bytes += want.size;
             report.entries.push(want);
         }
         progress.event(&ProgressEvent::Finished {
@@ -130,6 +150,12 @@ impl BundleReader {
     /// [`ErrorKind::Integrity`] error item (recover it with [`Error::io`]) instead of
     /// ending quietly.
     ///
+    /// The stream never delivers more than the entry's `uncompressedSize`: as soon as the
+    /// decompressed output would exceed it, the stream ends with an integrity error
+    /// (a decompression bomb whose stored bytes match the manifest passes
+    /// [`verify`](Self::verify), but cannot flood an importer). The zstd decoder refuses
+    /// frames asking for a window over 128 MiB.
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] for an entry this bundle's manifest does not list,
@@ -142,15 +168,7 @@ impl BundleReader {
                 format!("the bundle's manifest does not list entry {}", entry.path),
             )
         })?;
-        if ours.encryption != ENCRYPTION_NONE {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "entry {} is encrypted with {:?}; this build reads only unencrypted entries",
-                    ours.path, ours.encryption
-                ),
-            ));
-        }
+        check_readable(ours)?;
         let location = self.location(&ours.path)?;
         entry_stream::spawn(self.path.clone(), ours.clone(), location)
     }
@@ -161,6 +179,20 @@ impl BundleReader {
             .copied()
             .ok_or_else(|| Error::integrity(format!("entry {path} is missing from the bundle")))
     }
+}
+
+/// Refuses an entry this build cannot read (encrypted).
+fn check_readable(entry: &ManifestEntry) -> Result<()> {
+    if entry.encryption != ENCRYPTION_NONE {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "entry {} is encrypted with {:?}; this build reads only unencrypted entries",
+                entry.path, entry.encryption
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_checksum(want: &EntryChecksum, size: u64, sha256: &str) -> Result<()> {
@@ -185,8 +217,22 @@ fn check_checksum(want: &EntryChecksum, size: u64, sha256: &str) -> Result<()> {
 pub(crate) const DAMAGED_HINT: &str =
     "the bundle file is damaged or incomplete; restore from another copy or another bundle";
 
-/// Reads `location` of `file` once: (bytes present, hex sha256).
-fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, String)> {
+/// Reads an uncompressed entry once and checks its size, sha256 and CRC-32.
+fn check_stored(file: &Path, want: &EntryChecksum, location: Location) -> Result<()> {
+    let (size, sha256, crc32) = hash_range(file, &want.path, location)?;
+    check_checksum(want, size, &sha256)?;
+    if crc32 != location.crc32 {
+        return Err(Error::integrity(format!(
+            "entry {}: its CRC-32 in the zip directory is {:08x} but its bytes have {crc32:08x} (the zip structure is damaged)",
+            want.path, location.crc32
+        ))
+        .with_hint(DAMAGED_HINT));
+    }
+    Ok(())
+}
+
+/// Reads `location` of `file` once: (bytes present, hex sha256, CRC-32).
+fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, String, u32)> {
     let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
     let mut handle = File::open(file).map_err(reading)?;
     handle
@@ -194,6 +240,7 @@ fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, Stri
         .map_err(reading)?;
     let mut limited = handle.take(location.size);
     let mut hasher = Sha256::new();
+    let mut crc = crc32fast::Hasher::new();
     let mut buffer = vec![0u8; VERIFY_BUFFER];
     let mut total: u64 = 0;
     loop {
@@ -204,9 +251,10 @@ fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, Stri
             Err(e) => return Err(reading(e)),
         };
         hasher.update(&buffer[..n]);
+        crc.update(&buffer[..n]);
         total += n as u64;
     }
-    Ok((total, hex::encode(hasher.finalize())))
+    Ok((total, hex::encode(hasher.finalize()), crc.finalize()))
 }
 
 fn open_blocking(path: PathBuf) -> Result<BundleReader> {
@@ -227,9 +275,21 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
         )));
     }
 
-    let names = checked_names(&archive, scan, &shown)?;
+    let dir_start = archive.central_directory_start();
+    let records = central_dir::raw_records(&scan, dir_start)
+        .map_err(|e| Error::io(format!("reading the entry list of bundle {shown}"), e))?;
+    let names = checked_names(&archive, &records, &shown)?;
+    let layouts = check_local_headers(&scan, &names, &records, dir_start)?;
     let manifest = read_manifest(&mut archive, &shown)?;
     let locations = check_entries(&mut archive, &names, &manifest, file_len)?;
+    for (path, location) in &locations {
+        if layouts.get(path.as_str()).map(|l| l.data_start) != Some(location.offset) {
+            return Err(Error::integrity(format!(
+                "entry {path}: its local header and the zip reader disagree on where its data starts"
+            ))
+            .with_hint(DAMAGED_HINT));
+        }
+    }
 
     let snapshot = match &manifest.snapshot {
         None => None,
@@ -239,9 +299,10 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
             })?;
             if want.size > MAX_SNAPSHOT_BYTES {
                 return Err(Error::integrity(format!(
-                    "entry {} is {} bytes, more than a snapshot can be",
+                    "entry {} is {} bytes, more than the {MAX_SNAPSHOT_BYTES} bytes a snapshot may have",
                     want.path, want.size
-                )));
+                ))
+                .with_hint(TAMPERED_HINT));
             }
             let bytes = read_range(&path, &want.path, location)?;
             let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -261,14 +322,63 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
     })
 }
 
+/// Checks every entry's local header (and data descriptor) against its central record,
+/// and that no two entries overlap or run into the central directory; returns where each
+/// entry's data starts, by name.
+fn check_local_headers<'a>(
+    mut file: &File,
+    names: &'a [String],
+    records: &[CentralRecord],
+    dir_start: u64,
+) -> Result<HashMap<&'a str, LocalLayout>> {
+    let mut layouts = HashMap::with_capacity(records.len());
+    for (name, record) in names.iter().zip(records) {
+        let layout = local_header::check(&mut file, record, dir_start)
+            .map_err(|e| Error::io(format!("reading the local header of entry {name}"), e))?
+            .map_err(|problem| {
+                Error::integrity(format!(
+                    "entry {name}: its zip local header does not match the central directory: {problem}"
+                ))
+                .with_hint(DAMAGED_HINT)
+            })?;
+        layouts.insert(name.as_str(), layout);
+    }
+    let mut spans: Vec<(u64, u64, &str)> = layouts
+        .iter()
+        .map(|(name, l)| (l.data_start, l.end, *name))
+        .collect();
+    spans.sort_unstable();
+    let mut previous: Option<(u64, &str)> = None;
+    for (start, end, name) in spans {
+        if let Some((previous_end, previous_name)) = previous {
+            if start < previous_end {
+                return Err(Error::integrity(format!(
+                    "entries {previous_name} and {name} overlap in the zip file"
+                ))
+                .with_hint(TAMPERED_HINT));
+            }
+        }
+        if end > dir_start {
+            return Err(Error::integrity(format!(
+                "entry {name} runs into the zip central directory"
+            ))
+            .with_hint(DAMAGED_HINT));
+        }
+        previous = Some((end, name));
+    }
+    Ok(layouts)
+}
+
 /// Every entry name, checked: UTF-8, safe, unique.
-fn checked_names(archive: &ZipArchive<File>, scan: File, shown: &str) -> Result<Vec<String>> {
-    let raw = central_dir::raw_names(scan, archive.central_directory_start())
-        .map_err(|e| Error::io(format!("reading the entry list of bundle {shown}"), e))?;
-    let mut names = Vec::with_capacity(raw.len());
+fn checked_names(
+    archive: &ZipArchive<File>,
+    records: &[CentralRecord],
+    shown: &str,
+) -> Result<Vec<String>> {
+    let mut names = Vec::with_capacity(records.len());
     let mut seen = HashSet::new();
-    for name in raw {
-        let name = String::from_utf8(name).map_err(|e| {
+    for record in records {
+        let name = String::from_utf8(record.name.clone()).map_err(|e| {
             Error::integrity(format!(
                 "bundle entry {:?} has a name that is not UTF-8",
                 String::from_utf8_lossy(e.as_bytes())
@@ -296,58 +406,6 @@ fn checked_names(archive: &ZipArchive<File>, scan: File, shown: &str) -> Result<
         )));
     }
     Ok(names)
-}
-
-fn read_manifest(archive: &mut ZipArchive<File>, shown: &str) -> Result<Manifest> {
-    let index = archive.index_for_name(MANIFEST_PATH).ok_or_else(|| {
-        Error::integrity(format!(
-            "bundle {shown} has no {MANIFEST_PATH}: it is incomplete or not a bundle"
-        ))
-        .with_hint("a bundle whose export failed has no manifest; use another bundle")
-    })?;
-    let reading = |e: zip::result::ZipError| {
-        Error::integrity(format!("entry {MANIFEST_PATH} cannot be read: {e}"))
-    };
-    let mut entry = archive.by_index(index).map_err(reading)?;
-    if entry.compression() != CompressionMethod::Stored {
-        return Err(not_stored(MANIFEST_PATH, entry.compression()));
-    }
-    if entry.size() > MAX_MANIFEST_BYTES {
-        return Err(Error::integrity(format!(
-            "entry {MANIFEST_PATH} is {} bytes, more than a manifest can be",
-            entry.size()
-        )));
-    }
-    let mut bytes = Vec::new();
-    entry
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::integrity(format!("entry {MANIFEST_PATH} is corrupt: {e}")))?;
-    parse_manifest(&bytes)
-}
-
-/// Parses `manifest.json`, checking the format version before anything else.
-pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::integrity(format!("entry {MANIFEST_PATH} is not valid JSON: {e}")))?;
-    let version = value
-        .get("formatVersion")
-        .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| {
-            Error::integrity(format!(
-                "entry {MANIFEST_PATH} has no numeric formatVersion"
-            ))
-        })?;
-    if version != u64::from(MANIFEST_FORMAT_VERSION) {
-        return Err(Error::new(
-            ErrorKind::UnsupportedVersion,
-            format!(
-                "bundle manifest format version {version} is not supported (this build reads version {MANIFEST_FORMAT_VERSION})"
-            ),
-        )
-        .with_hint("read this bundle with a version of backup-rs that supports its format"));
-    }
-    serde_json::from_value(value)
-        .map_err(|e| Error::integrity(format!("entry {MANIFEST_PATH} is malformed: {e}")))
 }
 
 /// Checks that the zip holds exactly the entries the manifest lists, stored, with the
@@ -390,6 +448,16 @@ fn check_entries(
         .with_hint("the bundle was not written by this tool or was tampered with"));
     }
 
+    for entry in &manifest.entries {
+        if entry.compression == Compression::None && entry.uncompressed_size != entry.size {
+            return Err(Error::integrity(format!(
+                "the manifest says uncompressed entry {} holds {} bytes and decompresses to {}",
+                entry.path, entry.size, entry.uncompressed_size
+            ))
+            .with_hint("the bundle was not written by this tool or was tampered with"));
+        }
+    }
+
     let mut locations = HashMap::with_capacity(expected.len());
     for (path, size) in expected {
         let index = archive
@@ -422,7 +490,14 @@ fn check_entries(
             ))
             .with_hint(DAMAGED_HINT));
         }
-        locations.insert(path.to_owned(), Location { offset, size });
+        locations.insert(
+            path.to_owned(),
+            Location {
+                offset,
+                size,
+                crc32: entry.crc32(),
+            },
+        );
     }
     Ok(locations)
 }
@@ -444,7 +519,7 @@ fn not_a_zip(path: &Path, shown: &str, cause: &zip::result::ZipError) -> Error {
     Error::integrity(message).with_hint(DAMAGED_HINT)
 }
 
-fn not_stored(path: &str, method: CompressionMethod) -> Error {
+pub(crate) fn not_stored(path: &str, method: CompressionMethod) -> Error {
     Error::integrity(format!(
         "entry {path} uses zip compression method {method:?}; bundle entries are always STORE"
     ))

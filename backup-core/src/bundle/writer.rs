@@ -15,7 +15,10 @@ use super::manifest::{
     BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry, ToolInfo,
     ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION,
 };
+use super::manifest_read::parse_manifest;
+use super::publish::{already_exists, publish, remove_quietly, PartialFile};
 use super::zip_thread::{self, Command, EntryStats, Output};
+use crate::snapshot::snapshot_bounds_problem;
 use crate::{
     ArtifactData, ArtifactDescriptor, Error, ErrorKind, ProgressEvent, ProgressSink, Result,
     WorkspaceSnapshot,
@@ -64,13 +67,6 @@ enum State {
     Failed(ErrorKind, String),
     /// `finish` or `abort` ran.
     Closed,
-}
-
-/// The temporary file of a writer made with [`BundleWriter::create`].
-#[derive(Debug)]
-struct PartialFile {
-    temp: PathBuf,
-    target: PathBuf,
 }
 
 impl std::fmt::Debug for BundleWriter {
@@ -203,6 +199,12 @@ impl BundleWriter {
             ));
         }
         let json = snapshot.to_json()?;
+        if let Some(problem) = snapshot_bounds_problem(&json) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("refusing to write a snapshot.json readers would refuse: {problem}"),
+            ));
+        }
         let stats = self
             .write_small_entry(SNAPSHOT_PATH, Bytes::from(json))
             .await?;
@@ -302,6 +304,17 @@ impl BundleWriter {
                 }
             }
         }
+        if let Some(problem) = descriptor.metadata_problem() {
+            let err = Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "metadata of artifact {} of service {service} is too large for a bundle: {problem}",
+                    artifact.name
+                ),
+            )
+            .with_hint("the adapter must report less metadata");
+            return Err(self.fail(err));
+        }
         progress.event(&transferred(service, &artifact.name, done, Some(done)));
 
         let entry = ManifestEntry {
@@ -347,6 +360,19 @@ impl BundleWriter {
                 format!("serialising the manifest: {e}"),
             )
         })?;
+        // Write only a manifest this library reads back: the same size, shape and entry
+        // bounds a reader applies.
+        if let Err(e) = parse_manifest(&json) {
+            let err = Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "refusing to write a manifest readers would refuse: {}",
+                    e.message()
+                ),
+            )
+            .with_hint("write fewer entries or less artifact metadata per bundle");
+            return Err(self.fail(err));
+        }
         self.write_small_entry(MANIFEST_PATH, Bytes::from(json))
             .await?;
         self.send(Command::Finish).await?;
@@ -521,54 +547,4 @@ fn transferred(service: &str, artifact: &str, done: u64, total: Option<u64>) -> 
 
 fn thread_gone() -> io::Error {
     io::Error::other("the bundle writer thread stopped")
-}
-
-fn already_exists(path: &Path) -> Error {
-    Error::new(
-        ErrorKind::AlreadyExists,
-        format!("{} already exists", path.display()),
-    )
-    .with_hint("choose another bundle name, or delete the existing bundle first")
-}
-
-/// Removes a temporary file; a failure leaves a file whose name marks it as partial.
-fn remove_quietly(path: &Path) {
-    let _ = std::fs::remove_file(path);
-}
-
-/// Moves the finished temporary file to its target without replacing anything there,
-/// then fsyncs the directory so the new name is durable.
-fn publish(partial: &PartialFile) -> Result<()> {
-    let PartialFile { temp, target } = partial;
-    let linked = std::fs::hard_link(temp, target);
-    let result = match linked {
-        Ok(()) => {
-            remove_quietly(temp);
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(already_exists(target)),
-        // Filesystems without hard links: check, then rename.
-        Err(_) if std::fs::symlink_metadata(target).is_ok() => Err(already_exists(target)),
-        Err(_) => std::fs::rename(temp, target).map_err(|e| {
-            Error::io(
-                format!("renaming {} to {}", temp.display(), target.display()),
-                e,
-            )
-        }),
-    };
-    if result.is_err() {
-        remove_quietly(temp);
-        return result;
-    }
-    if let Some(dir) = target.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(handle) = std::fs::File::open(dir) {
-            let _ = handle.sync_all();
-        }
-    }
-    Ok(())
 }
