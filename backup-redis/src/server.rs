@@ -157,7 +157,10 @@ pub(crate) fn ensure_empty(info: &ServerInfo, endpoint: &str, force: bool) -> Re
             info.keyspace.len()
         ),
     )
-    .with_hint("import into an empty server, or set force to replace its data (FLUSHALL first)"))
+    .with_hint(
+        "import into an empty server, or set force: a logical import then empties only the \
+         databases the export holds, an RDB import replaces the whole dataset",
+    ))
 }
 
 #[cfg(test)]

@@ -31,7 +31,18 @@ pub(crate) fn remove_quietly(path: &Path) {
 
 /// Moves the finished temporary file to its target without replacing anything there,
 /// then fsyncs the directory so the new name is durable.
+///
+/// A failed directory fsync removes the bundle again and fails: a name that may vanish
+/// after a crash is not a backup the caller should count on.
 pub(crate) fn publish(partial: &PartialFile) -> Result<()> {
+    publish_with(partial, &sync_directory)
+}
+
+fn sync_directory(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn publish_with(partial: &PartialFile, sync_dir: &dyn Fn(&Path) -> io::Result<()>) -> Result<()> {
     let PartialFile { temp, target } = partial;
     let linked = std::fs::hard_link(temp, target);
     let result = match linked {
@@ -53,15 +64,58 @@ pub(crate) fn publish(partial: &PartialFile) -> Result<()> {
         remove_quietly(temp);
         return result;
     }
-    if let Some(dir) = target.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    sync_dir(dir).map_err(|e| {
+        remove_quietly(target);
+        Error::io(
+            format!(
+                "syncing directory {} after writing {}",
+                dir.display(),
+                target.display()
+            ),
+            e,
+        )
+        .with_hint("the bundle was removed again; check the disk and file system, then retry")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_directory_fsync_after_publishing_removes_the_bundle_and_fails() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let temp = dir.path().join(".partial");
+        let target = dir.path().join("b.backup.zip");
+        std::fs::write(&temp, b"bundle").expect("write");
+        let partial = PartialFile {
+            temp: temp.clone(),
+            target: target.clone(),
         };
-        if let Ok(handle) = std::fs::File::open(dir) {
-            let _ = handle.sync_all();
-        }
+        let failing = |_: &Path| Err(io::Error::other("injected fsync failure"));
+        let error = publish_with(&partial, &failing).expect_err("fsync failure must fail");
+        assert!(error.to_string().contains("syncing directory"), "{error}");
+        assert!(!target.exists(), "no bundle may stay behind");
+        assert!(!temp.exists(), "no partial file may stay behind");
     }
-    Ok(())
+
+    #[test]
+    fn a_published_bundle_replaces_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let temp = dir.path().join(".partial");
+        let target = dir.path().join("b.backup.zip");
+        std::fs::write(&temp, b"new").expect("write");
+        std::fs::write(&target, b"old").expect("write");
+        let partial = PartialFile {
+            temp,
+            target: target.clone(),
+        };
+        let error = publish(&partial).expect_err("taken name");
+        assert_eq!(error.kind(), ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&target).expect("read"), b"old");
+    }
 }
