@@ -1,0 +1,1 @@
+//! Retention: which bundles a policy keeps, and why.
