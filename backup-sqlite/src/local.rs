@@ -126,8 +126,8 @@ pub(crate) fn integrity_check(conn: &Connection, what: &str) -> Result<()> {
 }
 
 /// Copies a consistent snapshot of `source` into a private temporary file with the online
-/// backup API (all pages in one step, so one read transaction), measures it, streams it
-/// into `out`, and removes it. Returns the artifact metadata.
+/// backup API (all pages in one step, so one read transaction), checks and measures it,
+/// streams it into `out`, and removes it. Returns the artifact metadata.
 pub(crate) fn export_snapshot(
     source: &Path,
     busy: Duration,
@@ -146,20 +146,25 @@ pub(crate) fn export_snapshot(
                 .with_hint("check TMPDIR exists and has room for a copy of the database")
         })?;
     let copy_path = dir.path().join("snapshot.sqlite");
-    let summary = {
+    {
         let mut dest = Connection::open(&copy_path)
             .map_err(|e| sql_error("creating the temporary copy", e))?;
         copy_all_pages(&conn, &mut dest, busy)?;
-        drop(conn);
-        summarize(&dest, &journal_mode)?
-    };
+    }
+    drop(conn);
+    // The copy is checked and measured before it is streamed: a damaged source fails the
+    // export by name instead of a later restore.
+    let copy = open_existing(&copy_path, true, busy)?;
+    integrity_check(&copy, "the database snapshot")?;
+    let summary = summarize(&copy, &journal_mode)?;
+    drop(copy);
     let mut file = std::fs::File::open(&copy_path)
         .map_err(|e| Error::io(format!("opening `{}`", copy_path.display()), e))?;
     let size =
         std::io::copy(&mut file, out).map_err(|e| Error::io("streaming the database copy", e))?;
+    drop(file);
     let mut metadata = summary.to_metadata();
     metadata.insert(keys::SIZE.into(), Value::from(size));
-    drop(file);
     drop(dir);
     Ok(metadata)
 }
