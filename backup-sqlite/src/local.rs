@@ -160,11 +160,13 @@ pub(crate) fn export_snapshot(
     drop(copy);
     let mut file = std::fs::File::open(&copy_path)
         .map_err(|e| Error::io(format!("opening `{}`", copy_path.display()), e))?;
-    let size =
-        std::io::copy(&mut file, out).map_err(|e| Error::io("streaming the database copy", e))?;
+    let mut hashing = Hashing::new(out);
+    let size = std::io::copy(&mut file, &mut hashing)
+        .map_err(|e| Error::io("streaming the database copy", e))?;
     drop(file);
     let mut metadata = summary.to_metadata();
     metadata.insert(keys::SIZE.into(), Value::from(size));
+    metadata.insert(keys::SHA256.into(), Value::from(hashing.finish()));
     drop(dir);
     Ok(metadata)
 }
@@ -357,8 +359,17 @@ fn receive_and_check(
     expected: &Expected,
     busy: Duration,
 ) -> Result<()> {
-    std::io::copy(reader, temp.as_file_mut())
-        .map_err(|e| Error::io("receiving the database", e))?;
+    let mut hashing = Hashing::new(temp.as_file_mut());
+    std::io::copy(reader, &mut hashing).map_err(|e| Error::io("receiving the database", e))?;
+    let received = hashing.finish();
+    if let Some(sha256) = &expected.sha256 {
+        if &received != sha256 {
+            return Err(Error::integrity(
+                "the received database's sha256 differs from the one the backup recorded",
+            )
+            .with_hint("the artifact is corrupt: verify the bundle"));
+        }
+    }
     temp.as_file()
         .sync_all()
         .map_err(|e| Error::io("syncing the received database", e))?;
@@ -380,4 +391,38 @@ fn keep_owner_and_mode(path: &Path, old: &std::fs::Metadata) -> Result<()> {
         let _ = std::os::unix::fs::chown(path, Some(old.uid()), Some(old.gid()));
     }
     Ok(())
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+}
+
+impl<W: Write> Hashing<W> {
+    fn new(inner: W) -> Self {
+        use sha2::Digest;
+        Hashing {
+            inner,
+            hasher: sha2::Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> String {
+        use sha2::Digest;
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let written = self.inner.write(data)?;
+        self.hasher.update(&data[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

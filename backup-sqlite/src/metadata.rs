@@ -24,6 +24,8 @@ pub mod keys {
     pub const SCHEMA_HASH: &str = "schemaHash";
     /// Size in bytes of the artifact (the database copy).
     pub const SIZE: &str = "sizeBytes";
+    /// sha256 (hex) of the artifact's bytes, checked by the importer before the swap.
+    pub const SHA256: &str = "sha256";
 }
 
 /// Lists the user tables, sorted.
@@ -95,6 +97,8 @@ pub struct Expected {
     pub schema_hash: Option<String>,
     /// Artifact size in bytes.
     pub size: Option<u64>,
+    /// sha256 (hex) of the artifact's bytes.
+    pub sha256: Option<String>,
 }
 
 impl Expected {
@@ -133,10 +137,16 @@ impl Expected {
             None => None,
             Some(value) => Some(value.as_u64().ok_or_else(|| bad(keys::SIZE))?),
         };
+        let sha256 = match artifact.metadata.get(keys::SHA256) {
+            None => None,
+            Some(Value::String(hash)) => Some(hash.clone()),
+            Some(_) => return Err(bad(keys::SHA256)),
+        };
         Ok(Expected {
             tables,
             schema_hash,
             size,
+            sha256,
         })
     }
 

@@ -117,12 +117,15 @@ impl RemoteTool {
         let (meta_tx, late) = backup_core::artifact::late_metadata_channel("the sqlite export");
         let tool = self.clone();
         tokio::spawn(async move {
+            use sha2::Digest;
             let mut size = 0u64;
+            let mut hasher = sha2::Sha256::new();
             let mut ok = true;
             while let Some(item) = cat.next().await {
                 let failed = item.is_err();
                 if let Ok(chunk) = &item {
                     size += chunk.len() as u64;
+                    hasher.update(chunk);
                 }
                 if tx.send(item).await.is_err() || failed {
                     ok = false;
@@ -134,6 +137,10 @@ impl RemoteTool {
             if ok {
                 let mut metadata = summary.to_metadata();
                 metadata.insert(keys::SIZE.into(), Value::from(size));
+                metadata.insert(
+                    keys::SHA256.into(),
+                    Value::from(hex::encode(hasher.finalize())),
+                );
                 let _ = meta_tx.send(Ok(metadata));
             }
         });
