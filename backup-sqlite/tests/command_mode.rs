@@ -1,6 +1,8 @@
 //! Command mode runs the real `sqlite3` through the service's runner (here the real
 //! `LocalRunner`), and names a missing tool with a hint.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use backup_core::{ErrorKind, ImportMode, ServiceTarget};

@@ -1,5 +1,7 @@
 //! The sqlite adapter passes the shared conformance suite on real database files.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -2,6 +2,8 @@
 //! continuously; the restore passes `integrity_check` and holds exactly a state the writer
 //! committed: every transaction complete or absent, ids 1..N with no gap.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;
@@ -52,7 +54,7 @@ fn start_writer(
             ));
             stdin.write_all(sql.as_bytes()).unwrap();
             sent.store(k, Ordering::Relaxed);
-            if k % 20 == 0 {
+            if k.is_multiple_of(20) {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }

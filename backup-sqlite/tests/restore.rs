@@ -1,6 +1,8 @@
 //! Round trips of rollback-journal, empty and app-like databases, and the import's
 //! guarantees: refused non-empty target, untouched target on a bad stream, stale WAL.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! The export of a large database streams in bounded chunks with flat memory, and leaves
 //! no temporary copy behind (also when the consumer drops the stream early).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,5 +1,5 @@
 //! Helpers shared by the adapter's tests: real databases, real files, the real `sqlite3`.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 /// A service of `recipe` whose database is `path`.
-pub fn service(name: &str, path: &Path) -> ServiceTarget {
+pub(crate) fn service(name: &str, path: &Path) -> ServiceTarget {
     ServiceTarget::local(
         name,
         backup_sqlite::RECIPE,
@@ -23,7 +23,7 @@ pub fn service(name: &str, path: &Path) -> ServiceTarget {
 }
 
 /// Runs SQL with the real `sqlite3` tool.
-pub fn sqlite3(db: &Path, sql: &str) -> String {
+pub(crate) fn sqlite3(db: &Path, sql: &str) -> String {
     let out = Command::new("sqlite3")
         .arg(db)
         .arg(sql)
@@ -38,7 +38,7 @@ pub fn sqlite3(db: &Path, sql: &str) -> String {
 }
 
 /// sha256 of `sqlite3 db .dump` plus `user_version`, streamed; "absent" for no file.
-pub fn dump_digest(db: &Path) -> String {
+pub(crate) fn dump_digest(db: &Path) -> String {
     if !db.exists() {
         return "absent".to_string();
     }
@@ -57,7 +57,7 @@ pub fn dump_digest(db: &Path) -> String {
 }
 
 /// The whole `.dump` text (for small databases).
-pub fn dump(db: &Path) -> String {
+pub(crate) fn dump(db: &Path) -> String {
     let out = Command::new("sqlite3")
         .arg("-readonly")
         .arg(db)
@@ -69,7 +69,7 @@ pub fn dump(db: &Path) -> String {
 }
 
 /// Creates an empty database at `path` in `journal_mode`.
-pub fn create_empty(path: &Path, journal_mode: &str) {
+pub(crate) fn create_empty(path: &Path, journal_mode: &str) {
     let conn = Connection::open(path).unwrap();
     let mode: String = conn
         .query_row(&format!("PRAGMA journal_mode = {journal_mode}"), [], |r| {
@@ -81,7 +81,7 @@ pub fn create_empty(path: &Path, journal_mode: &str) {
 
 /// A schema like n8n's and Uptime Kuma's: tables with foreign keys, indexes, a unique
 /// index, triggers, views, AUTOINCREMENT (sqlite_sequence), and varied data.
-pub fn fill_app_like(path: &Path, rows: usize) {
+pub(crate) fn fill_app_like(path: &Path, rows: usize) {
     let mut conn = Connection::open(path).unwrap();
     conn.execute_batch(
         "PRAGMA user_version = 42;
@@ -140,7 +140,7 @@ pub fn fill_app_like(path: &Path, rows: usize) {
 }
 
 /// Fills a `big` table with about `megabytes` MiB of random blobs, quickly.
-pub fn fill_bulk(path: &Path, megabytes: usize) {
+pub(crate) fn fill_bulk(path: &Path, megabytes: usize) {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS big (id INTEGER PRIMARY KEY, payload BLOB);
@@ -152,7 +152,7 @@ pub fn fill_bulk(path: &Path, megabytes: usize) {
 }
 
 /// Exports `source` with `recipe` into a bundle at `bundle`.
-pub async fn export(recipe: &Recipe, source: &ServiceTarget, bundle: &Path) -> Result<()> {
+pub(crate) async fn export(recipe: &Recipe, source: &ServiceTarget, bundle: &Path) -> Result<()> {
     let services = [ServiceExport {
         target: source.clone(),
         exporter: recipe.exporter().cloned().unwrap(),
@@ -169,7 +169,7 @@ pub async fn export(recipe: &Recipe, source: &ServiceTarget, bundle: &Path) -> R
 }
 
 /// Restores the bundle's entries of `source_name` into `target` (smoke test included).
-pub async fn restore(
+pub(crate) async fn restore(
     recipe: &Recipe,
     bundle: &Path,
     source_name: &str,
@@ -201,13 +201,13 @@ pub async fn restore(
 }
 
 /// The manifest metadata of the bundle's first entry.
-pub async fn manifest_metadata(bundle: &Path) -> serde_json::Map<String, serde_json::Value> {
+pub(crate) async fn manifest_metadata(bundle: &Path) -> serde_json::Map<String, serde_json::Value> {
     let reader = BundleReader::open(bundle).await.unwrap();
     reader.manifest().entries[0].artifact.metadata.clone()
 }
 
 /// Files in `dir`, sorted.
-pub fn files_in(dir: &Path) -> Vec<String> {
+pub(crate) fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -217,14 +217,14 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 }
 
 /// A fresh directory under the test's temp root.
-pub fn dir_in(root: &Path, name: &str) -> PathBuf {
+pub(crate) fn dir_in(root: &Path, name: &str) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// Writes `data` to `path`.
-pub fn write(path: &Path, data: &[u8]) {
+pub(crate) fn write(path: &Path, data: &[u8]) {
     std::fs::File::create(path)
         .unwrap()
         .write_all(data)
