@@ -1,6 +1,8 @@
 //! Helpers shared by the adapter's tests: real databases, real files, the real `sqlite3`.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub(crate) mod writer;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
