@@ -40,16 +40,26 @@
 //!
 //! # Import
 //!
-//! **Stop the app first**: the importer replaces the file under it. The stream is written
+//! **Stop the app first**: the importer replaces the file under it (an app that kept the
+//! old file open would go on writing to the replaced, deleted file). Right before the swap
+//! the importer takes SQLite's exclusive lock on the old file without waiting and refuses
+//! with [`backup_core::ErrorKind::Unavailable`] when another process holds it: in WAL mode
+//! that catches any process with the database open; in rollback-journal mode only one in
+//! a transaction, so stopping the app stays the user's job. The stream is written
 //! to a temporary file in the target's directory (never held in memory), its header and
 //! length are checked, `PRAGMA integrity_check` must pass and the row counts and schema
-//! hash must equal the artifact's metadata; only then are the old file's `-wal`, `-shm`
+//! hash and sha256 must equal the artifact's metadata; only then are the old file's `-wal`, `-shm`
 //! and `-journal` removed (a stale WAL would otherwise be replayed into the new file) and
 //! the new file renamed over the target, keeping the old file's mode and (as root) owner.
 //! A truncated or corrupt stream fails the import and leaves the target as it was, with
 //! no temporary file behind. A target holding data (any schema object) is replaced only
 //! with `force`. Restores run in local mode only; a command-mode service is refused by
 //! [`backup_core::DataImporter::check`] with a hint.
+//!
+//! The presets back up the database only. n8n keeps the key that encrypts its stored
+//! credentials in `dataDir/config` (or `N8N_ENCRYPTION_KEY`): back that up too (e.g. the
+//! directory adapter), or restored credentials cannot be decrypted. Uptime Kuma's
+//! `upload/` folder is not in the database either.
 //!
 //! The smoke test after a restore runs `PRAGMA integrity_check` and compares row counts
 //! and the schema hash with the manifest.

@@ -341,6 +341,7 @@ pub(crate) fn import_file(
     if let Ok(old) = std::fs::metadata(target) {
         keep_owner_and_mode(temp.path(), &old)?;
     }
+    ensure_not_in_use(target)?;
     remove_sidecars(target)?;
     temp.persist(target).map_err(|e| {
         Error::io(
@@ -351,6 +352,42 @@ pub(crate) fn import_file(
     std::fs::File::open(parent)
         .and_then(|dir| dir.sync_all())
         .map_err(|e| Error::io(format!("syncing `{}`", parent.display()), e))
+}
+
+/// Refuses to replace a database another process has open (WAL mode: any open
+/// connection; rollback-journal mode: an open transaction). It takes the exclusive lock a
+/// writer in exclusive locking mode takes, without waiting; closing the connection
+/// checkpoints a leftover WAL into the old file, which is replaced next.
+fn ensure_not_in_use(target: &Path) -> Result<()> {
+    let conn = match open_existing(target, false, Duration::from_millis(200)) {
+        Ok(conn) => conn,
+        // Missing, empty or not a database: nothing can be using it as one.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::Integrity | ErrorKind::NotFound | ErrorKind::Io
+            ) =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(in_use(target, e)),
+    };
+    conn.execute_batch(
+        "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; SELECT count(*) FROM sqlite_master; ROLLBACK;",
+    )
+    .map_err(|e| in_use(target, sql_error("locking the database to replace it", e)))
+}
+
+fn in_use(target: &Path, error: Error) -> Error {
+    if error.kind() == ErrorKind::Unavailable {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("`{}` is in use by another process", target.display()),
+        )
+        .with_hint("stop the app before restoring its database; nothing was changed")
+    } else {
+        error
+    }
 }
 
 fn receive_and_check(

@@ -304,3 +304,60 @@ async fn smoke_test_reports_a_row_count_that_differs_from_the_manifest() {
     assert_eq!(err.kind(), ErrorKind::Integrity);
     assert!(err.to_string().contains("monitor"), "{err}");
 }
+
+#[tokio::test]
+async fn database_open_in_another_process_is_not_replaced() {
+    let root = tempfile::tempdir().unwrap();
+    let src = root.path().join("src.db");
+    common::fill_app_like(&src, 30);
+    let (artifact, bytes) = export_bytes(&common::service("src", &src)).await;
+    let dir = common::dir_in(root.path(), "target");
+    let dst = dir.join("app.db");
+    common::create_empty(&dst, "wal");
+    common::fill_app_like(&dst, 4);
+
+    // The "app": a sqlite3 process that opened the database and keeps it open.
+    let mut app = std::process::Command::new("sqlite3")
+        .arg(&dst)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = app.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"SELECT 'opened', count(*) FROM monitor;\n").unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(app.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("opened"), "{line}");
+    let before = common::dump(&dst);
+
+    let recipe = backup_sqlite::recipe().unwrap();
+    let importer = recipe.importer().cloned().unwrap();
+    let target = common::service("dst", &dst);
+    let force = ImportMode { force: true };
+    let err = importer
+        .import(&target, &artifact, stream_of(bytes.clone()), force)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.hint().unwrap_or_default().contains("stop the app"),
+        "{err}"
+    );
+    assert_eq!(common::dump(&dst), before, "the open database was changed");
+    assert!(
+        !common::files_in(&dir).iter().any(|f| f.contains("restore")),
+        "a temporary file was left behind"
+    );
+
+    drop(stdin);
+    assert!(app.wait().unwrap().success());
+    importer
+        .import(&target, &artifact, stream_of(bytes), force)
+        .await
+        .unwrap();
+    assert_eq!(common::dump(&src), common::dump(&dst));
+}
