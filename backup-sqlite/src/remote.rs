@@ -43,6 +43,13 @@ impl RemoteTool {
                 let not_found = failure.exit_code == Some(127)
                     || failure.stderr.contains("executable file not found")
                     || failure.stderr.contains("no such file or directory");
+                if failure.stderr.contains("near \"INTO\"") {
+                    return Error::new(
+                        ErrorKind::UnsupportedVersion,
+                        format!("`{program}` is too old for `VACUUM INTO` (SQLite 3.27 or later)"),
+                    )
+                    .with_hint(missing_tool_hint());
+                }
                 if not_found {
                     Error::new(
                         ErrorKind::Unavailable,

@@ -361,3 +361,41 @@ async fn database_open_in_another_process_is_not_replaced() {
         .unwrap();
     assert_eq!(common::dump(&src), common::dump(&dst));
 }
+
+#[tokio::test]
+async fn export_metadata_describes_the_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let db = root.path().join("meta.db");
+    common::sqlite3(&db, "PRAGMA page_size = 8192; VACUUM;");
+    common::fill_app_like(&db, 25);
+    let (artifact, bytes) = export_bytes(&common::service("meta", &db)).await;
+    let m = &artifact.metadata;
+    assert_eq!(m["sqliteVersion"], rusqlite::version());
+    assert_eq!(m["pageSize"], 8192);
+    assert_eq!(m["pageCount"], json!(bytes.len() / 8192));
+    assert_eq!(m["journalMode"], "delete");
+    assert_eq!(m["userVersion"], 42);
+    assert_eq!(m["sizeBytes"], json!(bytes.len()));
+    assert_eq!(
+        m["tables"],
+        json!({"execution_entity": 25, "heartbeat": 25, "monitor": 25, "setting": 1, "workflow_entity": 25})
+    );
+    let conn = Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
+        .unwrap();
+    let mut sql: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    sql.sort();
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for statement in &sql {
+        hasher.update(statement.as_bytes());
+        hasher.update(b"\n");
+    }
+    assert_eq!(m["schemaHash"], json!(hex::encode(hasher.finalize())));
+    assert_eq!(m["sha256"], json!(hex::encode(Sha256::digest(&bytes))));
+}
