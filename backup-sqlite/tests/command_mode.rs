@@ -126,3 +126,42 @@ async fn command_mode_restore_is_refused_before_anything_is_touched() {
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     assert!(!db.exists());
 }
+
+#[tokio::test]
+async fn command_mode_removes_its_copy_when_the_consumer_stops_early() {
+    use futures::StreamExt;
+    let root = tempfile::tempdir().unwrap();
+    let db = root.path().join("app.db");
+    common::create_empty(&db, "wal");
+    common::fill_bulk(&db, 8);
+    let remote_tmp = common::dir_in(root.path(), "container-tmp");
+    let source = ServiceTarget::local(
+        "app",
+        backup_sqlite::RECIPE,
+        json!({ "path": db, "runner": "command", "tempDir": remote_tmp }),
+    );
+    let recipe = backup_sqlite::recipe().unwrap();
+    let exporter = recipe.exporter().cloned().unwrap();
+    let artifact = exporter.artifacts(&source).await.unwrap().remove(0);
+    let data = exporter.export(&source, &artifact).await.unwrap();
+    let mut stream = data.stream;
+    stream.next().await.unwrap().unwrap();
+    assert_eq!(
+        common::files_in(&remote_tmp).len(),
+        1,
+        "the copy is being streamed"
+    );
+    drop(stream);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !common::files_in(&remote_tmp).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        common::files_in(&remote_tmp).is_empty(),
+        "a dropped export left its copy in the container"
+    );
+    assert!(
+        data.late_metadata.unwrap().await.is_err(),
+        "an unfinished export delivered metadata"
+    );
+}
