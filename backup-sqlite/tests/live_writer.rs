@@ -33,7 +33,12 @@ async fn wal_database_exported_while_a_writer_process_commits_restores_a_committ
         Arc::new(AtomicU64::new(0)),
     );
     let writer = start_writer(&db, stop.clone(), sent.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
     while committed_txns(&db) < 50 {
+        assert!(
+            Instant::now() < deadline,
+            "the writer process committed nothing"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let before_export = committed_txns(&db);
@@ -87,7 +92,12 @@ async fn export_under_writer(journal_mode: &str, megabytes: usize, command_mode:
         Arc::new(AtomicU64::new(0)),
     );
     let writer = start_writer(&db, stop.clone(), sent);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while committed_txns(&db) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the writer process committed nothing"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let before_export = committed_txns(&db);
