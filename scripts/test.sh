@@ -21,6 +21,7 @@ command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v unzip >/dev/null 2>&1 || missing+=(unzip)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
