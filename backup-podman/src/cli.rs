@@ -52,21 +52,25 @@ pub struct Podman {
     program: String,
     global_args: Vec<String>,
     rootless: bool,
+    stop_timeout: u64,
 }
 
 impl Podman {
-    /// A client running `program global_args… SUBCOMMAND` through `runner`.
+    /// A client running `program global_args… SUBCOMMAND` through `runner`; `podman stop`
+    /// waits `stop_timeout` seconds before it kills.
     pub fn new(
         runner: Arc<dyn CommandRunner>,
         program: String,
         global_args: Vec<String>,
         rootless: bool,
+        stop_timeout: u64,
     ) -> Self {
         Podman {
             runner,
             program,
             global_args,
             rootless,
+            stop_timeout,
         }
     }
 
@@ -309,7 +313,9 @@ impl Podman {
     /// When podman fails.
     pub async fn stop(&self, ids: &[String]) -> Result<()> {
         for id in ids.iter().rev() {
-            self.output(self.spec(["stop", "-t", "10", id.as_str()])).await?;
+            let timeout = self.stop_timeout.to_string();
+            self.output(self.spec(["stop", "-t", timeout.as_str(), id.as_str()]))
+                .await?;
         }
         Ok(())
     }

@@ -38,6 +38,13 @@ pub struct PodmanConfig {
     /// done (default 2).
     #[serde(default = "default_settle")]
     pub start_check_seconds: u64,
+    /// Seconds `podman stop` waits for a container to exit before killing it (default 10).
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout_seconds: u64,
+}
+
+fn default_stop_timeout() -> u64 {
+    10
 }
 
 fn default_true() -> bool {
@@ -85,6 +92,7 @@ impl PodmanConfig {
             self.podman.clone(),
             self.podman_args.clone(),
             self.rootless,
+            self.stop_timeout_seconds,
         )
     }
 }
@@ -122,7 +130,8 @@ pub fn config_schema() -> serde_json::Value {
             "rootless": { "type": "boolean" },
             "podman": { "type": "string", "minLength": 1 },
             "podmanArgs": { "type": "array", "items": { "type": "string" } },
-            "startCheckSeconds": { "type": "integer", "minimum": 0, "maximum": 600 }
+            "startCheckSeconds": { "type": "integer", "minimum": 0, "maximum": 600 },
+            "stopTimeoutSeconds": { "type": "integer", "minimum": 0, "maximum": 3600 }
         },
         "required": ["quadletDir"],
         "additionalProperties": true

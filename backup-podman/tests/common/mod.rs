@@ -30,7 +30,9 @@ impl Deployment {
         let env = PodmanEnv::start();
         let quadlets = env.dir().join("quadlets");
         std::fs::create_dir_all(&quadlets).unwrap();
-        let config = env.service_config(&quadlets, volumes);
+        let mut config = env.service_config(&quadlets, volumes);
+        // Test containers run `sh` as PID 1, which ignores SIGTERM.
+        config["stopTimeoutSeconds"] = serde_json::json!(1);
         let service = ServiceTarget::local(name, backup_podman::RECIPE, config);
         Deployment {
             env,
