@@ -9,12 +9,14 @@
 //! [`split_words`] and [`unquote`] interpret quoting where a key needs it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One `Key=Value` assignment, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
-    /// Section name without brackets.
-    pub section: String,
+    /// Section name without brackets (shared by the section's assignments, so a long
+    /// name costs its bytes once, not once per assignment).
+    pub section: Arc<str>,
     /// Key.
     pub key: String,
     /// Value as written (continuations joined), whitespace trimmed.
@@ -42,7 +44,7 @@ impl UnitFile {
     /// and otherwise ignored.
     pub fn parse_more(&mut self, text: &str) -> Vec<ParseIssue> {
         let mut issues = Vec::new();
-        let mut section = String::new();
+        let mut section: Arc<str> = Arc::from("");
         let mut lines = text.split('\n').enumerate().peekable();
         while let Some((index, raw)) = lines.next() {
             let line = raw.strip_suffix('\r').unwrap_or(raw).trim();
@@ -52,7 +54,7 @@ impl UnitFile {
             if line.starts_with('[') {
                 match line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                     Some(name) if !name.is_empty() && !name.contains(['[', ']']) => {
-                        section = name.to_string();
+                        section = Arc::from(name);
                     }
                     _ => issues.push(ParseIssue {
                         line: index + 1,
@@ -98,7 +100,7 @@ impl UnitFile {
                 continue;
             }
             self.assignments.push(Assignment {
-                section: section.clone(),
+                section: Arc::clone(&section),
                 key: key.to_string(),
                 value: value.trim().to_string(),
             });
@@ -123,7 +125,7 @@ impl UnitFile {
     pub fn all(&self, section: &str, key: &str) -> Vec<&str> {
         let mut values = Vec::new();
         for a in &self.assignments {
-            if a.section == section && a.key == key {
+            if &*a.section == section && a.key == key {
                 if a.value.is_empty() {
                     values.clear();
                 } else {
@@ -139,7 +141,7 @@ impl UnitFile {
         self.assignments
             .iter()
             .rev()
-            .find(|a| a.section == section && a.key == key)
+            .find(|a| &*a.section == section && a.key == key)
             .map(|a| a.value.as_str())
             .filter(|v| !v.is_empty())
     }
@@ -148,7 +150,7 @@ impl UnitFile {
     pub fn sections(&self) -> BTreeMap<&str, usize> {
         let mut map = BTreeMap::new();
         for a in &self.assignments {
-            *map.entry(a.section.as_str()).or_insert(0) += 1;
+            *map.entry(&*a.section).or_insert(0) += 1;
         }
         map
     }
