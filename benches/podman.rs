@@ -63,7 +63,10 @@ async fn adapter_export(env: &PodmanEnv, volume: &str, path: &Path) -> (u64, Art
         .into_iter()
         .find(|a| a.name == backup_podman::volume_artifact_name(volume))
         .expect("volume artifact");
-    let data = PodmanExporter.export(&service, &artifact).await.expect("export");
+    let data = PodmanExporter
+        .export(&service, &artifact)
+        .await
+        .expect("export");
     let mut file = tokio::fs::File::create(path).await.expect("create");
     let mut stream = data.stream;
     let mut bytes = 0u64;
@@ -83,10 +86,17 @@ async fn adapter_import(env: &PodmanEnv, volume: &str, artifact: &ArtifactDescri
     let service = service(env, volume);
     let mut artifact = artifact.clone();
     artifact.name = backup_podman::volume_artifact_name(volume);
-    artifact.metadata.insert("volume".into(), serde_json::json!(volume));
+    artifact
+        .metadata
+        .insert("volume".into(), serde_json::json!(volume));
     let file = tokio::fs::File::open(path).await.expect("open");
     PodmanImporter
-        .import(&service, &artifact, stream_from_reader(file), ImportMode::default())
+        .import(
+            &service,
+            &artifact,
+            stream_from_reader(file),
+            ImportMode::default(),
+        )
         .await
         .expect("import");
 }
@@ -159,8 +169,16 @@ fn main() {
         }
     }
     let digest = |volume: &str| backup_testkit::tree::tree_digest(&env.mountpoint(volume));
-    assert_eq!(digest("ours"), digest("bench"), "the adapter's import differs from the source");
-    assert_eq!(digest("native"), digest("bench"), "podman's import differs from the source");
+    assert_eq!(
+        digest("ours"),
+        digest("bench"),
+        "the adapter's import differs from the source"
+    );
+    assert_eq!(
+        digest("native"),
+        digest("bench"),
+        "podman's import differs from the source"
+    );
 
     print_report(
         &format!("podman volume, {mib} MiB, best of {runs}"),

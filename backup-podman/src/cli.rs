@@ -90,14 +90,20 @@ impl Podman {
     /// when rootless (so owners are those the containers see).
     fn data_tool(&self, program: &str, args: Vec<String>) -> CommandSpec {
         if self.rootless {
-            self.spec(["unshare".to_string(), program.to_string()].into_iter().chain(args))
+            self.spec(
+                ["unshare".to_string(), program.to_string()]
+                    .into_iter()
+                    .chain(args),
+            )
         } else {
             CommandSpec::new(program).args(args).on_failure(map_failure)
         }
     }
 
     async fn output(&self, spec: CommandSpec) -> Result<CommandOutput> {
-        self.runner.output(&spec.idle_timeout(MANAGEMENT_TIMEOUT)).await
+        self.runner
+            .output(&spec.idle_timeout(MANAGEMENT_TIMEOUT))
+            .await
     }
 
     /// `podman volume inspect`; `None` when there is no such volume.
@@ -109,9 +115,13 @@ impl Podman {
         let spec = self.spec(["volume", "inspect", "--format", "json", name]);
         match self.output(spec).await {
             Ok(out) => {
-                let mut list: Vec<VolumeInfo> = serde_json::from_slice(&out.stdout).map_err(|e| {
-                    Error::new(ErrorKind::ToolFailed, format!("`podman volume inspect {name}` printed unreadable JSON: {e}"))
-                })?;
+                let mut list: Vec<VolumeInfo> =
+                    serde_json::from_slice(&out.stdout).map_err(|e| {
+                        Error::new(
+                            ErrorKind::ToolFailed,
+                            format!("`podman volume inspect {name}` printed unreadable JSON: {e}"),
+                        )
+                    })?;
                 Ok(list.pop())
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -199,10 +209,17 @@ impl Podman {
     pub async fn set_root_attributes(&self, mountpoint: &str, root: RootAttributes) -> Result<()> {
         let chown = self.data_tool(
             "chown",
-            vec!["-h".into(), format!("{}:{}", root.uid, root.gid), mountpoint.to_string()],
+            vec![
+                "-h".into(),
+                format!("{}:{}", root.uid, root.gid),
+                mountpoint.to_string(),
+            ],
         );
         self.output(chown).await?;
-        let chmod = self.data_tool("chmod", vec![format!("{:o}", root.mode), mountpoint.to_string()]);
+        let chmod = self.data_tool(
+            "chmod",
+            vec![format!("{:o}", root.mode), mountpoint.to_string()],
+        );
         self.output(chmod).await.map(|_| ())
     }
 
@@ -214,7 +231,15 @@ impl Podman {
     pub async fn has_content(&self, mountpoint: &str) -> Result<bool> {
         let spec = self.data_tool(
             "find",
-            vec![mountpoint.into(), "-mindepth".into(), "1".into(), "-maxdepth".into(), "1".into(), "-print".into(), "-quit".into()],
+            vec![
+                mountpoint.into(),
+                "-mindepth".into(),
+                "1".into(),
+                "-maxdepth".into(),
+                "1".into(),
+                "-print".into(),
+                "-quit".into(),
+            ],
         );
         Ok(!self.output(spec).await?.stdout.is_empty())
     }
@@ -227,7 +252,12 @@ impl Podman {
     pub async fn empty_volume(&self, mountpoint: &str) -> Result<()> {
         let spec = self.data_tool(
             "find",
-            vec![mountpoint.into(), "-mindepth".into(), "1".into(), "-delete".into()],
+            vec![
+                mountpoint.into(),
+                "-mindepth".into(),
+                "1".into(),
+                "-delete".into(),
+            ],
         );
         self.runner.output(&spec).await.map(|_| ())
     }
@@ -296,7 +326,9 @@ impl Podman {
                 .iter()
                 .position(|(_, _, deps)| {
                     deps.iter().all(|d| {
-                        ordered.iter().any(|o| o.starts_with(d.as_str()) || d.starts_with(o.as_str()))
+                        ordered
+                            .iter()
+                            .any(|o| o.starts_with(d.as_str()) || d.starts_with(o.as_str()))
                             || !rows.iter().any(|(id, _, _)| id.starts_with(d.as_str()))
                     })
                 })
@@ -355,6 +387,8 @@ fn map_failure(failure: backup_core::command::ToolFailure) -> Error {
         Error::new(ErrorKind::NotFound, error.message().to_string())
             .with_hint("check the names in the deployment's quadlet files and `volumes`; list them with `podman volume ls` / `podman ps -a`")
     } else {
-        error.with_hint("check `podman` works for this user and storage (`podman info`), and its message above")
+        error.with_hint(
+            "check `podman` works for this user and storage (`podman info`), and its message above",
+        )
     }
 }

@@ -70,13 +70,19 @@ impl PodmanConfig {
         let config: PodmanConfig = serde_json::from_value(service.config.clone()).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidConfig,
-                format!("config of service `{}` is not a podman config: {e}", service.name),
+                format!(
+                    "config of service `{}` is not a podman config: {e}",
+                    service.name
+                ),
             )
         })?;
         if !config.quadlet_dir.is_absolute() {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
-                format!("`quadletDir` of service `{}` must be absolute", service.name),
+                format!(
+                    "`quadletDir` of service `{}` must be absolute",
+                    service.name
+                ),
             ));
         }
         for name in config.volumes.iter().flatten() {
@@ -104,7 +110,10 @@ impl PodmanConfig {
 /// [`ErrorKind::InvalidConfig`] naming the volume.
 pub(crate) fn check_volume_name(name: &str) -> Result<()> {
     let ok = name.len() <= 200
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
@@ -115,7 +124,9 @@ pub(crate) fn check_volume_name(name: &str) -> Result<()> {
             ErrorKind::InvalidConfig,
             format!("`{name}` is not a valid podman volume name"),
         )
-        .with_hint("volume names are letters, digits, `_`, `.` and `-`, starting with a letter or digit"))
+        .with_hint(
+            "volume names are letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+        ))
     }
 }
 

@@ -102,13 +102,20 @@ impl DataExporter for PodmanExporter {
             let info = podman.volume_inspect(name).await?.ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotFound,
-                    format!("volume `{name}` of service `{}` does not exist", service.name),
+                    format!(
+                        "volume `{name}` of service `{}` does not exist",
+                        service.name
+                    ),
                 )
                 .with_hint("create it (start the deployment once) or remove it from `volumes`")
             })?;
             artifacts.push(ArtifactDescriptor {
                 metadata: volume_metadata(&info),
-                ..ArtifactDescriptor::new(volume_artifact_name(name), formats::VOLUME, "application/x-tar")
+                ..ArtifactDescriptor::new(
+                    volume_artifact_name(name),
+                    formats::VOLUME,
+                    "application/x-tar",
+                )
             });
         }
         Ok(artifacts)
@@ -121,7 +128,9 @@ impl DataExporter for PodmanExporter {
     ) -> Result<ArtifactData> {
         let config = PodmanConfig::from_service(service)?;
         if artifact.name == QUADLETS_ARTIFACT {
-            return DirectoryExporter.export(&quadlet_target(service, &config), &directory_artifact()).await;
+            return DirectoryExporter
+                .export(&quadlet_target(service, &config), &directory_artifact())
+                .await;
         }
         let volume = artifact
             .metadata
@@ -131,7 +140,10 @@ impl DataExporter for PodmanExporter {
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotFound,
-                    format!("podman service `{}` has no artifact `{}`", service.name, artifact.name),
+                    format!(
+                        "podman service `{}` has no artifact `{}`",
+                        service.name, artifact.name
+                    ),
                 )
             })?
             .to_string();
@@ -154,12 +166,18 @@ pub(crate) async fn export_volume(
     volume: String,
 ) -> Result<ArtifactData> {
     let info = podman.volume_inspect(&volume).await?.ok_or_else(|| {
-        Error::new(ErrorKind::NotFound, format!("volume `{volume}` does not exist"))
+        Error::new(
+            ErrorKind::NotFound,
+            format!("volume `{volume}` does not exist"),
+        )
     })?;
     if info.mountpoint.is_empty() {
         return Err(Error::new(
             ErrorKind::Unsupported,
-            format!("volume `{volume}` (driver `{}`) has no local mount point", info.driver),
+            format!(
+                "volume `{volume}` (driver `{}`) has no local mount point",
+                info.driver
+            ),
         ));
     }
     let mut quiesced = if config.stop_containers {

@@ -40,7 +40,10 @@ fn volume_of(artifact: &ArtifactDescriptor) -> Result<String> {
     if volume_artifact_name(name) != artifact.name {
         return Err(Error::new(
             ErrorKind::InvalidInput,
-            format!("artifact `{}` claims to hold volume `{name}`", artifact.name),
+            format!(
+                "artifact `{}` claims to hold volume `{name}`",
+                artifact.name
+            ),
         ));
     }
     Ok(name.to_string())
@@ -115,7 +118,11 @@ impl DataImporter for PodmanImporter {
             ensure_format_supported(self, RECIPE, artifact)?;
             if artifact.name == QUADLETS_ARTIFACT {
                 DirectoryImporter
-                    .check(&quadlet_target(service, &config), &[directory_artifact()], mode)
+                    .check(
+                        &quadlet_target(service, &config),
+                        &[directory_artifact()],
+                        mode,
+                    )
                     .await
                     .map_err(|e| e.context("the quadlet directory"))?;
                 continue;
@@ -144,7 +151,11 @@ impl DataImporter for PodmanImporter {
             ensure_format_supported(self, RECIPE, artifact)?;
             if artifact.name == QUADLETS_ARTIFACT {
                 DirectoryImporter
-                    .check(&quadlet_target(service, &config), &[directory_artifact()], mode)
+                    .check(
+                        &quadlet_target(service, &config),
+                        &[directory_artifact()],
+                        mode,
+                    )
                     .await?;
             } else {
                 volume_of(artifact)?;
@@ -164,7 +175,12 @@ impl DataImporter for PodmanImporter {
         let config = PodmanConfig::from_service(service)?;
         if artifact.name == QUADLETS_ARTIFACT {
             return DirectoryImporter
-                .import(&quadlet_target(service, &config), &directory_artifact(), data, mode)
+                .import(
+                    &quadlet_target(service, &config),
+                    &directory_artifact(),
+                    data,
+                    mode,
+                )
                 .await
                 .map_err(|e| e.context("restoring the quadlet files"));
         }
@@ -172,7 +188,12 @@ impl DataImporter for PodmanImporter {
         let podman = config.podman(service);
         import_volume(&config, &podman, artifact, &volume, data, mode)
             .await
-            .map_err(|e| e.context(format!("restoring volume `{volume}` of service `{}`", service.name)))
+            .map_err(|e| {
+                e.context(format!(
+                    "restoring volume `{volume}` of service `{}`",
+                    service.name
+                ))
+            })
     }
 }
 
@@ -195,16 +216,24 @@ async fn import_volume(
     let info = match podman.volume_inspect(volume).await? {
         Some(info) => info,
         None => {
-            podman.volume_create(&recorded_info(artifact, volume)).await?;
+            podman
+                .volume_create(&recorded_info(artifact, volume))
+                .await?;
             podman.volume_inspect(volume).await?.ok_or_else(|| {
-                Error::new(ErrorKind::ToolFailed, format!("volume `{volume}` vanished after it was created"))
+                Error::new(
+                    ErrorKind::ToolFailed,
+                    format!("volume `{volume}` vanished after it was created"),
+                )
             })?
         }
     };
     if info.mountpoint.is_empty() {
         return Err(Error::new(
             ErrorKind::Unsupported,
-            format!("volume `{volume}` (driver `{}`) has no local mount point", info.driver),
+            format!(
+                "volume `{volume}` (driver `{}`) has no local mount point",
+                info.driver
+            ),
         ));
     }
     let has_content = podman.has_content(&info.mountpoint).await?;
@@ -216,7 +245,15 @@ async fn import_volume(
     } else {
         Quiesced::none(podman.clone())
     };
-    let imported = replace_content(podman, &info.mountpoint, artifact, volume, data, has_content).await;
+    let imported = replace_content(
+        podman,
+        &info.mountpoint,
+        artifact,
+        volume,
+        data,
+        has_content,
+    )
+    .await;
     let restarted = quiesced.resume().await;
     match imported {
         Ok(()) => restarted,

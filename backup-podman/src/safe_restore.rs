@@ -91,9 +91,8 @@ pub async fn safe_restore(
             existing.push(name.clone());
         }
     }
-    std::fs::create_dir_all(&config.quadlet_dir).map_err(|e| {
-        Error::io(format!("creating `{}`", config.quadlet_dir.display()), e)
-    })?;
+    std::fs::create_dir_all(&config.quadlet_dir)
+        .map_err(|e| Error::io(format!("creating `{}`", config.quadlet_dir.display()), e))?;
     let mut quiesced = Quiesced::stop_users(&podman, &existing).await?;
     // The containers are stopped: neither the safety backup nor the restore stops more.
     let quiet = with_config(service, &existing, false);
@@ -106,7 +105,9 @@ pub async fn safe_restore(
         target: quiet.clone(),
         exporter: Arc::new(PodmanExporter),
     }];
-    if let Err(error) = write_bundle(&safety, BundleOptions::default(), None, &export, progress).await {
+    if let Err(error) =
+        write_bundle(&safety, BundleOptions::default(), None, &export, progress).await
+    {
         let restarted = quiesced.resume().await;
         return Err(crate::quiesce::with_restart_outcome(
             error.context("writing the safety backup (nothing was changed)"),
@@ -114,8 +115,16 @@ pub async fn safe_restore(
         ));
     }
     let restored = async {
-        restore_service_data(bundle, &quiet, &importer, &entries, ImportMode { force: true }, true, progress)
-            .await?;
+        restore_service_data(
+            bundle,
+            &quiet,
+            &importer,
+            &entries,
+            ImportMode { force: true },
+            true,
+            progress,
+        )
+        .await?;
         quiesced.resume().await?;
         check_running(&podman, quiesced.stopped(), config.start_check_seconds).await
     }
@@ -129,8 +138,20 @@ pub async fn safe_restore(
     progress.event(&ProgressEvent::RollingBack {
         reason: error.to_string(),
     });
-    let created: Vec<String> = volumes.iter().filter(|v| !existing.contains(v)).cloned().collect();
-    let rollback = roll_back(service, &quiet, &safety, &created, quiesced.stopped(), progress).await;
+    let created: Vec<String> = volumes
+        .iter()
+        .filter(|v| !existing.contains(v))
+        .cloned()
+        .collect();
+    let rollback = roll_back(
+        service,
+        &quiet,
+        &safety,
+        &created,
+        quiesced.stopped(),
+        progress,
+    )
+    .await;
     Err(match rollback {
         Ok(()) => Error::new(
             error.kind(),
@@ -213,9 +234,21 @@ async fn roll_back(
         .filter(|e| e.artifact.name == QUADLETS_ARTIFACT)
         .cloned()
         .collect();
-    ordered.extend(entries.into_iter().filter(|e| e.artifact.name != QUADLETS_ARTIFACT));
-    restore_service_data(&reader, quiet, &PodmanImporter, &ordered, ImportMode { force: true }, false, progress)
-        .await?;
+    ordered.extend(
+        entries
+            .into_iter()
+            .filter(|e| e.artifact.name != QUADLETS_ARTIFACT),
+    );
+    restore_service_data(
+        &reader,
+        quiet,
+        &PodmanImporter,
+        &ordered,
+        ImportMode { force: true },
+        false,
+        progress,
+    )
+    .await?;
     for name in created {
         let spec = podman.spec(["volume", "rm", "--force", name.as_str()]);
         let _ = backup_core::CommandRunnerExt::output(service.runner.as_ref(), &spec).await;

@@ -64,7 +64,9 @@ impl TarScan {
             match &mut self.state {
                 State::Ended => return Ok(()),
                 State::Data { remaining } => {
-                    let take = usize::try_from(*remaining).unwrap_or(usize::MAX).min(data.len());
+                    let take = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(data.len());
                     *remaining -= take as u64;
                     data = &data[take..];
                     if *remaining == 0 {
@@ -104,7 +106,13 @@ impl TarScan {
         let computed: u64 = block
             .iter()
             .enumerate()
-            .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) })
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(*b)
+                }
+            })
             .sum();
         if stored != computed {
             return Err(Error::integrity(format!(
@@ -262,7 +270,8 @@ mod tests {
     fn a_truncated_or_corrupt_archive_is_refused() {
         let bytes = archive();
         let mut scan = TarScan::new();
-        scan.feed(&bytes[..bytes.len() / 2]).unwrap_or_else(|e| panic!("{e}"));
+        scan.feed(&bytes[..bytes.len() / 2])
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(scan.finish().is_err());
         let mut corrupt = bytes.clone();
         corrupt[10] ^= 1;

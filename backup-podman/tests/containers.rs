@@ -28,8 +28,15 @@ fn setup() -> Deployment {
 
 async fn volume_stream(deployment: &Deployment) -> backup_core::ByteStream {
     let artifacts = PodmanExporter.artifacts(&deployment.service).await.unwrap();
-    let volume = artifacts.iter().find(|a| a.name == "volume-appdata.tar").unwrap();
-    PodmanExporter.export(&deployment.service, volume).await.unwrap().stream
+    let volume = artifacts
+        .iter()
+        .find(|a| a.name == "volume-appdata.tar")
+        .unwrap();
+    PodmanExporter
+        .export(&deployment.service, volume)
+        .await
+        .unwrap()
+        .stream
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -41,7 +48,10 @@ async fn a_writing_container_is_stopped_for_a_consistent_export_and_started_agai
     let mut stream = volume_stream(&deployment).await;
     let first = stream.next().await.unwrap().unwrap();
     assert!(!first.is_empty());
-    assert!(!env.is_running("writer"), "the writer runs during the export");
+    assert!(
+        !env.is_running("writer"),
+        "the writer runs during the export"
+    );
     let log = env.mountpoint("appdata").join("log");
     let size_during = std::fs::metadata(&log).unwrap().len();
     let mut archive = first.to_vec();
@@ -56,12 +66,26 @@ async fn a_writing_container_is_stopped_for_a_consistent_export_and_started_agai
         .find(|e| e.path().unwrap().to_str() == Some("log"))
         .map(|e| e.header().size().unwrap())
         .unwrap();
-    assert_eq!(archived, size_during, "the archive's log is not the log as it was while stopped");
+    assert_eq!(
+        archived, size_during,
+        "the archive's log is not the log as it was while stopped"
+    );
     assert!(env.is_running("writer"), "the writer was not started again");
-    assert_ne!(env.started_at("writer"), writer_started, "the writer was never stopped");
-    assert!(!env.is_running("idle"), "a container that was stopped before was started");
+    assert_ne!(
+        env.started_at("writer"),
+        writer_started,
+        "the writer was never stopped"
+    );
+    assert!(
+        !env.is_running("idle"),
+        "a container that was stopped before was started"
+    );
     assert!(env.is_running("other"));
-    assert_eq!(env.started_at("other"), other_started, "a container of another volume was stopped");
+    assert_eq!(
+        env.started_at("other"),
+        other_started,
+        "a container of another volume was stopped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,7 +98,10 @@ async fn a_cancelled_export_starts_the_stopped_containers_again() {
     drop(stream);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !env.is_running("writer") {
-        assert!(Instant::now() < deadline, "the writer stayed stopped after a cancelled export");
+        assert!(
+            Instant::now() < deadline,
+            "the writer stayed stopped after a cancelled export"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!env.is_running("idle"));

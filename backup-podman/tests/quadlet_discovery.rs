@@ -19,9 +19,17 @@ fn write(dir: &Path, name: &str, text: &[u8]) {
 /// with and without `VolumeName=`, drop-ins, continuations, quoting, `Mount=`, bind mounts.
 fn write_deployment(dir: &Path) {
     write(dir, "nextcloud.pod", b"[Unit]\nDescription=Nextcloud pod\n\n[Pod]\nPodName=nextcloud\nPublishPort=8080:80\nVolume=shared.volume:/shared:z\n");
-    write(dir, "db.volume", b"[Volume]\n# the database files\nVolumeName=nextcloud-db\nLabel=app=nextcloud\n");
+    write(
+        dir,
+        "db.volume",
+        b"[Volume]\n# the database files\nVolumeName=nextcloud-db\nLabel=app=nextcloud\n",
+    );
     write(dir, "data.volume", b"[Volume]\nLabel=app=nextcloud\n");
-    write(dir, "shared.volume", b"[Volume]\nVolumeName=\"nc-shared\"\n");
+    write(
+        dir,
+        "shared.volume",
+        b"[Volume]\nVolumeName=\"nc-shared\"\n",
+    );
     write(
         dir,
         "db.container",
@@ -38,12 +46,32 @@ fn write_deployment(dir: &Path) {
         b"; cron runs the background jobs\n[Container]\nImage=docker.io/library/nextcloud:29\nExec=/cron.sh\nVolume=data.volume:/var/www/html\nMount=type=volume,source=nc-config,destination=/config\nMount=type=bind,source=./scripts,destination=/scripts\n",
     );
     // A drop-in for one container and one for every container.
-    write(dir, "app.container.d/10-cache.conf", b"[Container]\nVolume=nc-cache:/var/cache \\\n# still the same line\n  \n");
-    write(dir, "container.d/50-logs.conf", b"[Container]\nVolume=%h/logs:/logs\n");
-    write(dir, "app.container.d/notes.txt", b"[Container]\nVolume=ignored:/x\n");
-    write(dir, "nextcloud.network", b"[Network]\nSubnet=10.89.0.0/24\n");
+    write(
+        dir,
+        "app.container.d/10-cache.conf",
+        b"[Container]\nVolume=nc-cache:/var/cache \\\n# still the same line\n  \n",
+    );
+    write(
+        dir,
+        "container.d/50-logs.conf",
+        b"[Container]\nVolume=%h/logs:/logs\n",
+    );
+    write(
+        dir,
+        "app.container.d/notes.txt",
+        b"[Container]\nVolume=ignored:/x\n",
+    );
+    write(
+        dir,
+        "nextcloud.network",
+        b"[Network]\nSubnet=10.89.0.0/24\n",
+    );
     write(dir, "redis.kube", b"[Kube]\nYaml=redis.yaml\n");
-    write(dir, "mariadb.image", b"[Image]\nImage=docker.io/library/mariadb:11\n");
+    write(
+        dir,
+        "mariadb.image",
+        b"[Image]\nImage=docker.io/library/mariadb:11\n",
+    );
     write(dir, "README.md", b"not a quadlet\n");
 }
 
@@ -56,23 +84,53 @@ fn named_volumes_and_bind_mounts_are_found_in_a_real_world_deployment() {
     assert_eq!(
         files,
         [
-            "app.container", "cron.container", "data.volume", "db.container", "db.volume",
-            "mariadb.image", "nextcloud.network", "nextcloud.pod", "redis.kube", "shared.volume"
+            "app.container",
+            "cron.container",
+            "data.volume",
+            "db.container",
+            "db.volume",
+            "mariadb.image",
+            "nextcloud.network",
+            "nextcloud.pod",
+            "redis.kube",
+            "shared.volume"
         ]
     );
     let volumes: Vec<_> = deployment
         .volumes
         .iter()
-        .map(|v| (v.name.as_str(), v.defined_by.as_deref(), v.used_by.join(",")))
+        .map(|v| {
+            (
+                v.name.as_str(),
+                v.defined_by.as_deref(),
+                v.used_by.join(","),
+            )
+        })
         .collect();
     assert_eq!(
         volumes,
         [
             ("nc-cache", None, "app.container".to_string()),
-            ("nc-config", None, "app.container,cron.container".to_string()),
-            ("nc-shared", Some("shared.volume"), "nextcloud.pod".to_string()),
-            ("nextcloud-db", Some("db.volume"), "db.container".to_string()),
-            ("systemd-data", Some("data.volume"), "app.container,cron.container".to_string()),
+            (
+                "nc-config",
+                None,
+                "app.container,cron.container".to_string()
+            ),
+            (
+                "nc-shared",
+                Some("shared.volume"),
+                "nextcloud.pod".to_string()
+            ),
+            (
+                "nextcloud-db",
+                Some("db.volume"),
+                "db.container".to_string()
+            ),
+            (
+                "systemd-data",
+                Some("data.volume"),
+                "app.container,cron.container".to_string()
+            ),
         ]
     );
     let binds: Vec<_> = deployment
@@ -95,8 +153,15 @@ fn named_volumes_and_bind_mounts_are_found_in_a_real_world_deployment() {
     );
     let app = &deployment.units[0];
     // Drop-ins of every directory apply in the order of their file names, as in systemd.
-    assert_eq!(app.drop_ins, ["app.container.d/10-cache.conf", "container.d/50-logs.conf"]);
-    let db = deployment.units.iter().find(|u| u.file == "db.container").unwrap();
+    assert_eq!(
+        app.drop_ins,
+        ["app.container.d/10-cache.conf", "container.d/50-logs.conf"]
+    );
+    let db = deployment
+        .units
+        .iter()
+        .find(|u| u.file == "db.container")
+        .unwrap();
     assert_eq!(
         db.unit.last("Container", "Environment"),
         Some("MARIADB_DATABASE=nextcloud  MARIADB_USER=nextcloud")
@@ -107,9 +172,22 @@ fn named_volumes_and_bind_mounts_are_found_in_a_real_world_deployment() {
 #[test]
 fn an_empty_volume_assignment_in_a_drop_in_clears_the_volumes_before_it() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "web.container", b"[Container]\nVolume=old:/a\nVolume=older:/b\n");
-    write(dir.path(), "web.container.d/override.conf", b"[Container]\nVolume=\nVolume=new:/a\n");
-    let names: Vec<_> = discover(dir.path()).unwrap().volumes.into_iter().map(|v| v.name).collect();
+    write(
+        dir.path(),
+        "web.container",
+        b"[Container]\nVolume=old:/a\nVolume=older:/b\n",
+    );
+    write(
+        dir.path(),
+        "web.container.d/override.conf",
+        b"[Container]\nVolume=\nVolume=new:/a\n",
+    );
+    let names: Vec<_> = discover(dir.path())
+        .unwrap()
+        .volumes
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
     assert_eq!(names, ["new"]);
 }
 
@@ -127,7 +205,11 @@ async fn quadlet_files_round_trip_byte_for_byte_and_bind_mounts_are_reported_as_
     write_deployment(source.path());
     // Oddities a parser might normalise: CRLF, a trailing backslash at the end of the
     // file, no final newline, tabs, non-UTF-8 bytes.
-    write(source.path(), "odd.container", b"[Container]\r\n\tImage = x \\\n#c\n\xff\xfe=\x01 \\");
+    write(
+        source.path(),
+        "odd.container",
+        b"[Container]\r\n\tImage = x \\\n#c\n\xff\xfe=\x01 \\",
+    );
     let service = quadlet_service(source.path());
     let artifacts = PodmanExporter.artifacts(&service).await.unwrap();
     assert_eq!(artifacts.len(), 1);
@@ -135,7 +217,9 @@ async fn quadlet_files_round_trip_byte_for_byte_and_bind_mounts_are_reported_as_
     assert_eq!(quadlets.name, QUADLETS_ARTIFACT);
     let skipped = quadlets.metadata["skippedBindMounts"].as_array().unwrap();
     assert_eq!(skipped.len(), 6, "{skipped:?}");
-    assert!(skipped.iter().all(|s| s["reason"].as_str().unwrap().contains("bind mount")));
+    assert!(skipped
+        .iter()
+        .all(|s| s["reason"].as_str().unwrap().contains("bind mount")));
     let data = PodmanExporter.export(&service, quadlets).await.unwrap();
     let chunks: Vec<_> = data.stream.collect::<Vec<_>>().await;
     let stream: backup_core::ByteStream = Box::pin(futures::stream::iter(chunks));
@@ -143,8 +227,14 @@ async fn quadlet_files_round_trip_byte_for_byte_and_bind_mounts_are_reported_as_
     let target_root = tempfile::tempdir().unwrap();
     let target_dir = target_root.path().join("quadlets");
     let target = quadlet_service(&target_dir);
-    PodmanImporter.check(&target, &artifacts, ImportMode::default()).await.unwrap();
-    PodmanImporter.import(&target, quadlets, stream, ImportMode::default()).await.unwrap();
+    PodmanImporter
+        .check(&target, &artifacts, ImportMode::default())
+        .await
+        .unwrap();
+    PodmanImporter
+        .import(&target, quadlets, stream, ImportMode::default())
+        .await
+        .unwrap();
     assert_eq!(
         backup_testkit::tree::tree_digest(&target_dir),
         backup_testkit::tree::tree_digest(source.path()),

@@ -13,14 +13,28 @@ const BIG: usize = 100 * 1024 * 1024;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_volume_round_trips_with_owners_modes_links_and_a_100mb_file() {
     let source = Deployment::new("app");
-    source.write_quadlet("data.volume", "[Volume]\nVolumeName=appdata\nLabel=tier=db\n");
-    source.write_quadlet("app.container", "[Container]\nImage=localhost/busybox-test:1\nVolume=data.volume:/data\n");
-    source.env.podman(&["volume", "create", "--label", "tier=db", "appdata"]);
+    source.write_quadlet(
+        "data.volume",
+        "[Volume]\nVolumeName=appdata\nLabel=tier=db\n",
+    );
+    source.write_quadlet(
+        "app.container",
+        "[Container]\nImage=localhost/busybox-test:1\nVolume=data.volume:/data\n",
+    );
+    source
+        .env
+        .podman(&["volume", "create", "--label", "tier=db", "appdata"]);
     let mount = source.env.mountpoint("appdata");
     write_special_tree(&mount, BIG);
     let before = listing(&mount);
-    assert!(before.iter().any(|l| l.starts_with("700 999 999 - d")), "{before:?}");
-    assert!(before.iter().any(|l| l.starts_with("600 1000 1000 10 f")), "{before:?}");
+    assert!(
+        before.iter().any(|l| l.starts_with("700 999 999 - d")),
+        "{before:?}"
+    );
+    assert!(
+        before.iter().any(|l| l.starts_with("600 1000 1000 10 f")),
+        "{before:?}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("app.backup.zip");
@@ -28,16 +42,29 @@ async fn a_volume_round_trips_with_owners_modes_links_and_a_100mb_file() {
 
     // Another machine: the volume does not exist yet and is created as it was.
     let target = Deployment::new("app");
-    target.import(&bundle, "app", ImportMode::default()).await.unwrap();
+    target
+        .import(&bundle, "app", ImportMode::default())
+        .await
+        .unwrap();
     let restored = target.env.mountpoint("appdata");
-    assert_eq!(listing(&restored), before, "owners, modes, links or sizes differ");
+    assert_eq!(
+        listing(&restored),
+        before,
+        "owners, modes, links or sizes differ"
+    );
     let digest = |p: &std::path::Path| backup_testkit::tree::tree_digest(p);
     assert_eq!(digest(&restored), digest(&mount), "contents differ");
     assert_eq!(
-        target.env.podman(&["volume", "inspect", "--format", "{{.Labels}}", "appdata"]),
+        target
+            .env
+            .podman(&["volume", "inspect", "--format", "{{.Labels}}", "appdata"]),
         "map[tier:db]"
     );
-    assert_eq!(target.quadlet_bytes(), source.quadlet_bytes(), "quadlet files differ");
+    assert_eq!(
+        target.quadlet_bytes(),
+        source.quadlet_bytes(),
+        "quadlet files differ"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,11 +83,21 @@ async fn restoring_over_a_volume_with_extra_files_leaves_exactly_the_bundle_cont
     sh(&format!(
         "mkdir -p {m}/extra/dir && echo x > {m}/extra/dir/file && echo changed > {m}/a/b/c/deep.txt && rm {m}/a/hard && chmod 0755 {m} && chown 0:0 {m}"
     ));
-    let refused = deployment.import(&bundle, "app", ImportMode::default()).await.unwrap_err();
+    let refused = deployment
+        .import(&bundle, "app", ImportMode::default())
+        .await
+        .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::AlreadyExists, "{refused}");
 
-    deployment.import(&bundle, "app", ImportMode { force: true }).await.unwrap();
-    assert_eq!(listing(&mount), before, "the restore merged instead of replacing");
+    deployment
+        .import(&bundle, "app", ImportMode { force: true })
+        .await
+        .unwrap();
+    assert_eq!(
+        listing(&mount),
+        before,
+        "the restore merged instead of replacing"
+    );
     assert_eq!(backup_testkit::tree::tree_digest(&mount), digest);
 }
 
@@ -84,8 +121,15 @@ async fn an_empty_export_of_a_volume_that_holds_data_is_an_error() {
     let mut service = deployment.service.clone();
     service.config["podman"] = serde_json::json!(wrapper);
     let artifacts = PodmanExporter.artifacts(&service).await.unwrap();
-    let volume = artifacts.iter().find(|a| a.name == "volume-appdata.tar").unwrap();
-    let mut stream = PodmanExporter.export(&service, volume).await.unwrap().stream;
+    let volume = artifacts
+        .iter()
+        .find(|a| a.name == "volume-appdata.tar")
+        .unwrap();
+    let mut stream = PodmanExporter
+        .export(&service, volume)
+        .await
+        .unwrap()
+        .stream;
     let mut failure = None;
     while let Some(item) = stream.next().await {
         if let Err(e) = item {
@@ -102,8 +146,16 @@ async fn a_volume_import_of_a_truncated_archive_fails_and_leaves_the_volume_empt
     source.env.create_volume("appdata");
     write_special_tree(&source.env.mountpoint("appdata"), 4 * 1024 * 1024);
     let artifacts = PodmanExporter.artifacts(&source.service).await.unwrap();
-    let volume = artifacts.iter().find(|a| a.name == "volume-appdata.tar").unwrap().clone();
-    let mut stream = PodmanExporter.export(&source.service, &volume).await.unwrap().stream;
+    let volume = artifacts
+        .iter()
+        .find(|a| a.name == "volume-appdata.tar")
+        .unwrap()
+        .clone();
+    let mut stream = PodmanExporter
+        .export(&source.service, &volume)
+        .await
+        .unwrap()
+        .stream;
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.unwrap());
@@ -125,5 +177,9 @@ async fn a_volume_import_of_a_truncated_archive_fails_and_leaves_the_volume_empt
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
     assert!(err.to_string().contains("left empty"), "{err}");
     let left = listing(&target.env.mountpoint("appdata"));
-    assert_eq!(left.len(), 1, "the volume holds part of the archive: {left:?}");
+    assert_eq!(
+        left.len(),
+        1,
+        "the volume holds part of the archive: {left:?}"
+    );
 }

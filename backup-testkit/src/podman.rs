@@ -39,7 +39,9 @@ fn rootfs_tar() -> &'static Path {
         if !target.exists() {
             std::fs::copy(&busybox, &target).unwrap_or_else(|e| panic!("copy busybox: {e}"));
         }
-        for applet in ["sh", "sleep", "ls", "cat", "echo", "touch", "dd", "true", "false"] {
+        for applet in [
+            "sh", "sleep", "ls", "cat", "echo", "touch", "dd", "true", "false",
+        ] {
             let link = bin.join(applet);
             if std::fs::symlink_metadata(&link).is_err() {
                 std::os::unix::fs::symlink("busybox", &link)
@@ -174,7 +176,11 @@ impl PodmanEnv {
     }
 
     /// A `podman` service config for `quadlet_dir` on this storage.
-    pub fn service_config(&self, quadlet_dir: &Path, volumes: Option<&[&str]>) -> serde_json::Value {
+    pub fn service_config(
+        &self,
+        quadlet_dir: &Path,
+        volumes: Option<&[&str]>,
+    ) -> serde_json::Value {
         let mut config = serde_json::json!({
             "quadletDir": quadlet_dir,
             "podman": self.program(),

@@ -91,10 +91,18 @@ pub fn discover(dir: &Path) -> Result<Deployment> {
         let mut drop_ins = Vec::new();
         if parsed {
             let text = read_text(&path)?;
-            issues.extend(unit.parse_more(&text).into_iter().map(|i| (file.clone(), i)));
+            issues.extend(
+                unit.parse_more(&text)
+                    .into_iter()
+                    .map(|i| (file.clone(), i)),
+            );
             for drop_in in drop_in_files(dir, file, kind)? {
                 let text = read_text(&dir.join(&drop_in))?;
-                issues.extend(unit.parse_more(&text).into_iter().map(|i| (drop_in.clone(), i)));
+                issues.extend(
+                    unit.parse_more(&text)
+                        .into_iter()
+                        .map(|i| (drop_in.clone(), i)),
+                );
                 drop_ins.push(drop_in);
             }
         }
@@ -258,8 +266,7 @@ fn read_names(dir: &Path) -> Result<Vec<String>> {
         .map_err(|e| Error::io(format!("listing quadlet directory `{}`", dir.display()), e))?;
     let mut names = Vec::new();
     for entry in entries {
-        let entry =
-            entry.map_err(|e| Error::io(format!("listing `{}`", dir.display()), e))?;
+        let entry = entry.map_err(|e| Error::io(format!("listing `{}`", dir.display()), e))?;
         if let Some(name) = entry.file_name().to_str() {
             names.push(name.to_string());
         }

@@ -69,9 +69,19 @@ impl Deployment {
             .cloned()
             .collect();
         let artifacts: Vec<_> = entries.iter().map(|e| e.artifact.clone()).collect();
-        PodmanImporter.check(&self.service, &artifacts, mode).await?;
-        restore_service_data(&reader, &self.service, &PodmanImporter, &entries, mode, true, &NoProgress)
-            .await
+        PodmanImporter
+            .check(&self.service, &artifacts, mode)
+            .await?;
+        restore_service_data(
+            &reader,
+            &self.service,
+            &PodmanImporter,
+            &entries,
+            mode,
+            true,
+            &NoProgress,
+        )
+        .await
     }
 
     /// Every byte of every file of the quadlet directory, by relative path.
@@ -84,7 +94,11 @@ impl Deployment {
                 if path.is_dir() {
                     stack.push(path);
                 } else {
-                    let rel = path.strip_prefix(&self.quadlets).unwrap().display().to_string();
+                    let rel = path
+                        .strip_prefix(&self.quadlets)
+                        .unwrap()
+                        .display()
+                        .to_string();
                     out.push((rel, std::fs::read(&path).unwrap()));
                 }
             }
@@ -96,7 +110,11 @@ impl Deployment {
 
 /// Runs a shell command (as root: chown works).
 pub fn sh(script: &str) {
-    let status = std::process::Command::new("sh").arg("-c").arg(script).status().unwrap();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .unwrap();
     assert!(status.success(), "`{script}` failed");
 }
 
