@@ -13,7 +13,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use crate::ports::require_binary;
 
@@ -27,39 +26,30 @@ pub struct PodmanEnv {
     program: PathBuf,
 }
 
-/// A busybox root filesystem tar shared by every environment of the test process.
-fn rootfs_tar() -> &'static Path {
-    static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        let busybox = require_binary("busybox", &["/bin", "/usr/bin"]);
-        let dir = std::env::temp_dir().join(format!("busybox-rootfs-{}", std::process::id()));
-        let bin = dir.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("mkdir {}: {e}", bin.display()));
-        let target = bin.join("busybox");
-        if !target.exists() {
-            std::fs::copy(&busybox, &target).unwrap_or_else(|e| panic!("copy busybox: {e}"));
-        }
-        for applet in [
-            "sh", "sleep", "ls", "cat", "echo", "touch", "dd", "true", "false",
-        ] {
-            let link = bin.join(applet);
-            if std::fs::symlink_metadata(&link).is_err() {
-                std::os::unix::fs::symlink("busybox", &link)
-                    .unwrap_or_else(|e| panic!("symlink {applet}: {e}"));
-            }
-        }
-        let tar = dir.join("rootfs.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(dir.join("rootfs"))
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap_or_else(|e| panic!("tar: {e}"));
-        assert!(status.success(), "tar of the busybox rootfs failed");
-        tar
-    })
+/// Writes a busybox root filesystem tar into `dir`; returns its path.
+fn rootfs_tar(dir: &Path) -> PathBuf {
+    let busybox = require_binary("busybox", &["/bin", "/usr/bin"]);
+    let bin = dir.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("mkdir {}: {e}", bin.display()));
+    std::fs::copy(&busybox, bin.join("busybox")).unwrap_or_else(|e| panic!("copy busybox: {e}"));
+    for applet in [
+        "sh", "sleep", "ls", "cat", "echo", "touch", "dd", "true", "false",
+    ] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet))
+            .unwrap_or_else(|e| panic!("symlink {applet}: {e}"));
+    }
+    let tar = dir.join("rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(dir.join("rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap_or_else(|e| panic!("tar: {e}"));
+    assert!(status.success(), "tar of the busybox rootfs failed");
+    let _ = std::fs::remove_dir_all(dir.join("rootfs"));
+    tar
 }
 
 impl PodmanEnv {
@@ -83,7 +73,9 @@ impl PodmanEnv {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap_or_else(|e| panic!("mkdir: {e}"));
         }
         let env = PodmanEnv { dir, program };
-        env.podman(&["import", &rootfs_tar().display().to_string(), IMAGE]);
+        let tar = rootfs_tar(env.dir.path());
+        env.podman(&["import", &tar.display().to_string(), IMAGE]);
+        let _ = std::fs::remove_file(tar);
         env
     }
 
