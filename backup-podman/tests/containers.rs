@@ -106,3 +106,50 @@ async fn a_cancelled_export_starts_the_stopped_containers_again() {
     }
     assert!(!env.is_running("idle"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dependent_containers_are_started_again_dependencies_first() {
+    let deployment = Deployment::with_volumes("app", Some(&["appdata"]));
+    let env = &deployment.env;
+    env.create_volume("appdata");
+    std::fs::write(env.mountpoint("appdata").join("f"), b"data").unwrap();
+    env.run_container("db", &["appdata:/d"], &["sleep", "1000"]);
+    env.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "none",
+        "--requires",
+        "db",
+        "-v",
+        "appdata:/d",
+        backup_testkit::podman::IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let before = (env.started_at("db"), env.started_at("web"));
+    let mut stream = volume_stream(&deployment).await;
+    while let Some(chunk) = stream.next().await {
+        chunk.unwrap();
+    }
+    assert!(
+        env.is_running("db") && env.is_running("web"),
+        "not both running again"
+    );
+    let after = (env.started_at("db"), env.started_at("web"));
+    assert!(
+        after.0 != before.0 && after.1 != before.1,
+        "not both were stopped"
+    );
+    let started = |name: &str| {
+        env.podman(&["inspect", "--format", "{{.State.StartedAt.UnixNano}}", name])
+            .parse::<i128>()
+            .unwrap()
+    };
+    assert!(
+        started("db") <= started("web"),
+        "web was started before the db it requires"
+    );
+}

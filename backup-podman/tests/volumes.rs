@@ -106,6 +106,9 @@ async fn an_empty_export_of_a_volume_that_holds_data_is_an_error() {
     let deployment = Deployment::with_volumes("app", Some(&["appdata"]));
     deployment.env.create_volume("appdata");
     std::fs::write(deployment.env.mountpoint("appdata").join("f"), b"data").unwrap();
+    deployment
+        .env
+        .run_container("user", &["appdata:/d"], &["sleep", "1000"]);
     // A podman whose `volume export` prints an empty archive (as a broken driver would);
     // every other command is the real podman.
     let wrapper = deployment.env.dir().join("podman-empty-export");
@@ -138,6 +141,10 @@ async fn an_empty_export_of_a_volume_that_holds_data_is_an_error() {
     }
     let failure = failure.expect("an empty archive of a non-empty volume was accepted");
     assert!(failure.contains("empty archive"), "{failure}");
+    assert!(
+        deployment.env.is_running("user"),
+        "the container stopped for the failed export was not started again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -188,7 +188,11 @@ impl PodmanEnv {
 
 impl Drop for PodmanEnv {
     fn drop(&mut self) {
-        let _ = self.try_podman(&["rm", "--all", "--force", "--time", "0"]);
+        let _ = self.try_podman(&["stop", "--all", "--time", "0"]);
+        // Dependent containers (`--requires`) must go first: podman 4.3 refuses otherwise.
+        for _ in 0..3 {
+            let _ = self.try_podman(&["rm", "--all", "--force", "--time", "0"]);
+        }
         let _ = self.try_podman(&["volume", "rm", "--all", "--force"]);
         let _ = self.try_podman(&["rmi", "--all", "--force"]);
         let overlay = self.dir.path().join("root/overlay");
