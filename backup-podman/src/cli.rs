@@ -172,18 +172,30 @@ impl Podman {
             .map(|_| ())
     }
 
-    /// Owner and mode of the volume's root directory.
+    /// Owner and mode of the volume's root directory, and whether it holds anything
+    /// (one `find` that stops at the first entry inside).
     ///
     /// # Errors
     ///
-    /// When `stat` fails or prints something unexpected.
-    pub async fn root_attributes(&self, mountpoint: &str) -> Result<RootAttributes> {
+    /// When `find` fails or prints something unexpected.
+    pub async fn inspect_root(&self, mountpoint: &str) -> Result<(RootAttributes, bool)> {
         let spec = self.data_tool(
-            "stat",
-            vec!["-c".into(), "%u %g %a".into(), mountpoint.to_string()],
+            "find",
+            vec![
+                mountpoint.to_string(),
+                "-maxdepth".into(),
+                "1".into(),
+                "-printf".into(),
+                "%U %G %m\\n".into(),
+                "!".into(),
+                "-path".into(),
+                glob_escape(mountpoint),
+                "-quit".into(),
+            ],
         );
         let text = self.output(spec).await?.stdout_text();
-        let fields: Vec<&str> = text.split_whitespace().collect();
+        let mut lines = text.lines();
+        let fields: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
         let parsed = match fields.as_slice() {
             [uid, gid, mode] => uid
                 .parse()
@@ -193,12 +205,13 @@ impl Podman {
                 .map(|((uid, gid), mode)| RootAttributes { uid, gid, mode }),
             _ => None,
         };
-        parsed.ok_or_else(|| {
+        let root = parsed.ok_or_else(|| {
             Error::new(
                 ErrorKind::ToolFailed,
-                format!("`stat` of `{mountpoint}` printed `{}`", text.trim()),
+                format!("`find` of `{mountpoint}` printed `{}`", text.trim()),
             )
-        })
+        })?;
+        Ok((root, lines.next().is_some()))
     }
 
     /// Sets the owner and mode of the volume's root directory.
@@ -229,19 +242,7 @@ impl Podman {
     ///
     /// When `find` fails.
     pub async fn has_content(&self, mountpoint: &str) -> Result<bool> {
-        let spec = self.data_tool(
-            "find",
-            vec![
-                mountpoint.into(),
-                "-mindepth".into(),
-                "1".into(),
-                "-maxdepth".into(),
-                "1".into(),
-                "-print".into(),
-                "-quit".into(),
-            ],
-        );
-        Ok(!self.output(spec).await?.stdout.is_empty())
+        Ok(self.inspect_root(mountpoint).await?.1)
     }
 
     /// Deletes everything inside the volume's directory (not the directory itself).
@@ -375,6 +376,18 @@ impl Podman {
             .await?;
         Ok(out.stdout_text().trim() == "true")
     }
+}
+
+/// `path` as a `find -path` pattern matching only itself.
+fn glob_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Podman's "no such …" becomes [`ErrorKind::NotFound`]; every failure gets a hint.

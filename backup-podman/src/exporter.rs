@@ -186,8 +186,7 @@ pub(crate) async fn export_volume(
         Quiesced::none(podman.clone())
     };
     let started = async {
-        let root = podman.root_attributes(&info.mountpoint).await?;
-        let non_empty = podman.has_content(&info.mountpoint).await?;
+        let (root, non_empty) = podman.inspect_root(&info.mountpoint).await?;
         let stream = podman.volume_export(&volume).await?;
         Ok::<_, Error>((root, non_empty, stream))
     }
