@@ -279,7 +279,7 @@ async fn replace_content(
     if let Err(error) = podman.volume_import(volume, input).await {
         let cleaned = podman.empty_volume(mountpoint).await;
         let state = match cleaned {
-            Ok(()) => "the volume was left empty".to_string(),
+            Ok(()) => "its partly imported content was removed".to_string(),
             Err(e) => format!("emptying the partly restored volume failed too: {e}"),
         };
         return Err(error.context(format!("importing the archive failed ({state})")).with_hint(

@@ -162,7 +162,9 @@ pub async fn safe_restore(
                 error.message()
             ),
         )
-        .with_hint(error.hint().unwrap_or("fix the cause and restore again").to_string()),
+        .with_hint(
+            "the deployment is as it was before the restore; fix the cause above or restore another backup",
+        ),
         Err(rollback_error) => Error::new(
             error.kind(),
             format!(

@@ -164,6 +164,7 @@ async fn a_restore_whose_volume_archive_is_corrupt_rolls_back_volumes_and_quadle
         .await
         .unwrap_err();
     let text = err.to_string();
+    eprintln!("the failed restore reports: {text}");
     assert!(
         text.contains("rolled back"),
         "the error does not say it rolled back: {text}"

@@ -182,7 +182,11 @@ async fn a_volume_import_of_a_truncated_archive_fails_and_leaves_the_volume_empt
     .await
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
-    assert!(err.to_string().contains("left empty"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("partly imported content was removed"),
+        "{err}"
+    );
     let left = listing(&target.env.mountpoint("appdata"));
     assert_eq!(
         left.len(),
