@@ -38,6 +38,10 @@ pub struct PodmanConfig {
     /// done (default 2).
     #[serde(default = "default_settle")]
     pub start_check_seconds: u64,
+    /// `"include"`: back up the host directories the quadlet files bind-mount (through
+    /// the core directory adapter); `"skip"` (the default): list them as skipped.
+    #[serde(default)]
+    pub bind_mounts: BindMounts,
     /// Seconds `podman stop` waits for a container to exit before killing it (default 10).
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout_seconds: u64,
@@ -45,6 +49,17 @@ pub struct PodmanConfig {
 
 fn default_stop_timeout() -> u64 {
     10
+}
+
+/// What happens to bind mounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BindMounts {
+    /// Listed in the quadlet artifact's `skippedBindMounts`, not backed up.
+    #[default]
+    Skip,
+    /// Backed up as `bind-N.tar` by the core directory adapter.
+    Include,
 }
 
 fn default_true() -> bool {
@@ -142,7 +157,8 @@ pub fn config_schema() -> serde_json::Value {
             "podman": { "type": "string", "minLength": 1 },
             "podmanArgs": { "type": "array", "items": { "type": "string" } },
             "startCheckSeconds": { "type": "integer", "minimum": 0, "maximum": 600 },
-            "stopTimeoutSeconds": { "type": "integer", "minimum": 0, "maximum": 3600 }
+            "stopTimeoutSeconds": { "type": "integer", "minimum": 0, "maximum": 3600 },
+            "bindMounts": { "enum": ["skip", "include"] }
         },
         "required": ["quadletDir"],
         "additionalProperties": true

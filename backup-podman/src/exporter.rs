@@ -14,8 +14,9 @@ use backup_core::{
 use futures::StreamExt;
 use serde_json::{json, Map, Value};
 
+use crate::bind;
 use crate::cli::{Podman, RootAttributes, VolumeInfo};
-use crate::config::PodmanConfig;
+use crate::config::{BindMounts, PodmanConfig};
 use crate::quadlet::{discover, Deployment};
 use crate::quiesce::{with_restart_outcome, Quiesced};
 use crate::tarscan::{checked, TarSummary};
@@ -39,22 +40,15 @@ pub(crate) fn deployment_volumes(config: &PodmanConfig) -> Result<(Deployment, V
     Ok((deployment, volumes))
 }
 
-fn quadlets_metadata(deployment: &Deployment, volumes: &[String]) -> Map<String, Value> {
+fn quadlets_metadata(
+    deployment: &Deployment,
+    volumes: &[String],
+    skipped: Vec<Value>,
+) -> Map<String, Value> {
     let mut map = Map::new();
     let files: Vec<Value> = deployment.units.iter().map(|u| json!(u.file)).collect();
     map.insert("units".into(), Value::Array(files));
     map.insert("volumes".into(), json!(volumes));
-    let skipped: Vec<Value> = deployment
-        .bind_mounts
-        .iter()
-        .map(|b| {
-            json!({
-                "source": b.source.display().to_string(),
-                "usedBy": b.used_by,
-                "reason": "a bind mount is a host path, not a podman volume: back it up as a `directory` service",
-            })
-        })
-        .collect();
     if !skipped.is_empty() {
         map.insert("skippedBindMounts".into(), Value::Array(skipped));
     }
@@ -94,8 +88,10 @@ impl DataExporter for PodmanExporter {
         }
         let (deployment, volumes) = deployment_volumes(&config)?;
         let podman = config.podman(service);
+        let include = config.bind_mounts == BindMounts::Include;
+        let (binds, skipped) = bind::plan(&deployment, include);
         let mut artifacts = vec![ArtifactDescriptor {
-            metadata: quadlets_metadata(&deployment, &volumes),
+            metadata: quadlets_metadata(&deployment, &volumes, skipped),
             ..ArtifactDescriptor::new(QUADLETS_ARTIFACT, formats::QUADLETS, "application/x-tar")
         }];
         for name in &volumes {
@@ -118,6 +114,16 @@ impl DataExporter for PodmanExporter {
                 )
             });
         }
+        for (name, source) in binds {
+            artifacts.push(
+                ArtifactDescriptor::new(
+                    name,
+                    backup_core::artifact::formats::TAR,
+                    "application/x-tar",
+                )
+                .with_metadata("source", json!(source.display().to_string())),
+            );
+        }
         Ok(artifacts)
     }
 
@@ -130,6 +136,18 @@ impl DataExporter for PodmanExporter {
         if artifact.name == QUADLETS_ARTIFACT {
             return DirectoryExporter
                 .export(&quadlet_target(service, &config), &directory_artifact())
+                .await;
+        }
+        if bind::is_bind(artifact) {
+            let source = artifact
+                .metadata
+                .get("source")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let mut target = service.clone();
+            target.config = json!({ "path": source });
+            return DirectoryExporter
+                .export(&target, &directory_artifact())
                 .await;
         }
         let volume = artifact

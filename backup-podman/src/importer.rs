@@ -14,6 +14,7 @@ use backup_core::{
 };
 use serde_json::Value;
 
+use crate::bind;
 use crate::cli::{Podman, RootAttributes, VolumeInfo};
 use crate::config::{check_volume_name, PodmanConfig};
 use crate::quiesce::{with_restart_outcome, Quiesced};
@@ -103,7 +104,11 @@ fn not_empty(service: &str, what: String) -> Error {
 #[async_trait]
 impl DataImporter for PodmanImporter {
     fn formats(&self) -> Vec<String> {
-        vec![formats::QUADLETS.to_string(), formats::VOLUME.to_string()]
+        vec![
+            formats::QUADLETS.to_string(),
+            formats::VOLUME.to_string(),
+            backup_core::artifact::formats::TAR.to_string(),
+        ]
     }
 
     async fn check(
@@ -125,6 +130,9 @@ impl DataImporter for PodmanImporter {
                     )
                     .await
                     .map_err(|e| e.context("the quadlet directory"))?;
+                continue;
+            }
+            if bind::is_bind(artifact) {
                 continue;
             }
             let volume = volume_of(artifact)?;
@@ -157,7 +165,7 @@ impl DataImporter for PodmanImporter {
                         mode,
                     )
                     .await?;
-            } else {
+            } else if !bind::is_bind(artifact) {
                 volume_of(artifact)?;
             }
         }
@@ -183,6 +191,16 @@ impl DataImporter for PodmanImporter {
                 )
                 .await
                 .map_err(|e| e.context("restoring the quadlet files"));
+        }
+        if bind::is_bind(artifact) {
+            let deployment = crate::quadlet::discover(&config.quadlet_dir)?;
+            let source = bind::restore_target(artifact, &deployment)?;
+            let mut target = service.clone();
+            target.config = serde_json::json!({ "path": source });
+            return DirectoryImporter
+                .import(&target, &directory_artifact(), data, mode)
+                .await
+                .map_err(|e| e.context(format!("restoring bind mount `{}`", source.display())));
         }
         let volume = volume_of(artifact)?;
         let podman = config.podman(service);

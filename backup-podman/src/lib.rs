@@ -11,9 +11,12 @@
 //!   manifest. An empty archive of a volume that holds data is an error. With
 //!   `stopContainers` (the default) exactly the running containers that use a volume are
 //!   stopped around its export and started again in dependency order, also when the
-//!   export fails or is cancelled. Bind mounts are not podman volumes: they are listed in
-//!   the quadlet artifact's `skippedBindMounts` with the reason (back them up as
-//!   `directory` services).
+//!   export fails or is cancelled. Bind mounts are not podman volumes: with
+//!   `bindMounts: "include"` each host directory the quadlets mount is a `bind-N.tar` of
+//!   the core directory adapter (restored only to a path the restored quadlets mount);
+//!   otherwise, and for paths that cannot be backed up (systemd specifiers, files,
+//!   missing paths), they are listed in the quadlet artifact's `skippedBindMounts` with
+//!   the reason.
 //! - **Import** is a clean restore: quadlet files are swapped in atomically; a volume is
 //!   emptied (or created with its recorded driver, options and labels) before
 //!   `podman volume import`, so it ends up holding exactly the archive's content, and its
@@ -26,6 +29,7 @@
 //! Every podman command runs through the service's [`backup_core::CommandRunner`], with
 //! the configured `podman` program and `podmanArgs` (e.g. `--root`, `--runroot`).
 
+mod bind;
 mod cli;
 mod config;
 mod exporter;
@@ -40,7 +44,7 @@ use std::sync::Arc;
 use backup_core::{Recipe, RecipeRegistry, Result, ServiceTarget};
 
 pub use cli::{Podman, RootAttributes, VolumeInfo};
-pub use config::{config_schema, PodmanConfig};
+pub use config::{config_schema, BindMounts, PodmanConfig};
 pub use exporter::PodmanExporter;
 pub use importer::PodmanImporter;
 pub use safe_restore::{safe_restore, SafeRestoreReport};
