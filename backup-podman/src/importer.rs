@@ -256,7 +256,10 @@ async fn import_volume(
     }
     let has_content = podman.has_content(&info.mountpoint).await?;
     if has_content && !mode.force {
-        return Err(not_empty("", format!("volume `{volume}`")));
+        return Err(
+            Error::new(ErrorKind::AlreadyExists, "the volume already holds data")
+                .with_hint("restore with force to replace it"),
+        );
     }
     let mut quiesced = if config.stop_containers {
         Quiesced::stop_users(podman, &[volume.to_string()]).await?
