@@ -22,6 +22,9 @@ command -v unzip >/dev/null 2>&1 || missing+=(unzip)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
 
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"

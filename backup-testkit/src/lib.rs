@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod data;
+pub mod podman;
 pub mod ports;
 pub mod postgres_server;
 pub mod redis_server;

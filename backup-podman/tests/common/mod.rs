@@ -1,0 +1,155 @@
+//! Helpers shared by the live podman tests.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use backup_core::backup::{write_bundle, ServiceExport};
+use backup_core::bundle::{BundleOptions, BundleReader};
+use backup_core::progress::NoProgress;
+use backup_core::restore::restore_service_data;
+use backup_core::{DataImporter, ImportMode, Result, ServiceTarget};
+use backup_podman::{PodmanExporter, PodmanImporter};
+use backup_testkit::data::PseudoRandom;
+use backup_testkit::podman::PodmanEnv;
+
+/// A podman storage with a quadlet directory and the service over both.
+pub struct Deployment {
+    pub env: PodmanEnv,
+    pub quadlets: PathBuf,
+    pub service: ServiceTarget,
+}
+
+impl Deployment {
+    /// A deployment whose volumes are discovered from its quadlet files.
+    pub fn new(name: &str) -> Self {
+        Self::with_volumes(name, None)
+    }
+
+    pub fn with_volumes(name: &str, volumes: Option<&[&str]>) -> Self {
+        let env = PodmanEnv::start();
+        let quadlets = env.dir().join("quadlets");
+        std::fs::create_dir_all(&quadlets).unwrap();
+        let mut config = env.service_config(&quadlets, volumes);
+        // Test containers run `sh` as PID 1, which ignores SIGTERM.
+        config["stopTimeoutSeconds"] = serde_json::json!(1);
+        let service = ServiceTarget::local(name, backup_podman::RECIPE, config);
+        Deployment {
+            env,
+            quadlets,
+            service,
+        }
+    }
+
+    pub fn write_quadlet(&self, name: &str, text: &str) {
+        let path = self.quadlets.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Exports the service into a bundle at `path`.
+    pub async fn export(&self, path: &Path) -> Result<()> {
+        let services = [ServiceExport {
+            target: self.service.clone(),
+            exporter: std::sync::Arc::new(PodmanExporter),
+        }];
+        write_bundle(path, BundleOptions::default(), None, &services, &NoProgress).await?;
+        Ok(())
+    }
+
+    /// Imports the bundle's data of `source` into this service (plain importer).
+    pub async fn import(&self, path: &Path, source: &str, mode: ImportMode) -> Result<()> {
+        let reader = BundleReader::open(path).await?;
+        reader.verify(&NoProgress).await?;
+        let entries: Vec<_> = reader
+            .manifest()
+            .entries
+            .iter()
+            .filter(|e| e.service == source)
+            .cloned()
+            .collect();
+        let artifacts: Vec<_> = entries.iter().map(|e| e.artifact.clone()).collect();
+        PodmanImporter
+            .check(&self.service, &artifacts, mode)
+            .await?;
+        restore_service_data(
+            &reader,
+            &self.service,
+            &PodmanImporter,
+            &entries,
+            mode,
+            true,
+            &NoProgress,
+        )
+        .await
+    }
+
+    /// Every byte of every file of the quadlet directory, by relative path.
+    pub fn quadlet_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.quadlets.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let rel = path
+                        .strip_prefix(&self.quadlets)
+                        .unwrap()
+                        .display()
+                        .to_string();
+                    out.push((rel, std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Runs a shell command (as root: chown works).
+pub fn sh(script: &str) {
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "`{script}` failed");
+}
+
+/// Writes `len` pseudo-random bytes to `path` in 8 MiB pieces.
+pub fn write_random_file(path: &Path, len: usize, seed: u64) {
+    let mut file = std::fs::File::create(path).unwrap();
+    let mut generator = PseudoRandom::new(seed);
+    let mut left = len;
+    let mut buffer = vec![0u8; 8 << 20];
+    while left > 0 {
+        let n = left.min(buffer.len());
+        generator.fill(&mut buffer[..n]);
+        file.write_all(&buffer[..n]).unwrap();
+        left -= n;
+    }
+}
+
+/// `find -printf '%m %U %G %s %y %p'`-style listing of a volume (root line included).
+pub fn listing(root: &Path) -> Vec<String> {
+    backup_testkit::tree::find_listing(root)
+}
+
+/// The tree the issue asks for: nested directories, a symlink, a hard link, an empty
+/// directory, a file of uid 1000 with mode 0600, the root 0700 owned by 999, and a file
+/// of `big` bytes.
+pub fn write_special_tree(root: &Path, big: usize) {
+    std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::write(root.join("a/b/c/deep.txt"), b"deep").unwrap();
+    std::fs::write(root.join("a/private"), b"secret-ish").unwrap();
+    std::os::unix::fs::symlink("../a/b/c/deep.txt", root.join("a/b/link")).unwrap();
+    std::fs::hard_link(root.join("a/b/c/deep.txt"), root.join("a/hard")).unwrap();
+    write_random_file(&root.join("big.bin"), big, 42);
+    let r = root.display();
+    sh(&format!(
+        "chown 1000:1000 {r}/a/private && chmod 0600 {r}/a/private && chown 999:999 {r} && chmod 0700 {r}"
+    ));
+}

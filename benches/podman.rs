@@ -1,0 +1,206 @@
+//! Podman benchmark: the adapter's volume export and import against plain
+//! `podman volume export > file` and `podman volume import VOLUME file` of the same
+//! volume, in one run, with the adapter's peak memory.
+//!
+//! `cargo bench -p backup-benches --bench podman`. Environment:
+//! - `PODMAN_BENCH_MB` (default 512): MiB of pseudo-random data in the volume (64 files
+//!   plus many small ones);
+//! - `PODMAN_BENCH_RUNS` (default 3) rounds per side; the fastest run counts.
+//!
+//! Storage is an isolated podman root in a temporary directory (backup-testkit's
+//! `PodmanEnv`). The adapter's export also checks every tar header as it streams and
+//! records the volume root's owner and mode; its import also checks the archive and
+//! restores the root's owner and mode. Both import into a freshly created, empty volume.
+
+use std::path::Path;
+use std::time::Duration;
+
+use backup_benches::{measure, print_report, time_shell, Row};
+use backup_core::artifact::stream_from_reader;
+use backup_core::{ArtifactDescriptor, DataExporter, DataImporter, ImportMode, ServiceTarget};
+use backup_podman::{PodmanExporter, PodmanImporter, RECIPE};
+use backup_testkit::data::PseudoRandom;
+use backup_testkit::podman::PodmanEnv;
+use futures::StreamExt;
+use std::io::Write;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+fn fill(root: &Path, mib: usize) {
+    let mut generator = PseudoRandom::new(0xbe9c);
+    let big = (mib * 1024 * 1024 - 4 * 1024 * 1024) / 64;
+    let mut buffer = vec![0u8; big];
+    for i in 0..64 {
+        generator.fill(&mut buffer);
+        std::fs::write(root.join(format!("big-{i:02}.bin")), &buffer).expect("write");
+    }
+    std::fs::create_dir_all(root.join("small")).expect("mkdir");
+    let mut small = vec![0u8; 4096];
+    for i in 0..1024 {
+        generator.fill(&mut small);
+        std::fs::write(root.join(format!("small/{i:04}")), &small).expect("write");
+    }
+}
+
+fn service(env: &PodmanEnv, volume: &str) -> ServiceTarget {
+    let mut config = env.service_config(&env.dir().join("quadlets"), Some(&[volume]));
+    config["stopContainers"] = serde_json::json!(false);
+    ServiceTarget::local("bench", RECIPE, config)
+}
+
+/// Exports `volume` with the adapter into `path`; returns bytes and the descriptor with
+/// its late metadata.
+async fn adapter_export(env: &PodmanEnv, volume: &str, path: &Path) -> (u64, ArtifactDescriptor) {
+    let service = service(env, volume);
+    let artifacts = PodmanExporter.artifacts(&service).await.expect("artifacts");
+    let mut artifact = artifacts
+        .into_iter()
+        .find(|a| a.name == backup_podman::volume_artifact_name(volume))
+        .expect("volume artifact");
+    let data = PodmanExporter
+        .export(&service, &artifact)
+        .await
+        .expect("export");
+    // Written synchronously, as podman's own redirect is: the comparison is of the
+    // export, not of tokio's file I/O.
+    let mut file = std::fs::File::create(path).expect("create");
+    let mut stream = data.stream;
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("export stream");
+        bytes += chunk.len() as u64;
+        file.write_all(&chunk).expect("write");
+    }
+    file.flush().expect("flush");
+    if let Some(late) = data.late_metadata {
+        artifact.metadata.extend(late.await.expect("late metadata"));
+    }
+    (bytes, artifact)
+}
+
+async fn adapter_import(env: &PodmanEnv, volume: &str, artifact: &ArtifactDescriptor, path: &Path) {
+    let service = service(env, volume);
+    let mut artifact = artifact.clone();
+    artifact.name = backup_podman::volume_artifact_name(volume);
+    artifact
+        .metadata
+        .insert("volume".into(), serde_json::json!(volume));
+    let file = tokio::fs::File::open(path).await.expect("open");
+    PodmanImporter
+        .import(
+            &service,
+            &artifact,
+            stream_from_reader(file),
+            ImportMode::default(),
+        )
+        .await
+        .expect("import");
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mib = env_number("PODMAN_BENCH_MB", 512).max(8);
+    let runs = env_number("PODMAN_BENCH_RUNS", 3);
+    let env = PodmanEnv::start();
+    env.create_volume("bench");
+    fill(&env.mountpoint("bench"), mib);
+    std::fs::create_dir_all(env.dir().join("quadlets")).expect("quadlet dir");
+    let dir = tempfile::tempdir_in(env.dir()).expect("temp dir");
+    let podman = format!("{} {}", env.program(), env.global_args().join(" "));
+    let native_file = dir.path().join("native.tar");
+    let ours_file = dir.path().join("ours.tar");
+    // Warm the page cache once so neither side pays for the first read.
+    time_shell(&format!("{podman} volume export bench > /dev/null"));
+
+    let mut native_export = Duration::MAX;
+    let mut ours_export = Duration::MAX;
+    let mut export_peak = 0;
+    let mut exported = None;
+    for run in 0..runs {
+        for side in 0..2 {
+            if (side + run) % 2 == 0 {
+                native_export = native_export.min(time_shell(&format!(
+                    "{podman} volume export bench > {}",
+                    native_file.display()
+                )));
+            } else {
+                let (out, elapsed, peak) =
+                    measure(|| runtime.block_on(adapter_export(&env, "bench", &ours_file)));
+                ours_export = ours_export.min(elapsed);
+                export_peak = export_peak.max(peak);
+                exported = Some(out);
+            }
+        }
+    }
+    let (bytes, artifact) = exported.expect("at least one run");
+
+    let recreate = |volume: &str| {
+        let _ = env.try_podman(&["volume", "rm", "--force", volume]);
+        env.create_volume(volume);
+    };
+    let mut native_import = Duration::MAX;
+    let mut ours_import = Duration::MAX;
+    let mut import_peak = 0;
+    for run in 0..runs {
+        for side in 0..2 {
+            if (side + run) % 2 == 0 {
+                recreate("native");
+                time_shell("sync");
+                native_import = native_import.min(time_shell(&format!(
+                    "{podman} volume import native {}",
+                    native_file.display()
+                )));
+            } else {
+                recreate("ours");
+                time_shell("sync");
+                let ((), elapsed, peak) = measure(|| {
+                    runtime.block_on(adapter_import(&env, "ours", &artifact, &ours_file))
+                });
+                ours_import = ours_import.min(elapsed);
+                import_peak = import_peak.max(peak);
+            }
+        }
+    }
+    let digest = |volume: &str| backup_testkit::tree::tree_digest(&env.mountpoint(volume));
+    assert_eq!(
+        digest("ours"),
+        digest("bench"),
+        "the adapter's import differs from the source"
+    );
+    assert_eq!(
+        digest("native"),
+        digest("bench"),
+        "podman's import differs from the source"
+    );
+
+    print_report(
+        &format!("podman volume, {mib} MiB, best of {runs}"),
+        "podman s",
+        &[
+            Row {
+                name: "volume export".into(),
+                bytes,
+                ours: ours_export,
+                native: native_export,
+                peak_kib: export_peak,
+            },
+            Row {
+                name: "volume import".into(),
+                bytes,
+                ours: ours_import,
+                native: native_import,
+                peak_kib: import_peak,
+            },
+        ],
+    );
+    println!("goal: ratio <= 1.05; peak RSS is the whole benchmark process (runtime included)");
+}
