@@ -1,4 +1,55 @@
 //! Where bundles live over time: a repository on local disk or object storage, and
 //! [`retention`] rules that decide which bundles to keep.
+//!
+//! # Layout
+//!
+//! One code path over [`object_store::ObjectStore`]: a local directory
+//! ([`object_store::local::LocalFileSystem`]) or an S3-compatible bucket and prefix.
+//!
+//! ```text
+//! config.json                    format version, repository id, encryption parameters
+//!                                (never a secret)
+//! bundles/<name>.backup.zip      the bundles, byte for byte what a BundleWriter wrote
+//! index/<id>.json                one entry per published bundle: name, size, a copy of its
+//!                                manifest, the label and lock set after the fact
+//! locks/<id>.json                repository locks (shared for create, exclusive for
+//!                                delete and prune)
+//! ```
+//!
+//! Bundle names read as `{UTC timestamp}_{label or kind}_{short id}`, for example
+//! `20261130T021500Z_before-upgrade_1a2b3c4d`.
+//!
+//! # Publishing
+//!
+//! A bundle streams straight into `bundles/` through a multipart upload (memory bounded by
+//! part size × parts in flight, never by the bundle's size). Only once the upload is
+//! complete is `index/<id>.json` written, create-only: listing reads only `index/`, so a
+//! crash or an error mid-write leaves nothing listable. What it does leave (a bundle
+//! without index entry, an abandoned partial upload) is reported by
+//! [`Repository::check`] and removed by [`Repository::prune`] once older than a grace
+//! period.
+//!
+//! # Labels and locks after the fact
+//!
+//! A bundle's own manifest is immutable. [`Repository::set_label`] and
+//! [`Repository::lock_bundle`] rewrite its index entry; the index label wins over the
+//! manifest's label everywhere the repository shows one.
 
+mod error;
+mod index;
+mod locks;
+mod maintain;
+mod naming;
+mod repo;
 pub mod retention;
+mod storage;
+mod upload;
+mod write;
+
+pub use index::{BundleFilter, BundleInfo, BundleLock, IndexEntry};
+pub use locks::{LockKind, LockRecord, REFRESH_EVERY, STALE_AFTER};
+pub use maintain::{CheckReport, Orphan, OrphanKind, PruneOptions, PruneReport};
+pub use repo::{Repository, BUNDLE_SUFFIX};
+pub use write::PendingBundle;
+pub use storage::{RepositoryConfig, S3Options, Storage, REPOSITORY_FORMAT_VERSION};
+pub use upload::UploadOptions;
