@@ -10,6 +10,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::error::store_error;
+use crate::index::created_of;
+use crate::repo::refuse_locked;
+use crate::retention::{plan, RetentionItem, RetentionPlan, RetentionPolicy};
 use crate::locks::LockKind;
 use crate::repo::{Repository, BUNDLES, BUNDLE_SUFFIX};
 use crate::storage::Storage;
@@ -53,8 +56,10 @@ pub struct CheckReport {
 pub struct PruneOptions {
     /// Orphans younger than this are left alone (a write may still be under way).
     pub grace: Duration,
-    /// Report only; change nothing.
+    /// Report only; change nothing (the same decisions are reported).
     pub dry_run: bool,
+    /// Retention policy applied to the listed bundles (`None`: only orphans are pruned).
+    pub policy: Option<RetentionPolicy>,
 }
 
 impl Default for PruneOptions {
@@ -62,6 +67,7 @@ impl Default for PruneOptions {
         PruneOptions {
             grace: Duration::from_secs(24 * 3600),
             dry_run: false,
+            policy: None,
         }
     }
 }
@@ -74,6 +80,10 @@ pub struct PruneReport {
     pub removed_orphans: Vec<Orphan>,
     /// Orphans kept because they are younger than the grace period.
     pub kept_orphans: Vec<Orphan>,
+    /// The retention decisions, when a policy was given.
+    pub plan: Option<RetentionPlan>,
+    /// Names of the bundles removed by retention (or that would be, on a dry run).
+    pub removed_bundles: Vec<String>,
     /// Whether this was a dry run.
     pub dry_run: bool,
 }
@@ -160,9 +170,10 @@ impl Repository {
         Ok(out)
     }
 
-    /// Removes orphans older than `options.grace` under an exclusive lock (a bundle
-    /// being written holds a shared lock, so it is never taken for an orphan while its
-    /// writer lives).
+    /// Applies the retention policy (if any) and removes orphans older than
+    /// `options.grace`, under an exclusive lock (a bundle being written holds a shared
+    /// lock, so it is never taken for an orphan while its writer lives). A locked bundle is
+    /// never removed. With `dry_run`, nothing changes and the same decisions are reported.
     ///
     /// # Errors
     ///
@@ -208,6 +219,32 @@ impl Repository {
                 }
             }
             report.removed_orphans.push(orphan);
+        }
+        if let Some(policy) = &options.policy {
+            let entries = self.entries().await?;
+            let items: Vec<RetentionItem> = entries
+                .iter()
+                .map(|e| RetentionItem {
+                    id: e.manifest.id.clone(),
+                    created: created_of(&e.manifest),
+                    label: e.effective_label().map(str::to_string),
+                    kind: e.manifest.kind,
+                    services: e.manifest.includes.services.clone(),
+                    locked: e.lock.as_ref().is_some_and(|l| l.holds_at(now)),
+                })
+                .collect();
+            let decided = plan(&items, policy, now)?;
+            for id in decided.to_remove() {
+                let Some(entry) = entries.iter().find(|e| e.manifest.id == id) else {
+                    continue;
+                };
+                refuse_locked(entry, now, "pruned")?;
+                if !options.dry_run {
+                    self.remove(entry).await?;
+                }
+                report.removed_bundles.push(entry.name.clone());
+            }
+            report.plan = Some(decided);
         }
         Ok(report)
     }
