@@ -7,6 +7,10 @@ pub(crate) fn store_error(what: impl std::fmt::Display, e: object_store::Error) 
     use object_store::Error as E;
     let text = e.to_string();
     let (kind, hint) = match &e {
+        _ if text.contains("NoSuchBucket") => (
+            ErrorKind::NotFound,
+            Some("the bucket does not exist: create it first, or check the bucket name"),
+        ),
         E::NotFound { .. } => (ErrorKind::NotFound, None),
         E::AlreadyExists { .. } | E::Precondition { .. } => (ErrorKind::AlreadyExists, None),
         E::PermissionDenied { .. } => (
@@ -18,10 +22,6 @@ pub(crate) fn store_error(what: impl std::fmt::Display, e: object_store::Error) 
             Some("check the access key and secret (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"),
         ),
         E::NotSupported { .. } | E::NotImplemented { .. } => (ErrorKind::Unsupported, None),
-        _ if text.contains("NoSuchBucket") => (
-            ErrorKind::NotFound,
-            Some("the bucket does not exist: create it first, or check the bucket name"),
-        ),
         _ if text.contains("AccessDenied") || text.contains("403") => (
             ErrorKind::PermissionDenied,
             Some("check the credentials' rights on the bucket"),

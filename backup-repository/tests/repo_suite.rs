@@ -1,0 +1,181 @@
+//! One suite, run against the local backend, moto and s3s-fs (signatures checked).
+
+mod repo_support;
+
+use std::sync::Arc;
+
+use backup_core::backup::BackupRequest;
+use backup_core::bundle::{BundleKind, BundleOptions};
+use backup_core::snapshot::WorkspaceRef;
+use backup_core::progress::CollectedProgress;
+use backup_core::{directory, ErrorKind, InMemoryHost, NewDeployment, ProgressEvent, RecipeRegistry};
+use backup_repository::{BundleFilter, Repository};
+use object_store::ObjectStoreExt;
+use repo_support::{fresh, storage_for, write_bundle, Kind};
+
+fn source(root: &std::path::Path) -> (InMemoryHost, RecipeRegistry) {
+    std::fs::create_dir_all(root.join("files/sub")).expect("mkdir");
+    std::fs::write(root.join("files/a.txt"), "hello").expect("write");
+    std::fs::write(root.join("files/sub/b.bin"), vec![7u8; 300_000]).expect("write");
+    let host = InMemoryHost::new(WorkspaceRef {
+        slug: "ws".into(),
+        name: "ws".into(),
+    });
+    let mut config = serde_json::Map::new();
+    config.insert("path".into(), serde_json::json!(root.join("files")));
+    host.insert(NewDeployment {
+        name: "files".into(),
+        recipe: "directory".into(),
+        config,
+        depends_on: Vec::new(),
+    });
+    let mut registry = RecipeRegistry::new();
+    directory::register(&mut registry).expect("directory recipe");
+    (host, registry)
+}
+
+/// create → list → info → label → lock → delete refused → unlock → delete.
+async fn round_trip(kind: Kind) {
+    let (backend, repo) = fresh(kind).await;
+    let src = tempfile::tempdir().expect("tempdir");
+    let (host, registry) = source(src.path());
+    let progress = Arc::new(CollectedProgress::new());
+    let request = BackupRequest {
+        bundle: BundleOptions::default()
+            .with_label("v1.0")
+            .with_purpose("before upgrade"),
+        ..BackupRequest::default()
+    };
+    let created = repo
+        .create_backup(&host, &registry, &request, progress.clone())
+        .await
+        .expect("create");
+    assert!(created.name.contains("_v1.0_"), "{}", created.name);
+    assert!(progress
+        .events()
+        .iter()
+        .any(|e| matches!(e, ProgressEvent::Finished { .. })));
+    let older = write_bundle(&repo, None, BundleKind::Automatic, "db", 1000, 1).await;
+
+    // A second handle sees the same repository.
+    let again = Repository::open(storage_for(&backend, "bkt"))
+        .await
+        .expect("open");
+    assert_eq!(again.config().id, repo.config().id);
+    let list = again.list(&BundleFilter::default()).await.expect("list");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].id, older.id, "newest first");
+    assert_eq!((list[0].index, list[1].index), (1, 2));
+    assert!(list.iter().all(|b| b.recent));
+    let b = &list[1];
+    assert_eq!(b.label.as_deref(), Some("v1.0"));
+    assert_eq!(b.purpose.as_deref(), Some("before upgrade"));
+    assert_eq!(b.kind, BundleKind::Manual);
+    assert_eq!(b.services, vec!["files".to_string()]);
+    let object = repo
+        .object_store()
+        .head(&repo.key(&format!("bundles/{}.backup.zip", b.name)))
+        .await
+        .expect("bundle object");
+    assert_eq!(object.size, b.size);
+
+    let by_service = BundleFilter {
+        service: Some("files".into()),
+        ..BundleFilter::default()
+    };
+    assert_eq!(repo.list(&by_service).await.expect("list").len(), 1);
+    let by_kind = BundleFilter {
+        kind: Some(BundleKind::Automatic),
+        ..BundleFilter::default()
+    };
+    assert_eq!(repo.list(&by_kind).await.expect("list")[0].id, older.id);
+
+    for selector in ["2", b.id.as_str(), b.name.as_str(), &b.id[..8]] {
+        let info = repo.info(selector).await.expect("info");
+        assert_eq!(info.manifest.id, b.id, "selector {selector}");
+        assert!(info.manifest.entries.iter().any(|e| e.service == "files"));
+    }
+    let missing = repo.info("99").await.expect_err("no such bundle");
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+
+    repo.set_label("2", Some("before-x")).await.expect("label");
+    let by_label = BundleFilter {
+        label: Some("before-x".into()),
+        ..BundleFilter::default()
+    };
+    let relabelled = repo.list(&by_label).await.expect("list");
+    assert_eq!(relabelled.len(), 1);
+    assert_eq!(relabelled[0].id, b.id);
+    assert_eq!(
+        repo.info(&b.id).await.expect("info").manifest.label.as_deref(),
+        Some("v1.0"),
+        "the bundle's manifest is immutable; the index label wins"
+    );
+
+    repo.lock_bundle(&b.id, None).await.expect("lock");
+    let refused = repo.delete(&b.id).await.expect_err("locked");
+    assert_eq!(refused.kind(), ErrorKind::PermissionDenied);
+    assert!(refused.hint().unwrap_or("").contains("unlock"), "{refused}");
+    repo.unlock_bundle(&b.id).await.expect("unlock");
+    repo.delete(&b.id).await.expect("delete");
+    repo.delete(&older.id).await.expect("delete");
+    assert!(repo.list(&BundleFilter::default()).await.expect("list").is_empty());
+    assert!(repo.check().await.expect("check").orphans.is_empty());
+    drop(backend);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_local() {
+    round_trip(Kind::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_moto() {
+    round_trip(Kind::Moto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_s3s_fs() {
+    round_trip(Kind::S3sFs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_without_repository_says_so_with_hint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = Repository::open(backup_repository::Storage::Local(dir.path().join("none")))
+        .await
+        .expect_err("nothing there");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("no repository at"), "{err}");
+    assert!(err.hint().is_some());
+    let twice = Repository::init(backup_repository::Storage::Local(dir.path().join("r")))
+        .await
+        .map(|_| ());
+    assert!(twice.is_ok());
+    let again = Repository::init(backup_repository::Storage::Local(dir.path().join("r")))
+        .await
+        .expect_err("exists");
+    assert_eq!(again.kind(), ErrorKind::AlreadyExists);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_bucket_is_a_clear_error() {
+    let backend = repo_support::backend(Kind::Moto);
+    let err = Repository::init(storage_for(&backend, "no-such-bucket"))
+        .await
+        .expect_err("no bucket");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.hint().unwrap_or("").contains("bucket"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_secret_is_permission_denied() {
+    let backend = repo_support::backend(Kind::S3sFs);
+    let mut storage = storage_for(&backend, "bkt");
+    if let backup_repository::Storage::S3(o) = &mut storage {
+        o.secret_access_key = Some("wrong".into());
+    }
+    let err = Repository::init(storage).await.expect_err("bad signature");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(!err.to_string().contains("wrong"), "secret never in errors");
+}
