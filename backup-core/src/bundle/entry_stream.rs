@@ -2,10 +2,9 @@
 //! decompresses if needed, and sends chunks through a bounded channel. The stream ends
 //! with an integrity error item if the bytes do not match the manifest.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
@@ -14,6 +13,7 @@ use tokio::sync::mpsc;
 use super::manifest::{Compression, ManifestEntry};
 use super::manifest_read::TAMPERED_HINT;
 use super::reader::{Location, DAMAGED_HINT};
+use super::source::{BundleSource, SourceReader, SOURCE_READ_SIZE};
 use crate::artifact::CHUNK_SIZE;
 use crate::blocking_io::panicked;
 use crate::{ByteStream, Error, ErrorKind, Result};
@@ -27,14 +27,18 @@ const CHANNEL_CAPACITY: usize = 4;
 pub(crate) const MAX_ZSTD_WINDOW_LOG: u32 = 27;
 
 /// Starts the reading thread for `entry` and returns its stream.
-pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> Result<ByteStream> {
+pub(crate) fn spawn(
+    file: Arc<dyn BundleSource>,
+    entry: ManifestEntry,
+    location: Location,
+) -> Result<ByteStream> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CAPACITY);
     std::thread::Builder::new()
         .name("bundle-reader".into())
         .spawn(move || {
             // A panic must end the stream with an error too, never quietly.
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                produce(&file, &entry, location, &mut |chunk| {
+                produce(file, &entry, location, &mut |chunk| {
                     tx.blocking_send(Ok(chunk)).is_ok()
                 })
             }))
@@ -74,7 +78,11 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Reads the whole entry as [`spawn`] does, checking everything, and drops the bytes:
 /// what [`BundleReader::verify`](super::BundleReader::verify) runs for a data entry.
-pub(crate) fn check(file: &Path, entry: &ManifestEntry, location: Location) -> Result<()> {
+pub(crate) fn check(
+    file: Arc<dyn BundleSource>,
+    entry: &ManifestEntry,
+    location: Location,
+) -> Result<()> {
     produce(file, entry, location, &mut |_| true)
 }
 
@@ -83,19 +91,16 @@ pub(crate) fn check(file: &Path, entry: &ManifestEntry, location: Location) -> R
 /// CRC-32, and that they decompress to exactly `uncompressedSize` bytes, never passing
 /// on more.
 fn produce(
-    file: &Path,
+    file: Arc<dyn BundleSource>,
     entry: &ManifestEntry,
     location: Location,
     send: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<()> {
     let path = &entry.path;
     let reading = |e: io::Error| Error::io(format!("reading entry {path}"), e);
-    let mut handle = File::open(file).map_err(reading)?;
-    handle
-        .seek(SeekFrom::Start(location.offset))
-        .map_err(reading)?;
+    // Stored bytes are read in windows of SOURCE_READ_SIZE, never past the entry.
     let mut stored = HashingReader {
-        inner: handle.take(location.size),
+        inner: SourceReader::span(file, location.offset, location.size, SOURCE_READ_SIZE),
         hasher: Sha256::new(),
         crc: crc32fast::Hasher::new(),
         count: 0,

@@ -42,6 +42,7 @@ mod manifest;
 mod manifest_read;
 mod publish;
 mod reader;
+mod source;
 mod writer;
 mod zip_thread;
 
@@ -52,4 +53,5 @@ pub use manifest::{
     MAX_MANIFEST_DEPTH, MAX_MANIFEST_ENTRIES, MAX_MANIFEST_VALUES,
 };
 pub use reader::BundleReader;
+pub use source::{BundleSource, FileSource, MemorySource, SOURCE_READ_SIZE};
 pub use writer::BundleWriter;
