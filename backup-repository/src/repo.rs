@@ -236,6 +236,49 @@ impl Repository {
         resolve(entries, selector)
     }
 
+    /// Re-reads every entry of a bundle through ranged reads (no local copy) and checks
+    /// every size and sha256 against its manifest, and that manifest against the index.
+    ///
+    /// Progress: core's `Verified` events, then `Finished`/`OperationFailed` (`"verify"`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Integrity`] naming the entry that does not match; as
+    /// [`info`](Self::info); storage errors.
+    pub async fn verify(
+        &self,
+        selector: &str,
+        progress: &dyn backup_core::ProgressSink,
+    ) -> Result<backup_core::bundle::VerifyReport> {
+        let entry = self.info(selector).await?;
+        let reader = self.open_reader(&entry).await?;
+        if reader.manifest().id != entry.manifest.id {
+            return Err(Error::integrity(format!(
+                "bundle `{}` holds manifest {}, its index entry says {}",
+                entry.name,
+                reader.manifest().id,
+                entry.manifest.id
+            )));
+        }
+        reader.verify(progress).await
+    }
+
+    /// A reader over a bundle's object (ranged reads): for verify and restore.
+    ///
+    /// # Errors
+    ///
+    /// Storage errors; the reader's when the object is not a valid bundle.
+    pub async fn open_reader(&self, entry: &IndexEntry) -> Result<backup_core::BundleReader> {
+        let path = self.bundle_path(&entry.name);
+        let meta = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| store_error(format!("reading {path}"), e))?;
+        let source = crate::source::ObjectSource::new(Arc::clone(&self.store), path, meta.size);
+        backup_core::BundleReader::open_source(Arc::new(source)).await
+    }
+
     /// Sets or clears a bundle's label. The bundle's own manifest is immutable: the label
     /// lives in its index entry and wins over the manifest's.
     ///
