@@ -51,7 +51,7 @@ pub use index::{BundleFilter, BundleInfo, BundleLock, IndexEntry};
 pub use locks::{LockKind, LockRecord, REFRESH_EVERY, STALE_AFTER};
 pub use maintain::{CheckReport, Orphan, OrphanKind, PruneOptions, PruneReport};
 pub use repo::{Repository, BUNDLE_SUFFIX};
-pub use write::PendingBundle;
 pub use source::ObjectSource;
 pub use storage::{RepositoryConfig, S3Options, Storage, REPOSITORY_FORMAT_VERSION};
 pub use upload::UploadOptions;
+pub use write::PendingBundle;

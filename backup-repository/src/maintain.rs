@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use backup_core::Result;
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use jiff::Timestamp;
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 
 use crate::error::store_error;
 use crate::index::created_of;
-use crate::repo::refuse_locked;
-use crate::retention::{plan, RetentionItem, RetentionPlan, RetentionPolicy};
 use crate::locks::LockKind;
+use crate::repo::refuse_locked;
 use crate::repo::{Repository, BUNDLES, BUNDLE_SUFFIX};
+use crate::retention::{plan, RetentionItem, RetentionPlan, RetentionPolicy};
 use crate::storage::Storage;
 
 /// What an orphan is.

@@ -51,7 +51,9 @@ mod tests {
 
     #[test]
     fn name_has_timestamp_tag_and_short_id() {
-        let t: Timestamp = "2026-11-30T02:15:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH);
+        let t: Timestamp = "2026-11-30T02:15:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
         let name = bundle_name(t, "before upgrade/x", "1a2b3c4d-5e6f");
         assert_eq!(name, "20261130T021500Z_before-upgrade-x_1a2b3c4d");
     }

@@ -79,7 +79,10 @@ impl Repository {
                     format!("a repository already exists at {}", storage.describe()),
                 )
                 .with_hint("open it with Repository::open"),
-                e => store_error(format!("creating a repository at {}", storage.describe()), e),
+                e => store_error(
+                    format!("creating a repository at {}", storage.describe()),
+                    e,
+                ),
             })?;
         Ok(Repository {
             store,
@@ -296,7 +299,11 @@ impl Repository {
     /// # Errors
     ///
     /// As [`info`](Self::info), lock and storage errors.
-    pub async fn lock_bundle(&self, selector: &str, until: Option<Timestamp>) -> Result<IndexEntry> {
+    pub async fn lock_bundle(
+        &self,
+        selector: &str,
+        until: Option<Timestamp>,
+    ) -> Result<IndexEntry> {
         self.rewrite(selector, "lock", |e| e.lock = Some(BundleLock { until }))
             .await
     }
@@ -334,7 +341,11 @@ impl Repository {
             .map_err(|e| Error::new(ErrorKind::Io, format!("serialising an index entry: {e}")))?;
         let path = self.index_path(&entry.manifest.id);
         self.store
-            .put_opts(&path, PutPayload::from(Bytes::from(json)), PutOptions::from(mode))
+            .put_opts(
+                &path,
+                PutPayload::from(Bytes::from(json)),
+                PutOptions::from(mode),
+            )
             .await
             .map_err(|e| store_error(format!("writing {path}"), e))?;
         Ok(())
@@ -388,15 +399,21 @@ pub(crate) fn refuse_locked(entry: &IndexEntry, now: Timestamp, what: &str) -> R
                 }
             ),
         )
-        .with_hint(format!("unlock it first (Repository::unlock_bundle(\"{}\"))", entry.name))),
+        .with_hint(format!(
+            "unlock it first (Repository::unlock_bundle(\"{}\"))",
+            entry.name
+        ))),
         _ => Ok(()),
     }
 }
 
 fn resolve(entries: Vec<IndexEntry>, selector: &str) -> Result<IndexEntry> {
     let not_found = || {
-        Error::new(ErrorKind::NotFound, format!("no bundle `{selector}` in the repository"))
-            .with_hint("list the bundles; select one by index number, id or name")
+        Error::new(
+            ErrorKind::NotFound,
+            format!("no bundle `{selector}` in the repository"),
+        )
+        .with_hint("list the bundles; select one by index number, id or name")
     };
     if let Ok(n) = selector.parse::<usize>() {
         return n

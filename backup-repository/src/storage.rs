@@ -52,7 +52,10 @@ impl std::fmt::Debug for S3Options {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "***"))
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
             .field("allow_http", &self.allow_http)
             .finish()
     }
@@ -73,7 +76,10 @@ impl Storage {
             Storage::Local(dir) => {
                 if create_dir {
                     std::fs::create_dir_all(dir).map_err(|e| {
-                        Error::io(format!("creating repository directory {}", dir.display()), e)
+                        Error::io(
+                            format!("creating repository directory {}", dir.display()),
+                            e,
+                        )
                     })?;
                 } else if !dir.is_dir() {
                     return Err(no_repository(&dir.display().to_string()));

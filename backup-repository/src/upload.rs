@@ -66,7 +66,10 @@ impl std::fmt::Debug for Upload {
 impl Upload {
     /// Prepares an upload; the multipart upload starts on the first write, to the path
     /// set with [`Upload::set_path`] (which must come before it).
-    pub(crate) fn new(store: &Arc<dyn ObjectStore>, options: UploadOptions) -> (Upload, UploadSink) {
+    pub(crate) fn new(
+        store: &Arc<dyn ObjectStore>,
+        options: UploadOptions,
+    ) -> (Upload, UploadSink) {
         let shared = Arc::new(Mutex::new(Slot {
             store: Arc::clone(store),
             part_size: options.part_size.max(5 * 1024 * 1024),

@@ -1,9 +1,9 @@
 //! Writing a bundle into the repository: stream, then publish the index entry last.
 
+use backup_core::backup::{create_backup_to, BackupRequest};
 use backup_core::bundle::BundleOptions;
 use backup_core::progress::SharedProgress;
 use backup_core::{BundleWriter, Manifest, RecipeRegistry, Result, WorkspaceHost};
-use backup_core::backup::{create_backup_to, BackupRequest};
 use jiff::Timestamp;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode};

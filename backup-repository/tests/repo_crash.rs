@@ -24,7 +24,15 @@ async fn crash_child_writes_a_large_bundle() {
     let repo = Repository::open(Storage::Local(PathBuf::from(dir)))
         .await
         .expect("open");
-    write_bundle(&repo, Some("big"), BundleKind::Manual, "db", BUNDLE_BYTES, 9).await;
+    write_bundle(
+        &repo,
+        Some("big"),
+        BundleKind::Manual,
+        "db",
+        BUNDLE_BYTES,
+        9,
+    )
+    .await;
 }
 
 fn partial_size(bundles: &Path) -> u64 {
@@ -48,7 +56,11 @@ async fn killed_writer_leaves_nothing_listed() {
         .expect("init");
     let kept = write_bundle(&repo, Some("kept"), BundleKind::Manual, "db", 100_000, 1).await;
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "crash_child_writes_a_large_bundle", "--nocapture"])
+        .args([
+            "--exact",
+            "crash_child_writes_a_large_bundle",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, &root)
         .spawn()
         .expect("spawn child");
@@ -87,5 +99,11 @@ async fn killed_writer_leaves_nothing_listed() {
     assert_eq!(report.removed_orphans.len(), 1);
     assert!(repo.check().await.expect("check").orphans.is_empty());
     assert_eq!(partial_size(&root.join("bundles")), 0);
-    assert_eq!(repo.list(&BundleFilter::default()).await.expect("list").len(), 1);
+    assert_eq!(
+        repo.list(&BundleFilter::default())
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }

@@ -96,7 +96,12 @@ async fn create_during_prune_leaves_both_intact() {
         pending
             .writer()
             .expect("writer")
-            .write_artifact("db", &artifact, slow_data(50), &backup_core::progress::NoProgress)
+            .write_artifact(
+                "db",
+                &artifact,
+                slow_data(50),
+                &backup_core::progress::NoProgress,
+            )
             .await
             .expect("write");
         pending.publish().await.expect("publish")
@@ -106,10 +111,16 @@ async fn create_during_prune_leaves_both_intact() {
         grace: Duration::ZERO,
         ..PruneOptions::default()
     };
-    let refused = repo.prune(&prune).await.expect_err("a create holds the lock");
+    let refused = repo
+        .prune(&prune)
+        .await
+        .expect_err("a create holds the lock");
     assert_eq!(refused.kind(), ErrorKind::Unavailable, "{refused}");
     let text = refused.to_string();
-    assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+    assert!(
+        text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
     assert!(text.contains("since"), "{text}");
     assert!(refused.hint().is_some());
     let created = create.await.expect("join");
@@ -129,7 +140,11 @@ async fn stale_lock_of_a_killed_process_is_cleared() {
     let pid = child.id();
     child.kill().expect("kill");
     child.wait().expect("wait");
-    let path = put_lock(&repo, &record(LockKind::Exclusive, &this_host(), pid, Timestamp::now())).await;
+    let path = put_lock(
+        &repo,
+        &record(LockKind::Exclusive, &this_host(), pid, Timestamp::now()),
+    )
+    .await;
     write_bundle(&repo, None, BundleKind::Manual, "db", 1000, 1).await;
     assert!(
         repo.object_store().head(&path).await.is_err(),
@@ -147,7 +162,12 @@ async fn live_lock_is_respected() {
     let (_backend, repo) = fresh(Kind::Moto).await;
     let path = put_lock(
         &repo,
-        &record(LockKind::Exclusive, &this_host(), std::process::id(), Timestamp::now()),
+        &record(
+            LockKind::Exclusive,
+            &this_host(),
+            std::process::id(),
+            Timestamp::now(),
+        ),
     )
     .await;
     let err = repo
@@ -156,12 +176,22 @@ async fn live_lock_is_respected() {
         .expect_err("an exclusive lock is held");
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     let text = err.to_string();
-    assert!(text.contains(&this_host()) && text.contains(&std::process::id().to_string()), "{text}");
+    assert!(
+        text.contains(&this_host()) && text.contains(&std::process::id().to_string()),
+        "{text}"
+    );
     // A live lock on another host (refreshed just now) is respected as well.
     repo.object_store().delete(&path).await.expect("delete");
-    let other = put_lock(&repo, &record(LockKind::Shared, "other-host", 1, Timestamp::now())).await;
+    let other = put_lock(
+        &repo,
+        &record(LockKind::Shared, "other-host", 1, Timestamp::now()),
+    )
+    .await;
     assert!(repo.prune(&PruneOptions::default()).await.is_err());
-    assert!(repo.object_store().head(&other).await.is_ok(), "never broken");
+    assert!(
+        repo.object_store().head(&other).await.is_ok(),
+        "never broken"
+    );
     // A shared lock does not stop another create.
     write_bundle(&repo, None, BundleKind::Manual, "db", 1000, 1).await;
 }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use backup_core::backup::BackupRequest;
 use backup_core::bundle::{BundleKind, BundleOptions};
-use backup_core::snapshot::WorkspaceRef;
 use backup_core::progress::CollectedProgress;
-use backup_core::{directory, ErrorKind, InMemoryHost, NewDeployment, ProgressEvent, RecipeRegistry};
+use backup_core::snapshot::WorkspaceRef;
+use backup_core::{
+    directory, ErrorKind, InMemoryHost, NewDeployment, ProgressEvent, RecipeRegistry,
+};
 use backup_repository::{BundleFilter, Repository};
 use object_store::ObjectStoreExt;
 use repo_support::{fresh, storage_for, write_bundle, Kind};
@@ -96,7 +98,9 @@ async fn round_trip(kind: Kind) {
         repo.info("2").await.expect("info").manifest.entries.len() + 1,
         "every data entry and the snapshot re-read"
     );
-    repo.verify(&older.id, progress.as_ref()).await.expect("verify");
+    repo.verify(&older.id, progress.as_ref())
+        .await
+        .expect("verify");
 
     for selector in ["2", b.id.as_str(), b.name.as_str(), &b.id[..8]] {
         let info = repo.info(selector).await.expect("info");
@@ -115,7 +119,12 @@ async fn round_trip(kind: Kind) {
     assert_eq!(relabelled.len(), 1);
     assert_eq!(relabelled[0].id, b.id);
     assert_eq!(
-        repo.info(&b.id).await.expect("info").manifest.label.as_deref(),
+        repo.info(&b.id)
+            .await
+            .expect("info")
+            .manifest
+            .label
+            .as_deref(),
         Some("v1.0"),
         "the bundle's manifest is immutable; the index label wins"
     );
@@ -127,7 +136,11 @@ async fn round_trip(kind: Kind) {
     repo.unlock_bundle(&b.id).await.expect("unlock");
     repo.delete(&b.id).await.expect("delete");
     repo.delete(&older.id).await.expect("delete");
-    assert!(repo.list(&BundleFilter::default()).await.expect("list").is_empty());
+    assert!(repo
+        .list(&BundleFilter::default())
+        .await
+        .expect("list")
+        .is_empty());
     assert!(repo.check().await.expect("check").orphans.is_empty());
     drop(backend);
 }
@@ -221,7 +234,11 @@ async fn s3_download_is_byte_equal(kind: Kind) {
         .lines()
         .find(|l| l.contains("data.bin"))
         .unwrap_or_else(|| panic!("data entry in {names}"));
-    let decompress = if entry.ends_with(".zst") { " | zstd -dc" } else { "" };
+    let decompress = if entry.ends_with(".zst") {
+        " | zstd -dc"
+    } else {
+        ""
+    };
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("unzip -p \"$0\" \"$1\"{decompress}"))
@@ -229,7 +246,10 @@ async fn s3_download_is_byte_equal(kind: Kind) {
         .arg(entry)
         .output()
         .expect("unzip -p");
-    assert_eq!(out.stdout, backup_testkit::data::pseudo_random_bytes(len as usize, 42));
+    assert_eq!(
+        out.stdout,
+        backup_testkit::data::pseudo_random_bytes(len as usize, 42)
+    );
     repo.verify(&info.id, &backup_core::progress::NoProgress)
         .await
         .expect("verify through ranged reads");

@@ -100,7 +100,12 @@ pub(crate) async fn write_bundle(
     pending
         .writer()
         .expect("writer")
-        .write_artifact(svc, &artifact, data(len, seed), &backup_core::progress::NoProgress)
+        .write_artifact(
+            svc,
+            &artifact,
+            data(len, seed),
+            &backup_core::progress::NoProgress,
+        )
         .await
         .expect("write artifact");
     pending.publish().await.expect("publish")
