@@ -48,7 +48,7 @@ mod upload;
 mod write;
 
 pub use index::{BundleFilter, BundleInfo, BundleLock, IndexEntry};
-pub use locks::{LockKind, LockRecord, REFRESH_EVERY, STALE_AFTER};
+pub use locks::{LockKind, LockRecord, LockTiming, REFRESH_EVERY, STALE_AFTER};
 pub use maintain::{CheckReport, Orphan, OrphanKind, PruneOptions, PruneReport};
 pub use repo::{Repository, BUNDLE_SUFFIX};
 pub use source::ObjectSource;

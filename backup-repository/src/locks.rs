@@ -27,6 +27,24 @@ pub const STALE_AFTER: Duration = Duration::from_secs(120);
 /// How often a held lock is refreshed.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
 
+/// How long a lock lives without refresh, and how often a held lock is refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockTiming {
+    /// A lock not refreshed for this long is stale (whoever finds it removes it).
+    pub stale_after: Duration,
+    /// How often a held lock is refreshed; must be well under `stale_after`.
+    pub refresh_every: Duration,
+}
+
+impl Default for LockTiming {
+    fn default() -> Self {
+        LockTiming {
+            stale_after: STALE_AFTER,
+            refresh_every: REFRESH_EVERY,
+        }
+    }
+}
+
 /// Shared (create) or exclusive (delete, prune).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,9 +75,9 @@ pub struct LockRecord {
 
 impl LockRecord {
     /// Whether the lock is stale at `now` (too old, or its process is gone from this host).
-    pub fn is_stale(&self, now: Timestamp, this_host: &str) -> bool {
+    pub fn is_stale(&self, now: Timestamp, this_host: &str, stale_after: Duration) -> bool {
         let age = now.duration_since(self.refreshed);
-        let ttl = jiff::SignedDuration::try_from(STALE_AFTER).unwrap_or_default();
+        let ttl = jiff::SignedDuration::try_from(stale_after).unwrap_or_default();
         age > ttl || (self.host == this_host && !process_alive(self.pid))
     }
 
@@ -138,6 +156,7 @@ pub(crate) async fn acquire(
     dir: &Path,
     kind: LockKind,
     operation: &str,
+    timing: LockTiming,
 ) -> Result<LockGuard> {
     let host = hostname();
     let now = Timestamp::now();
@@ -171,7 +190,7 @@ pub(crate) async fn acquire(
         if other_path == path || !other.conflicts(kind) {
             continue;
         }
-        if other.is_stale(Timestamp::now(), &host) {
+        if other.is_stale(Timestamp::now(), &host, timing.stale_after) {
             let _ = store.delete(&other_path).await;
             continue;
         }
@@ -193,14 +212,14 @@ pub(crate) async fn acquire(
         .with_hint(format!(
             "wait for it to finish and retry; a lock whose process is gone is cleared \
              automatically after {} s without refresh",
-            STALE_AFTER.as_secs()
+            timing.stale_after.as_secs()
         )));
     }
     let (store2, path2) = (Arc::clone(store), path.clone());
     guard.refresh = Some(tokio::spawn(async move {
         let mut record = record;
         loop {
-            tokio::time::sleep(REFRESH_EVERY).await;
+            tokio::time::sleep(timing.refresh_every).await;
             record.refreshed = Timestamp::now();
             if let Ok(payload) = encode(&record) {
                 let _ = store2.put(&path2, payload).await;

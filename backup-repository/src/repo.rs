@@ -12,7 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 use crate::error::{corrupt, store_error};
 use crate::index::{BundleFilter, BundleInfo, BundleLock, IndexEntry};
-use crate::locks::{self, LockGuard, LockKind};
+use crate::locks::{self, LockGuard, LockKind, LockTiming};
 use crate::storage::{no_repository, RepositoryConfig, Storage, REPOSITORY_FORMAT_VERSION};
 use crate::upload::UploadOptions;
 
@@ -25,6 +25,7 @@ pub struct Repository {
     pub(crate) storage: Storage,
     pub(crate) config: RepositoryConfig,
     pub(crate) upload: UploadOptions,
+    pub(crate) lock_timing: LockTiming,
 }
 
 pub(crate) const CONFIG: &str = "config.json";
@@ -90,6 +91,7 @@ impl Repository {
             storage,
             config,
             upload: UploadOptions::default(),
+            lock_timing: LockTiming::default(),
         })
     }
 
@@ -135,12 +137,19 @@ impl Repository {
             storage,
             config,
             upload: UploadOptions::default(),
+            lock_timing: LockTiming::default(),
         })
     }
 
     /// The same repository, uploading with other part size / concurrency.
     pub fn with_upload_options(mut self, options: UploadOptions) -> Self {
         self.upload = options;
+        self
+    }
+
+    /// The same repository, with other lock staleness and refresh intervals.
+    pub fn with_lock_timing(mut self, timing: LockTiming) -> Self {
+        self.lock_timing = timing;
         self
     }
 
@@ -173,7 +182,14 @@ impl Repository {
     }
 
     pub(crate) async fn lock(&self, kind: LockKind, operation: &str) -> Result<LockGuard> {
-        locks::acquire(&self.store, &self.key(LOCKS), kind, operation).await
+        locks::acquire(
+            &self.store,
+            &self.key(LOCKS),
+            kind,
+            operation,
+            self.lock_timing,
+        )
+        .await
     }
 
     /// Every index entry, newest first.

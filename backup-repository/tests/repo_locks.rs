@@ -239,3 +239,79 @@ async fn locked_bundle_refuses_delete_and_survives_prune() {
         .collect();
     assert_eq!(left, vec![new.id, old.id]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_lock_is_refreshed_and_never_broken() {
+    let (_backend, repo) = fresh(Kind::Local).await;
+    let timing = backup_repository::LockTiming {
+        stale_after: Duration::from_millis(600),
+        refresh_every: Duration::from_millis(150),
+    };
+    let repo = repo.with_lock_timing(timing);
+    let writer_repo = repo.clone();
+    let create = tokio::spawn(async move {
+        let mut pending = writer_repo
+            .begin(BundleOptions::default())
+            .await
+            .expect("begin");
+        let artifact = ArtifactDescriptor::new("slow.bin", "raw", "application/octet-stream");
+        pending
+            .writer()
+            .expect("writer")
+            .write_artifact(
+                "db",
+                &artifact,
+                slow_data(100),
+                &backup_core::progress::NoProgress,
+            )
+            .await
+            .expect("write");
+        pending.publish().await.expect("publish")
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = lock_records(&repo).await;
+    assert_eq!(first.len(), 1);
+    // Well past the staleness interval, the writer's lock is still live: refreshed, and
+    // prune (which would remove a stale lock) is refused.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = lock_records(&repo).await;
+    assert_eq!(later.len(), 1);
+    assert!(
+        later[0].refreshed > first[0].refreshed,
+        "refreshed while held"
+    );
+    let err = repo
+        .prune(&PruneOptions::default())
+        .await
+        .expect_err("live lock respected");
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    create.await.expect("join");
+    assert!(
+        lock_records(&repo).await.is_empty(),
+        "released after publish"
+    );
+    assert_eq!(verify_all(&repo).await, 1);
+}
+
+async fn lock_records(repo: &Repository) -> Vec<LockRecord> {
+    use futures::TryStreamExt;
+    let metas: Vec<_> = repo
+        .object_store()
+        .list(Some(&repo.key("locks")))
+        .try_collect()
+        .await
+        .expect("list locks");
+    let mut out = Vec::new();
+    for meta in metas {
+        let bytes = repo
+            .object_store()
+            .get(&meta.location)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
+        out.push(serde_json::from_slice(&bytes).expect("lock json"));
+    }
+    out
+}
