@@ -8,22 +8,27 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use backup_core::bundle::BundleKind;
-use backup_repository::{BundleFilter, OrphanKind, PruneOptions, Repository, Storage};
+use backup_repository::{BundleFilter, OrphanKind, PruneOptions, Repository, S3Options, Storage};
+use backup_testkit::s3_server::{S3Server, ACCESS_KEY, SECRET_KEY};
 use repo_support::write_bundle;
 
 const CHILD_ENV: &str = "BACKUP_REPO_CRASH_CHILD";
+const CHILD_S3_ENV: &str = "BACKUP_REPO_CRASH_S3";
 const BUNDLE_BYTES: u64 = 200 * 1024 * 1024;
 
 /// Child mode: writes a 200 MB bundle into the repository named by the env var (until
 /// the parent kills it). Does nothing in a normal test run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_child_writes_a_large_bundle() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
+    let storage = if let Ok(endpoint) = std::env::var(CHILD_S3_ENV) {
+        Storage::S3(s3_options(endpoint))
+    } else if let Ok(dir) = std::env::var(CHILD_ENV) {
+        Storage::Local(PathBuf::from(dir))
+    } else {
         return;
     };
-    let repo = Repository::open(Storage::Local(PathBuf::from(dir)))
-        .await
-        .expect("open");
+    let repo = Repository::open(storage).await.expect("open");
+    eprintln!("child: writing");
     write_bundle(
         &repo,
         Some("big"),
@@ -33,6 +38,16 @@ async fn crash_child_writes_a_large_bundle() {
         9,
     )
     .await;
+}
+
+fn s3_options(endpoint: String) -> S3Options {
+    S3Options {
+        bucket: "bkt".into(),
+        endpoint: Some(endpoint),
+        access_key_id: Some(ACCESS_KEY.into()),
+        secret_access_key: Some(SECRET_KEY.into()),
+        ..S3Options::default()
+    }
 }
 
 fn partial_size(bundles: &Path) -> u64 {
@@ -106,4 +121,48 @@ async fn killed_writer_leaves_nothing_listed() {
             .len(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_writer_leaves_nothing_listed_on_s3() {
+    let server = S3Server::moto();
+    server.create_bucket("bkt");
+    let repo = Repository::init(Storage::S3(s3_options(server.endpoint())))
+        .await
+        .expect("init");
+    let kept = write_bundle(&repo, Some("kept"), BundleKind::Manual, "db", 100_000, 1).await;
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "crash_child_writes_a_large_bundle",
+            "--nocapture",
+        ])
+        .env(CHILD_S3_ENV, server.endpoint())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let stderr = child.stderr.take().expect("child stderr");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line)
+        .expect("child output");
+    assert!(line.contains("writing"), "{line}");
+    // A few parts of the 200 MB bundle are uploaded by then.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the child finished before it could be killed"
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    let list = repo.list(&BundleFilter::default()).await.expect("list");
+    assert_eq!(list.len(), 1, "nothing partial is listed");
+    assert_eq!(list[0].id, kept.id);
+    repo.verify(&kept.id, &backup_core::progress::NoProgress)
+        .await
+        .expect("verify");
+    // The incomplete multipart upload is no object: nothing to report or remove, and the
+    // killed child's lock is cleared by the next exclusive operation.
+    let check = repo.check().await.expect("check");
+    assert!(check.orphans.is_empty(), "{check:?}");
+    repo.prune(&PruneOptions::default()).await.expect("prune");
 }
