@@ -92,7 +92,18 @@ async fn round_trip(kind: Kind) {
     };
     assert_eq!(repo.list(&by_kind).await.expect("list")[0].id, older.id);
 
-    let verified = repo.verify("2", progress.as_ref()).await.expect("verify");
+    let verify_progress = CollectedProgress::new();
+    let verified = repo.verify("2", &verify_progress).await.expect("verify");
+    let events = verify_progress.events();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, ProgressEvent::Verified { .. }))
+            .count(),
+        verified.entries.len(),
+        "one Verified event per entry"
+    );
+    assert!(matches!(events.last(), Some(ProgressEvent::Finished { .. })));
     assert_eq!(
         verified.entries.len(),
         repo.info("2").await.expect("info").manifest.entries.len() + 1,
