@@ -19,6 +19,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+command -v age >/dev/null 2>&1 || missing+=(age)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 

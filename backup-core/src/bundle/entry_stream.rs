@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::crypto::{EntryDecryptor, ENCRYPTION_AGE};
 use super::manifest::{Compression, ManifestEntry};
 use super::manifest_read::TAMPERED_HINT;
 use super::reader::{Location, DAMAGED_HINT};
@@ -31,6 +32,7 @@ pub(crate) fn spawn(
     file: Arc<dyn BundleSource>,
     entry: ManifestEntry,
     location: Location,
+    decryptor: Option<Arc<EntryDecryptor>>,
 ) -> Result<ByteStream> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CAPACITY);
     std::thread::Builder::new()
@@ -38,7 +40,7 @@ pub(crate) fn spawn(
         .spawn(move || {
             // A panic must end the stream with an error too, never quietly.
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                produce(file, &entry, location, &mut |chunk| {
+                produce(file, &entry, location, decryptor.as_deref(), &mut |chunk| {
                     tx.blocking_send(Ok(chunk)).is_ok()
                 })
             }))
@@ -82,8 +84,9 @@ pub(crate) fn check(
     file: Arc<dyn BundleSource>,
     entry: &ManifestEntry,
     location: Location,
+    decryptor: Option<&EntryDecryptor>,
 ) -> Result<()> {
-    produce(file, entry, location, &mut |_| true)
+    produce(file, entry, location, decryptor, &mut |_| true)
 }
 
 /// Gives the entry's decompressed bytes to `send` (which says whether the consumer is
@@ -94,6 +97,7 @@ fn produce(
     file: Arc<dyn BundleSource>,
     entry: &ManifestEntry,
     location: Location,
+    decryptor: Option<&EntryDecryptor>,
     send: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<()> {
     let path = &entry.path;
@@ -105,14 +109,32 @@ fn produce(
         crc: crc32fast::Hasher::new(),
         count: 0,
     };
-    let pumped = match entry.compression {
-        Compression::None => pump(&mut stored, send, entry.uncompressed_size),
-        Compression::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(&mut stored).map_err(reading)?;
-            decoder
-                .window_log_max(MAX_ZSTD_WINDOW_LOG)
-                .map_err(reading)?;
-            pump(&mut decoder, send, entry.uncompressed_size)
+    let pumped = {
+        // Decrypt (when encrypted), then decompress; a key that does not fit is reported
+        // only once the stored bytes are known to be intact.
+        let plain: Result<Box<dyn Read + '_>> = if entry.encryption == ENCRYPTION_AGE {
+            match decryptor {
+                Some(decryptor) => decryptor
+                    .open(&mut stored, path)
+                    .map(|r| Box::new(r) as Box<dyn Read + '_>),
+                None => Err(super::crypto::missing_key(path)),
+            }
+        } else {
+            Ok(Box::new(&mut stored))
+        };
+        match plain {
+            Err(e) => Err(PumpError::Key(e)),
+            Ok(mut plain) => match entry.compression {
+                Compression::None => pump(&mut plain, send, entry.uncompressed_size),
+                Compression::Zstd => {
+                    let mut decoder =
+                        zstd::stream::read::Decoder::new(&mut plain).map_err(reading)?;
+                    decoder
+                        .window_log_max(MAX_ZSTD_WINDOW_LOG)
+                        .map_err(reading)?;
+                    pump(&mut decoder, send, entry.uncompressed_size)
+                }
+            },
         }
     };
     if let Ok(Pumped::Dropped) = pumped {
@@ -154,11 +176,17 @@ fn produce(
             ))
             .with_hint(TAMPERED_HINT))
         }
+        Err(PumpError::Key(e)) => return Err(e),
         Err(PumpError::Read(e)) => {
+            let what = if entry.encryption == ENCRYPTION_AGE {
+                "decrypt (age authentication failed) or decompress"
+            } else {
+                "decompress"
+            };
             return Err(
-                Error::integrity(format!("entry {path} does not decompress: {e}"))
+                Error::integrity(format!("entry {path} does not {what}: {e}"))
                     .with_hint(TAMPERED_HINT),
-            )
+            );
         }
     };
     if uncompressed != entry.uncompressed_size {
@@ -185,6 +213,8 @@ enum PumpError {
     Read(io::Error),
     /// The output would exceed the limit; nothing past the limit was sent.
     TooLarge,
+    /// The entry could not be decrypted (no key, wrong key, bad age header).
+    Key(Error),
 }
 
 /// Copies `reader` to `send` in chunks, never sending more than `limit` bytes in all: a

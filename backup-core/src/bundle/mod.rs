@@ -34,6 +34,7 @@
 //! ```
 
 mod central_dir;
+mod crypto;
 mod entry_name;
 mod entry_stream;
 mod local_header;
@@ -46,6 +47,10 @@ mod source;
 mod writer;
 mod zip_thread;
 
+pub use crypto::{
+    Decryption, Encryption, EncryptionInfo, EncryptionMethod, Identities, Passphrase,
+    DEFAULT_SCRYPT_WORK_FACTOR, ENCRYPTION_AGE, MAX_SCRYPT_WORK_FACTOR,
+};
 pub use entry_name::{DATA_DIR, MANIFEST_PATH, SNAPSHOT_PATH};
 pub use manifest::{
     BundleKind, BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry,

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use zip::{CompressionMethod, ZipArchive};
 
 use super::central_dir::{self, CentralRecord};
+use super::crypto::{missing_key, Decryption, EntryDecryptor, ENCRYPTION_AGE};
 use super::entry_name::{path_problem, MANIFEST_PATH};
 use super::entry_stream;
 use super::local_header::{self, LocalLayout};
@@ -47,6 +48,7 @@ pub struct BundleReader {
     manifest: Manifest,
     snapshot: Option<WorkspaceSnapshot>,
     locations: HashMap<String, Location>,
+    decryptor: Option<Arc<EntryDecryptor>>,
 }
 
 impl BundleReader {
@@ -104,6 +106,45 @@ impl BundleReader {
         &self.source
     }
 
+    /// Gives the reader the key of an encrypted bundle: [`verify`](Self::verify) then
+    /// decrypts every entry (checking age's authentication and the decompressed size),
+    /// and [`open_entry`](Self::open_entry) delivers plaintext. A passphrase refuses a
+    /// scrypt work factor above [`MAX_SCRYPT_WORK_FACTOR`](super::MAX_SCRYPT_WORK_FACTOR).
+    pub fn with_decryption(mut self, decryption: Decryption) -> Self {
+        self.decryptor = Some(Arc::new(decryption.decryptor()));
+        self
+    }
+
+    /// Whether any data entry is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.manifest
+            .entries
+            .iter()
+            .any(|e| e.encryption == ENCRYPTION_AGE)
+    }
+
+    /// Refuses an encrypted bundle when no key was given (see
+    /// [`with_decryption`](Self::with_decryption)).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::PermissionDenied`] naming the first encrypted entry, with a hint
+    /// saying what to pass.
+    pub fn ensure_decryptable(&self) -> Result<()> {
+        if self.decryptor.is_some() {
+            return Ok(());
+        }
+        match self
+            .manifest
+            .entries
+            .iter()
+            .find(|e| e.encryption == ENCRYPTION_AGE)
+        {
+            Some(entry) => Err(missing_key(&entry.path)),
+            None => Ok(()),
+        }
+    }
+
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -126,8 +167,15 @@ impl BundleReader {
     /// # Errors
     ///
     /// [`ErrorKind::Integrity`] naming the first entry whose bytes are changed (a flipped
-    /// byte) or missing (a truncated file), or that does not decompress to its size;
-    /// [`ErrorKind::Unsupported`] for an encrypted entry; I/O errors reading the file.
+    /// byte) or missing (a truncated file), or that does not decrypt (age
+    /// authentication) or decompress to its size; [`ErrorKind::PermissionDenied`] when
+    /// the key given does not decrypt an entry; [`ErrorKind::ResourceExhausted`] for a
+    /// passphrase work factor over the bound; [`ErrorKind::Unsupported`] for an unknown
+    /// encryption; I/O errors reading the file.
+    ///
+    /// Without a key ([`with_decryption`](Self::with_decryption)), encrypted entries are
+    /// checked by their stored bytes only (size, sha256, CRC-32) and listed in
+    /// [`VerifyReport::not_decrypted`].
     pub async fn verify(&self, progress: &dyn ProgressSink) -> Result<VerifyReport> {
         // The snapshot is stored as is; data entries are read as `open_entry` reads them.
         let mut expected: Vec<(EntryChecksum, Option<ManifestEntry>)> = Vec::new();
@@ -141,15 +189,21 @@ impl BundleReader {
             (checksum, Some(e.clone()))
         }));
         let mut report = VerifyReport::default();
-        for (want, data) in expected {
+        for (want, mut data) in expected {
             if let Some(entry) = &data {
                 check_readable(entry)?;
+                if entry.encryption == ENCRYPTION_AGE && self.decryptor.is_none() {
+                    // No key: the stored bytes only.
+                    report.not_decrypted.push(entry.path.clone());
+                    data = None;
+                }
             }
             let location = self.location(&want.path)?;
             let source = Arc::clone(&self.source);
             let checksum = want.clone();
+            let decryptor = self.decryptor.clone();
             tokio::task::spawn_blocking(move || match data {
-                Some(entry) => entry_stream::check(source, &entry, location),
+                Some(entry) => entry_stream::check(source, &entry, location, decryptor.as_deref()),
                 None => check_stored(source.as_ref(), &checksum, location),
             })
             .await
@@ -183,8 +237,9 @@ impl BundleReader {
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] for an entry this bundle's manifest does not list,
-    /// [`ErrorKind::Unsupported`] for an encrypted entry, and an error if the reading
-    /// thread cannot start.
+    /// [`ErrorKind::PermissionDenied`] for an encrypted entry and no key (a wrong key ends
+    /// the stream with that kind), [`ErrorKind::Unsupported`] for an unknown encryption,
+    /// and an error if the reading thread cannot start.
     pub fn open_entry(&self, entry: &ManifestEntry) -> Result<ByteStream> {
         let ours = self.manifest.entry(&entry.path).ok_or_else(|| {
             Error::new(
@@ -193,8 +248,16 @@ impl BundleReader {
             )
         })?;
         check_readable(ours)?;
+        if ours.encryption == ENCRYPTION_AGE && self.decryptor.is_none() {
+            return Err(missing_key(&ours.path));
+        }
         let location = self.location(&ours.path)?;
-        entry_stream::spawn(Arc::clone(&self.source), ours.clone(), location)
+        entry_stream::spawn(
+            Arc::clone(&self.source),
+            ours.clone(),
+            location,
+            self.decryptor.clone(),
+        )
     }
 
     fn location(&self, path: &str) -> Result<Location> {
@@ -205,13 +268,13 @@ impl BundleReader {
     }
 }
 
-/// Refuses an entry this build cannot read (encrypted).
+/// Refuses an entry this build cannot read (an unknown encryption).
 fn check_readable(entry: &ManifestEntry) -> Result<()> {
-    if entry.encryption != ENCRYPTION_NONE {
+    if entry.encryption != ENCRYPTION_NONE && entry.encryption != ENCRYPTION_AGE {
         return Err(Error::new(
             ErrorKind::Unsupported,
             format!(
-                "entry {} is encrypted with {:?}; this build reads only unencrypted entries",
+                "entry {} is encrypted with {:?}; this build reads only unencrypted and age-encrypted entries",
                 entry.path, entry.encryption
             ),
         ));
@@ -340,6 +403,7 @@ fn open_blocking(source: Arc<dyn BundleSource>) -> Result<BundleReader> {
         manifest,
         snapshot,
         locations,
+        decryptor: None,
     })
 }
 
@@ -470,7 +534,17 @@ fn check_entries(
     }
 
     for entry in &manifest.entries {
-        if entry.compression == Compression::None && entry.uncompressed_size != entry.size {
+        if entry.encryption == ENCRYPTION_AGE && manifest.encryption.is_none() {
+            return Err(Error::integrity(format!(
+                "entry {} is encrypted with age but the manifest does not say how (no `encryption`)",
+                entry.path
+            ))
+            .with_hint("the bundle was not written by this tool or was tampered with"));
+        }
+        if entry.compression == Compression::None
+            && entry.encryption == ENCRYPTION_NONE
+            && entry.uncompressed_size != entry.size
+        {
             return Err(Error::integrity(format!(
                 "the manifest says uncompressed entry {} holds {} bytes and decompresses to {}",
                 entry.path, entry.size, entry.uncompressed_size
