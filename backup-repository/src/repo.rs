@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use backup_core::bundle::BundleKind;
+use backup_core::bundle::{
+    BundleKind, Decryption, Encryption, EncryptionInfo, EncryptionMethod, Identities, Passphrase,
+    ENCRYPTION_AGE,
+};
 use backup_core::{Error, ErrorKind, Result};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -26,6 +29,10 @@ pub struct Repository {
     pub(crate) config: RepositoryConfig,
     pub(crate) upload: UploadOptions,
     pub(crate) lock_timing: LockTiming,
+    /// What new bundles are encrypted with (the key material; may be `None` until given).
+    pub(crate) encryption: Encryption,
+    /// What bundles are decrypted with when read.
+    pub(crate) decryption: Option<Decryption>,
 }
 
 pub(crate) const CONFIG: &str = "config.json";
@@ -56,13 +63,24 @@ impl Repository {
     /// [`ErrorKind::Unsupported`] if create-only writes are not honoured, storage errors
     /// (bucket missing, permission denied) with hints.
     pub async fn init(storage: Storage) -> Result<Repository> {
+        Self::init_encrypted(storage, Encryption::None).await
+    }
+
+    /// [`init`](Self::init) for a repository whose bundles are encrypted with age per
+    /// entry: `config.json` records the method, the scrypt work factor or the recipients'
+    /// public keys (never the passphrase), and every bundle written is encrypted so.
+    ///
+    /// # Errors
+    ///
+    /// As [`init`](Self::init).
+    pub async fn init_encrypted(storage: Storage, encryption: Encryption) -> Result<Repository> {
         let (store, prefix) = storage.build(true)?;
         locks::probe_create_only(&store, &join(&prefix, LOCKS)).await?;
         let config = RepositoryConfig {
             format_version: REPOSITORY_FORMAT_VERSION,
             id: uuid::Uuid::new_v4().to_string(),
             created_at: Timestamp::now().to_string(),
-            encryption: None,
+            encryption: encryption_info(&encryption),
         };
         let json = serde_json::to_vec_pretty(&config)
             .map_err(|e| Error::new(ErrorKind::Io, format!("serialising config.json: {e}")))?;
@@ -92,6 +110,8 @@ impl Repository {
             config,
             upload: UploadOptions::default(),
             lock_timing: LockTiming::default(),
+            encryption,
+            decryption: None,
         })
     }
 
@@ -138,6 +158,8 @@ impl Repository {
             config,
             upload: UploadOptions::default(),
             lock_timing: LockTiming::default(),
+            encryption: Encryption::None,
+            decryption: None,
         })
     }
 
@@ -151,6 +173,53 @@ impl Repository {
     pub fn with_lock_timing(mut self, timing: LockTiming) -> Self {
         self.lock_timing = timing;
         self
+    }
+
+    /// Gives the passphrase of a passphrase-encrypted repository: new bundles are
+    /// encrypted with it (at the work factor `config.json` records) and
+    /// [`verify`](Self::verify) decrypts with it.
+    pub fn with_passphrase(mut self, passphrase: Passphrase) -> Self {
+        let work_factor = self
+            .config
+            .encryption
+            .as_ref()
+            .and_then(|i| i.work_factor)
+            .unwrap_or(backup_core::bundle::DEFAULT_SCRYPT_WORK_FACTOR);
+        self.encryption = Encryption::Passphrase {
+            passphrase: passphrase.clone(),
+            work_factor,
+        };
+        self.decryption = Some(Decryption::Passphrase(passphrase));
+        self
+    }
+
+    /// Gives identities of a recipients-encrypted repository: [`verify`](Self::verify)
+    /// decrypts with them. (Writing needs no secret: the recipients' public keys are in
+    /// `config.json`.)
+    pub fn with_identities(mut self, identities: Identities) -> Self {
+        self.decryption = Some(Decryption::Identities(identities));
+        self
+    }
+
+    /// What a new bundle is encrypted with, from `config.json` and the key given.
+    pub(crate) fn write_encryption(&self) -> Result<Encryption> {
+        let Some(info) = &self.config.encryption else {
+            return Ok(Encryption::None);
+        };
+        match info.method {
+            EncryptionMethod::Recipients => Encryption::recipients(&info.recipients),
+            EncryptionMethod::Passphrase => match &self.encryption {
+                Encryption::Passphrase { .. } => Ok(self.encryption.clone()),
+                _ => Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "the repository at {} is encrypted with a passphrase, and none was given",
+                        self.storage.describe()
+                    ),
+                )
+                .with_hint("open it with Repository::with_passphrase")),
+            },
+        }
     }
 
     /// Its `config.json`.
@@ -270,7 +339,10 @@ impl Repository {
         progress: &dyn backup_core::ProgressSink,
     ) -> Result<backup_core::bundle::VerifyReport> {
         let entry = self.info(selector).await?;
-        let reader = self.open_reader(&entry).await?;
+        let mut reader = self.open_reader(&entry).await?;
+        if let Some(decryption) = &self.decryption {
+            reader = reader.with_decryption(decryption.clone());
+        }
         if reader.manifest().id != entry.manifest.id {
             return Err(Error::integrity(format!(
                 "bundle `{}` holds manifest {}, its index entry says {}",
@@ -470,5 +542,24 @@ pub(crate) fn name_tag(label: Option<&str>, kind: BundleKind) -> String {
             BundleKind::Automatic => "automatic".into(),
             BundleKind::Safety => "safety".into(),
         },
+    }
+}
+
+/// What `config.json` records of an encryption: public parameters only.
+fn encryption_info(encryption: &Encryption) -> Option<EncryptionInfo> {
+    match encryption {
+        Encryption::Passphrase { work_factor, .. } => Some(EncryptionInfo {
+            scheme: ENCRYPTION_AGE.into(),
+            method: EncryptionMethod::Passphrase,
+            work_factor: Some(*work_factor),
+            recipients: Vec::new(),
+        }),
+        Encryption::Recipients(keys) => Some(EncryptionInfo {
+            scheme: ENCRYPTION_AGE.into(),
+            method: EncryptionMethod::Recipients,
+            work_factor: None,
+            recipients: keys.clone(),
+        }),
+        _ => None,
     }
 }

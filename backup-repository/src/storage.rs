@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use backup_core::bundle::EncryptionInfo;
 use backup_core::{Error, ErrorKind, Result};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -140,7 +141,8 @@ pub struct RepositoryConfig {
     pub id: String,
     /// When it was created (RFC 3339, UTC).
     pub created_at: String,
-    /// Encryption parameters (`None`: bundles are not encrypted).
+    /// Encryption parameters: method, scrypt work factor, recipients' public keys; never
+    /// a secret (`None`: bundles are not encrypted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encryption: Option<serde_json::Value>,
+    pub encryption: Option<EncryptionInfo>,
 }

@@ -29,12 +29,19 @@ pub struct PendingBundle {
 }
 
 impl Repository {
-    /// Starts a bundle, under a shared repository lock.
+    /// Starts a bundle, under a shared repository lock. In an encrypted repository the
+    /// bundle's data entries are encrypted as `config.json` says (unless `options` asks
+    /// for an encryption itself).
     ///
     /// # Errors
     ///
+    /// [`backup_core::ErrorKind::PermissionDenied`] for a passphrase repository opened
+    /// without its passphrase;
     /// Lock errors (an exclusive lock held by a live process: host, pid, since).
-    pub async fn begin(&self, options: BundleOptions) -> Result<PendingBundle> {
+    pub async fn begin(&self, mut options: BundleOptions) -> Result<PendingBundle> {
+        if !options.encryption.is_enabled() {
+            options.encryption = self.write_encryption()?;
+        }
         let lock = self.lock(LockKind::Shared, "create").await?;
         let (upload, sink) = Upload::new(&self.store, self.upload);
         let tag = name_tag(options.label.as_deref(), options.kind);

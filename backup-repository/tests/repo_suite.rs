@@ -103,7 +103,10 @@ async fn round_trip(kind: Kind) {
         verified.entries.len(),
         "one Verified event per entry"
     );
-    assert!(matches!(events.last(), Some(ProgressEvent::Finished { .. })));
+    assert!(matches!(
+        events.last(),
+        Some(ProgressEvent::Finished { .. })
+    ));
     assert_eq!(
         verified.entries.len(),
         repo.info("2").await.expect("info").manifest.entries.len() + 1,
