@@ -27,7 +27,28 @@
 //! crash or an error mid-write leaves nothing listable. What it does leave (a bundle
 //! without index entry, an abandoned partial upload) is reported by
 //! [`Repository::check`] and removed by [`Repository::prune`] once older than a grace
-//! period.
+//! period. On S3 an abandoned multipart upload is no object at all (nothing to list); a
+//! bucket lifecycle rule "abort incomplete multipart uploads after N days" frees its
+//! parts.
+//!
+//! # Repository locks
+//!
+//! Writing a bundle takes a shared lock, delete and prune an exclusive one: lock objects
+//! under `locks/` written create-only, refreshed in the background while held (see
+//! [`LockTiming`]). A lock is stale when it has not been refreshed for
+//! [`STALE_AFTER`], or when its holder ran on this host and its process is gone; whoever
+//! finds a stale lock removes it, a live one is never broken: the operation fails naming
+//! the holder's host, pid and start time. [`Repository::init`] checks that the storage
+//! refuses a second create-only write of one key and refuses to create a repository
+//! where it does not.
+//!
+//! # Encryption
+//!
+//! [`Repository::init_encrypted`] records in `config.json` how bundles are encrypted
+//! (age per data entry: passphrase with its scrypt work factor, or the recipients' public
+//! keys), never a secret. Listing, `info` and checksum verification need no key;
+//! [`Repository::with_passphrase`] / [`Repository::with_identities`] give the key for
+//! writing (passphrase only) and decrypting reads.
 //!
 //! # Labels and locks after the fact
 //!
