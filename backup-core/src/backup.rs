@@ -50,7 +50,8 @@ pub async fn write_bundle(
     services: &[ServiceExport],
     progress: &dyn ProgressSink,
 ) -> Result<Manifest> {
-    write_bundle_quiesced(path, options, snapshot, services, None, progress).await
+    let open = BundleWriter::create(path, options);
+    write_bundle_quiesced(open, snapshot, services, None, progress).await
 }
 
 /// Services to stop around their export, and the host that stops them.
@@ -60,15 +61,14 @@ struct Quiesce<'a> {
 }
 
 async fn write_bundle_quiesced(
-    path: &Path,
-    options: BundleOptions,
+    open: impl std::future::Future<Output = Result<BundleWriter>>,
     snapshot: Option<&WorkspaceSnapshot>,
     services: &[ServiceExport],
     quiesce: Option<&Quiesce<'_>>,
     progress: &dyn ProgressSink,
 ) -> Result<Manifest> {
     let written = async {
-        let mut writer = BundleWriter::create(path, options).await?;
+        let mut writer = open.await?;
         match fill_bundle(&mut writer, snapshot, services, quiesce, progress).await {
             Ok(()) => writer.finish().await,
             Err(error) => {
@@ -279,6 +279,38 @@ pub async fn create_backup(
     path: &Path,
     progress: SharedProgress,
 ) -> Result<Manifest> {
+    let open = BundleWriter::create(path, request.bundle.clone());
+    create_backup_with(host, registry, request, open, progress).await
+}
+
+/// [`create_backup`] into a writer the caller made (for example with
+/// [`BundleWriter::to_writer`] over an upload); `request.bundle` is not used, the writer
+/// carries its own options.
+///
+/// On success the writer is finished and its manifest returned; on error it is aborted
+/// (for a stream writer the sink keeps a partial zip without manifest: the caller
+/// discards it).
+///
+/// # Errors
+///
+/// As [`create_backup`].
+pub async fn create_backup_to(
+    writer: BundleWriter,
+    host: &dyn WorkspaceHost,
+    registry: &RecipeRegistry,
+    request: &BackupRequest,
+    progress: SharedProgress,
+) -> Result<Manifest> {
+    create_backup_with(host, registry, request, async { Ok(writer) }, progress).await
+}
+
+async fn create_backup_with(
+    host: &dyn WorkspaceHost,
+    registry: &RecipeRegistry,
+    request: &BackupRequest,
+    open: impl std::future::Future<Output = Result<BundleWriter>>,
+    progress: SharedProgress,
+) -> Result<Manifest> {
     let snapshot = export_workspace(host, registry, &request.export).await?;
     let mut deployments = host.list_deployments().await?;
     deployments.sort_by(|a, b| a.name.cmp(&b.name));
@@ -342,8 +374,7 @@ pub async fn create_backup(
         ));
     }
     write_bundle_quiesced(
-        path,
-        request.bundle.clone(),
+        open,
         Some(&snapshot),
         &services,
         Some(&quiesce),

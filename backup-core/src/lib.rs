@@ -57,7 +57,7 @@ pub use artifact::{ArtifactData, ArtifactDescriptor, ByteStream};
 /// The attribute macro [`WorkspaceHost`], [`DataExporter`] and [`DataImporter`]
 /// implementations need: `use backup_core::async_trait;` (no direct dependency needed).
 pub use async_trait::async_trait;
-pub use bundle::{BundleReader, BundleWriter, Manifest};
+pub use bundle::{BundleReader, BundleSource, BundleWriter, Manifest};
 pub use command::{
     CommandRunner, CommandRunnerExt, CommandSpec, ExecRunner, ExecTarget, LocalRunner,
 };

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::backup::service_target;
-use crate::bundle::{BundleReader, ManifestEntry};
+use crate::bundle::{BundleReader, Decryption, ManifestEntry};
 use crate::data::{ensure_format_supported, ImportMode, ServiceTarget};
 use crate::host::{Deployment, WorkspaceHost};
 use crate::plan::{quoted_list, RestorePlan};
@@ -62,6 +62,10 @@ pub struct RestoreOptions {
     pub services: Option<Vec<String>>,
     /// Run each importer's smoke test after its data is in.
     pub smoke_test: bool,
+    /// The key of an encrypted bundle. Every entry is decrypted and checked before any
+    /// target is touched; an encrypted bundle without it (or with a wrong one) fails
+    /// with [`ErrorKind::PermissionDenied`] first.
+    pub decryption: Option<Decryption>,
 }
 
 impl Default for RestoreOptions {
@@ -71,6 +75,7 @@ impl Default for RestoreOptions {
             import: ImportOptions::default(),
             services: None,
             smoke_test: true,
+            decryption: None,
         }
     }
 }
@@ -115,7 +120,9 @@ pub struct RestoreReport {
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Integrity`] for a corrupt bundle (nothing touched), validation errors of
+/// [`ErrorKind::Integrity`] for a corrupt bundle (nothing touched),
+/// [`ErrorKind::PermissionDenied`] for an encrypted bundle without the right key in
+/// [`RestoreOptions::decryption`] (nothing touched), validation errors of
 /// the snapshot import, [`ErrorKind::Unsupported`] when a service's recipe has no importer
 /// or does not read an artifact's format, [`ErrorKind::NotFound`] for a requested service
 /// the bundle or host does not have, any importer `check` error (nothing touched), and
@@ -161,7 +168,12 @@ async fn restore(
     options: &RestoreOptions,
     progress: &SharedProgress,
 ) -> Result<RestoreReport> {
-    let reader = BundleReader::open(path).await?;
+    let mut reader = BundleReader::open(path).await?;
+    if let Some(decryption) = &options.decryption {
+        reader = reader.with_decryption(decryption.clone());
+    }
+    // A missing key is refused now, a wrong one by verify: both before any change.
+    reader.ensure_decryptable()?;
     reader.verify(&WithoutFinished(progress.as_ref())).await?;
     let entries = entries_to_restore(&reader, options)?;
     let existing: Vec<Deployment> = host.list_deployments().await?;

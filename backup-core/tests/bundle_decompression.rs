@@ -99,7 +99,7 @@ async fn a_decompression_bomb_whose_stored_bytes_match_is_refused_by_verify() {
     let stored = zstd_zeros(ACTUAL, None);
     assert!(stored.len() < 64 * 1024, "a bomb: {} bytes", stored.len());
     let (_dir, path) = bundle_with_entry(stored).await;
-    let reader = BundleReader::open(&path).await.expect("structure is fine");
+    let reader = open_checked(&path).await.expect("structure is fine");
     let err = reader
         .verify(&NoProgress)
         .await
@@ -115,7 +115,7 @@ async fn a_decompression_bomb_whose_stored_bytes_match_is_refused_by_verify() {
 async fn a_decompression_bomb_read_without_verify_stops_at_the_declared_size() {
     let stored = zstd_zeros(ACTUAL, None);
     let (_dir, path) = bundle_with_entry(stored).await;
-    let reader = BundleReader::open(&path).await.expect("structure is fine");
+    let reader = open_checked(&path).await.expect("structure is fine");
 
     let (delivered, error) = drain_entry(&reader).await;
     let error = error.expect("the bomb must end with an error");
@@ -135,7 +135,7 @@ async fn an_entry_decompressing_to_exactly_the_declared_size_is_delivered_whole(
     // Guards the crafting: the same bundle with an honest payload reads without error.
     let stored = zstd_zeros(DECLARED, None);
     let (_dir, path) = bundle_with_entry(stored).await;
-    let reader = BundleReader::open(&path).await.expect("open");
+    let reader = open_checked(&path).await.expect("open");
     reader.verify(&NoProgress).await.expect("verify");
     let (delivered, error) = drain_entry(&reader).await;
     assert!(error.is_none(), "{error:?}");
@@ -147,7 +147,7 @@ async fn a_zstd_frame_asking_for_a_window_over_128_mib_is_refused() {
     // 2^28 bytes of window: more than the decoder may allocate for one entry.
     let stored = zstd_zeros(DECLARED, Some(28));
     let (_dir, path) = bundle_with_entry(stored).await;
-    let reader = BundleReader::open(&path).await.expect("open");
+    let reader = open_checked(&path).await.expect("open");
     let err = reader
         .verify(&NoProgress)
         .await
@@ -170,9 +170,7 @@ async fn an_uncompressed_entry_declaring_another_uncompressed_size_is_rejected()
     set_manifest(&mut entries, &manifest);
     let crafted = dir.path().join("crafted.zip");
     write_raw_zip(&crafted, &entries);
-    let err = BundleReader::open(&crafted)
-        .await
-        .expect_err("sizes disagree");
+    let err = open_checked(&crafted).await.expect_err("sizes disagree");
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
     assert!(err.message().contains("data/db/app.dump"), "{err}");
 }

@@ -161,7 +161,7 @@ async fn a_manifest_nested_deeper_than_the_limit_is_refused() {
         nested(MAX_MANIFEST_DEPTH + 1)
     );
     let path = bundle_with_manifest(dir.path(), json.as_bytes());
-    let err = BundleReader::open(&path).await.expect_err("too deep");
+    let err = open_checked(&path).await.expect_err("too deep");
     assert_refused(
         &err,
         &[
@@ -176,7 +176,7 @@ async fn artifact_metadata_nested_deeper_than_its_limit_is_refused() {
     let _one = ONE_AT_A_TIME.lock().await;
     // Within the manifest's nesting limit, beyond the metadata's.
     let (_dir, path) = sample_with_metadata(&nested(MAX_METADATA_DEPTH + 1)).await;
-    let err = BundleReader::open(&path).await.expect_err("too deep");
+    let err = open_checked(&path).await.expect_err("too deep");
     assert_refused(
         &err,
         &[
@@ -186,7 +186,7 @@ async fn artifact_metadata_nested_deeper_than_its_limit_is_refused() {
     );
     // One level less is accepted.
     let (_dir, path) = sample_with_metadata(&nested(MAX_METADATA_DEPTH)).await;
-    let reader = BundleReader::open(&path).await.expect("within the limit");
+    let reader = open_checked(&path).await.expect("within the limit");
     assert!(reader.manifest().entries[0]
         .artifact
         .metadata
@@ -224,9 +224,7 @@ async fn a_manifest_listing_more_entries_than_the_limit_is_refused() {
         r#"{{"formatVersion":1,"id":"x","createdAt":"x","kind":"manual","tool":{{"name":"x","version":"1"}},"includes":{{"config":false,"services":[]}},"entries":[{entries}]}}"#
     );
     let path = bundle_with_manifest(dir.path(), json.as_bytes());
-    let err = BundleReader::open(&path)
-        .await
-        .expect_err("too many entries");
+    let err = open_checked(&path).await.expect_err("too many entries");
     assert_refused(
         &err,
         &[
@@ -248,7 +246,7 @@ async fn the_largest_accepted_manifest_takes_bounded_memory() {
     let (_dir, path) = sample_with_metadata(&metadata).await;
     drop(metadata);
     let (result, peak) = peak_heap(async {
-        let reader = BundleReader::open(&path).await?;
+        let reader = open_checked(&path).await?;
         reader.verify(&NoProgress).await?;
         Ok::<_, Error>(reader)
     })

@@ -11,7 +11,7 @@ use backup_core::{Error, ErrorKind};
 use support::*;
 
 async fn open_err(path: &Path) -> Error {
-    BundleReader::open(path)
+    open_checked(path)
         .await
         .expect_err("the bundle must be rejected")
 }
@@ -39,7 +39,7 @@ async fn crafted(
 async fn the_unchanged_rewrite_is_accepted() {
     // Guards the crafting helper: without a change, the rewritten zip is a good bundle.
     let (_dir, path) = crafted(|_| {}).await;
-    let reader = BundleReader::open(&path).await.expect("open");
+    let reader = open_checked(&path).await.expect("open");
     reader.verify(&NoProgress).await.expect("verify");
 }
 
@@ -55,9 +55,7 @@ async fn flipped_byte_is_rejected_by_verify_naming_the_entry() {
     bytes[at] ^= 0x01;
     std::fs::write(&path, bytes).expect("write");
 
-    let reader = BundleReader::open(&path)
-        .await
-        .expect("structure is intact");
+    let reader = open_checked(&path).await.expect("structure is intact");
     let err = reader.verify(&NoProgress).await.expect_err("flipped byte");
     assert_integrity(&err, &["data/db/app.dump", "sha256"]);
 }
@@ -205,7 +203,7 @@ async fn manifest_checksum_mismatch_is_rejected_by_verify() {
         set_manifest(entries, &manifest);
     })
     .await;
-    let reader = BundleReader::open(&path).await.expect("structure is fine");
+    let reader = open_checked(&path).await.expect("structure is fine");
     let err = reader.verify(&NoProgress).await.expect_err("sha mismatch");
     assert_integrity(&err, &["data/db/app.dump", "sha256"]);
 }

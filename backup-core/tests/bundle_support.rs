@@ -240,3 +240,33 @@ pub async fn sample_bundle() -> (tempfile::TempDir, PathBuf, Manifest) {
     let manifest = write_sample(&path, Compression::None).await;
     (dir, path, manifest)
 }
+
+/// Opens `path` twice, as a file ([`BundleReader::open`]) and through an in-memory
+/// [`backup_core::bundle::BundleSource`] named like the file
+/// ([`BundleReader::open_source`]); asserts both agree (same manifest, or the same error
+/// kind and message) and returns the source-backed reader, so the test's later reads
+/// (verify, open_entry) go through the source path.
+pub async fn open_checked(path: &Path) -> backup_core::Result<backup_core::BundleReader> {
+    use backup_core::bundle::MemorySource;
+    use backup_core::BundleReader;
+    let from_file = BundleReader::open(path).await;
+    let Ok(bytes) = std::fs::read(path) else {
+        return from_file;
+    };
+    let source = std::sync::Arc::new(MemorySource::new(path.display().to_string(), bytes));
+    let from_memory = BundleReader::open_source(source).await;
+    match (&from_file, &from_memory) {
+        (Ok(file), Ok(memory)) => assert_eq!(file.manifest(), memory.manifest()),
+        (Err(file), Err(memory)) => {
+            assert_eq!(file.kind(), memory.kind(), "file: {file}; memory: {memory}");
+            assert_eq!(file.to_string(), memory.to_string());
+        }
+        (file, memory) => panic!(
+            "a file and a memory source disagree on {}: file {:?}, memory {:?}",
+            path.display(),
+            file.as_ref().map(|_| ()),
+            memory.as_ref().map(|_| ())
+        ),
+    }
+    from_memory
+}

@@ -8,7 +8,7 @@ mod support;
 use std::ops::Range;
 use std::path::Path;
 
-use backup_core::bundle::{BundleOptions, BundleReader, BundleWriter, Compression};
+use backup_core::bundle::{BundleOptions, BundleWriter, Compression};
 use backup_core::progress::NoProgress;
 use backup_core::{ArtifactData, ErrorKind};
 use support::*;
@@ -78,7 +78,7 @@ async fn every_structure_byte_unzip_rejects_is_rejected_by_open_or_verify() {
                 continue;
             }
             unzip_rejected += 1;
-            let refused = match BundleReader::open(&damaged).await {
+            let refused = match open_checked(&damaged).await {
                 Err(err) => {
                     assert!(
                         matches!(
@@ -120,7 +120,7 @@ async fn a_renamed_local_header_is_rejected_naming_the_entry() {
         .expect("name");
     bytes[at + 8] = b'X';
     std::fs::write(&path, &bytes).expect("write");
-    let err = BundleReader::open(&path).await.expect_err("local header");
+    let err = open_checked(&path).await.expect_err("local header");
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
     assert!(
         err.message().contains("data/db/app.dump.zst") && err.message().contains("local header"),
@@ -164,7 +164,7 @@ async fn an_end_record_claiming_2_pow_62_entries_is_refused_without_aborting() {
     crafted.extend_from_slice(&[0; 2]);
     std::fs::write(&path, &crafted).expect("write");
 
-    let err = BundleReader::open(&path)
+    let err = open_checked(&path)
         .await
         .expect_err("impossible entry count");
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");

@@ -13,9 +13,10 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backup_core::bundle::{BundleOptions, BundleReader, BundleWriter, Compression};
+use backup_core::bundle::{BundleOptions, BundleReader, BundleWriter, Compression, MemorySource};
 use backup_core::progress::NoProgress;
 use backup_core::{ArtifactData, Error, WorkspaceSnapshot};
 use futures::StreamExt;
@@ -175,11 +176,29 @@ fn no_panic(err: &Error, case: &str) {
 /// declared size, and when open and verify pass, every entry reads back whole. With
 /// `sums` (damaged bytes, not a rewritten manifest) it must also equal the payload
 /// written.
+///
+/// The bundle is read twice, as a file and through an in-memory `BundleSource`: both
+/// must agree on whether it opens, and both are exercised.
 async fn exercise(path: &Path, sums: Option<&[(String, String)]>, case: &str) {
-    let reader = match BundleReader::open(path).await {
-        Ok(reader) => reader,
-        Err(err) => return no_panic(&err, case),
-    };
+    let from_file = BundleReader::open(path).await;
+    let bytes = std::fs::read(path).expect("read the fuzzed file");
+    let source = Arc::new(MemorySource::new(path.display().to_string(), bytes));
+    let from_memory = BundleReader::open_source(source).await;
+    assert_eq!(
+        from_file.as_ref().err().map(|e| e.to_string()),
+        from_memory.as_ref().err().map(|e| e.to_string()),
+        "{case}: a file and a memory source disagree"
+    );
+    for opened in [from_file, from_memory] {
+        match opened {
+            Ok(reader) => exercise_reader(&reader, sums, case).await,
+            Err(err) => no_panic(&err, case),
+        }
+    }
+}
+
+/// [`exercise`] for one opened reader.
+async fn exercise_reader(reader: &BundleReader, sums: Option<&[(String, String)]>, case: &str) {
     let verified = reader.verify(&NoProgress).await;
     if let Err(err) = &verified {
         no_panic(err, case);

@@ -1,4 +1,78 @@
 //! Where bundles live over time: a repository on local disk or object storage, and
 //! [`retention`] rules that decide which bundles to keep.
+//!
+//! # Layout
+//!
+//! One code path over [`object_store::ObjectStore`]: a local directory
+//! ([`object_store::local::LocalFileSystem`]) or an S3-compatible bucket and prefix.
+//!
+//! ```text
+//! config.json                    format version, repository id, encryption parameters
+//!                                (never a secret)
+//! bundles/<name>.backup.zip      the bundles, byte for byte what a BundleWriter wrote
+//! index/<id>.json                one entry per published bundle: name, size, a copy of its
+//!                                manifest, the label and lock set after the fact
+//! locks/<id>.json                repository locks (shared for create, exclusive for
+//!                                delete and prune)
+//! ```
+//!
+//! Bundle names read as `{UTC timestamp}_{label or kind}_{short id}`, for example
+//! `20261130T021500Z_before-upgrade_1a2b3c4d`.
+//!
+//! # Publishing
+//!
+//! A bundle streams straight into `bundles/` through a multipart upload (memory bounded by
+//! part size × parts in flight, never by the bundle's size). Only once the upload is
+//! complete is `index/<id>.json` written, create-only: listing reads only `index/`, so a
+//! crash or an error mid-write leaves nothing listable. What it does leave (a bundle
+//! without index entry, an abandoned partial upload) is reported by
+//! [`Repository::check`] and removed by [`Repository::prune`] once older than a grace
+//! period. On S3 an abandoned multipart upload is no object at all (nothing to list); a
+//! bucket lifecycle rule "abort incomplete multipart uploads after N days" frees its
+//! parts.
+//!
+//! # Repository locks
+//!
+//! Writing a bundle takes a shared lock, delete and prune an exclusive one: lock objects
+//! under `locks/` written create-only, refreshed in the background while held (see
+//! [`LockTiming`]). A lock is stale when it has not been refreshed for
+//! [`STALE_AFTER`], or when its holder ran on this host and its process is gone; whoever
+//! finds a stale lock removes it, a live one is never broken: the operation fails naming
+//! the holder's host, pid and start time. [`Repository::init`] checks that the storage
+//! refuses a second create-only write of one key and refuses to create a repository
+//! where it does not.
+//!
+//! # Encryption
+//!
+//! [`Repository::init_encrypted`] records in `config.json` how bundles are encrypted
+//! (age per data entry: passphrase with its scrypt work factor, or the recipients' public
+//! keys), never a secret. Listing, `info` and checksum verification need no key;
+//! [`Repository::with_passphrase`] / [`Repository::with_identities`] give the key for
+//! writing (passphrase only) and decrypting reads.
+//!
+//! # Labels and locks after the fact
+//!
+//! A bundle's own manifest is immutable. [`Repository::set_label`] and
+//! [`Repository::lock_bundle`] rewrite its index entry; the index label wins over the
+//! manifest's label everywhere the repository shows one.
 
+mod error;
+mod index;
+mod locks;
+mod maintain;
+mod naming;
+mod repo;
 pub mod retention;
+mod source;
+mod storage;
+mod upload;
+mod write;
+
+pub use index::{BundleFilter, BundleInfo, BundleLock, IndexEntry};
+pub use locks::{LockKind, LockRecord, LockTiming, REFRESH_EVERY, STALE_AFTER};
+pub use maintain::{CheckReport, Orphan, OrphanKind, PruneOptions, PruneReport};
+pub use repo::{Repository, BUNDLE_SUFFIX};
+pub use source::ObjectSource;
+pub use storage::{RepositoryConfig, S3Options, Storage, REPOSITORY_FORMAT_VERSION};
+pub use upload::UploadOptions;
+pub use write::PendingBundle;

@@ -9,5 +9,6 @@ pub mod podman;
 pub mod ports;
 pub mod postgres_server;
 pub mod redis_server;
+pub mod s3_server;
 pub mod tamper;
 pub mod tree;

@@ -15,12 +15,18 @@ pub const DATA_DIR: &str = "data";
 const MAX_COMPONENT_LEN: usize = 200;
 
 /// The entry path of an artifact: `data/<service>/<artifact>[.zst]`.
-pub(crate) fn data_entry_path(service: &str, artifact: &str, compression: Compression) -> String {
+pub(crate) fn data_entry_path(
+    service: &str,
+    artifact: &str,
+    compression: Compression,
+    encrypted: bool,
+) -> String {
     let suffix = match compression {
         Compression::None => "",
         Compression::Zstd => ".zst",
     };
-    format!("{DATA_DIR}/{service}/{artifact}{suffix}")
+    let age = if encrypted { ".age" } else { "" };
+    format!("{DATA_DIR}/{service}/{artifact}{suffix}{age}")
 }
 
 /// Checks that a service or artifact name can be one path component of an entry.
@@ -124,11 +130,11 @@ mod tests {
     #[test]
     fn data_paths_carry_the_compression_suffix() {
         assert_eq!(
-            data_entry_path("db", "app.dump", Compression::Zstd),
+            data_entry_path("db", "app.dump", Compression::Zstd, false),
             "data/db/app.dump.zst"
         );
         assert_eq!(
-            data_entry_path("db", "app.dump", Compression::None),
+            data_entry_path("db", "app.dump", Compression::None, false),
             "data/db/app.dump"
         );
     }

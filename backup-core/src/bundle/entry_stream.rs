@@ -2,18 +2,19 @@
 //! decompresses if needed, and sends chunks through a bounded channel. The stream ends
 //! with an integrity error item if the bytes do not match the manifest.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::crypto::{EntryDecryptor, ENCRYPTION_AGE};
 use super::manifest::{Compression, ManifestEntry};
 use super::manifest_read::TAMPERED_HINT;
 use super::reader::{Location, DAMAGED_HINT};
+use super::source::{BundleSource, SourceReader, SOURCE_READ_SIZE};
 use crate::artifact::CHUNK_SIZE;
 use crate::blocking_io::panicked;
 use crate::{ByteStream, Error, ErrorKind, Result};
@@ -27,14 +28,19 @@ const CHANNEL_CAPACITY: usize = 4;
 pub(crate) const MAX_ZSTD_WINDOW_LOG: u32 = 27;
 
 /// Starts the reading thread for `entry` and returns its stream.
-pub(crate) fn spawn(file: PathBuf, entry: ManifestEntry, location: Location) -> Result<ByteStream> {
+pub(crate) fn spawn(
+    file: Arc<dyn BundleSource>,
+    entry: ManifestEntry,
+    location: Location,
+    decryptor: Option<Arc<EntryDecryptor>>,
+) -> Result<ByteStream> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CAPACITY);
     std::thread::Builder::new()
         .name("bundle-reader".into())
         .spawn(move || {
             // A panic must end the stream with an error too, never quietly.
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                produce(&file, &entry, location, &mut |chunk| {
+                produce(file, &entry, location, decryptor.as_deref(), &mut |chunk| {
                     tx.blocking_send(Ok(chunk)).is_ok()
                 })
             }))
@@ -74,8 +80,13 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Reads the whole entry as [`spawn`] does, checking everything, and drops the bytes:
 /// what [`BundleReader::verify`](super::BundleReader::verify) runs for a data entry.
-pub(crate) fn check(file: &Path, entry: &ManifestEntry, location: Location) -> Result<()> {
-    produce(file, entry, location, &mut |_| true)
+pub(crate) fn check(
+    file: Arc<dyn BundleSource>,
+    entry: &ManifestEntry,
+    location: Location,
+    decryptor: Option<&EntryDecryptor>,
+) -> Result<()> {
+    produce(file, entry, location, decryptor, &mut |_| true)
 }
 
 /// Gives the entry's decompressed bytes to `send` (which says whether the consumer is
@@ -83,31 +94,47 @@ pub(crate) fn check(file: &Path, entry: &ManifestEntry, location: Location) -> R
 /// CRC-32, and that they decompress to exactly `uncompressedSize` bytes, never passing
 /// on more.
 fn produce(
-    file: &Path,
+    file: Arc<dyn BundleSource>,
     entry: &ManifestEntry,
     location: Location,
+    decryptor: Option<&EntryDecryptor>,
     send: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<()> {
     let path = &entry.path;
     let reading = |e: io::Error| Error::io(format!("reading entry {path}"), e);
-    let mut handle = File::open(file).map_err(reading)?;
-    handle
-        .seek(SeekFrom::Start(location.offset))
-        .map_err(reading)?;
+    // Stored bytes are read in windows of SOURCE_READ_SIZE, never past the entry.
     let mut stored = HashingReader {
-        inner: handle.take(location.size),
+        inner: SourceReader::span(file, location.offset, location.size, SOURCE_READ_SIZE),
         hasher: Sha256::new(),
         crc: crc32fast::Hasher::new(),
         count: 0,
     };
-    let pumped = match entry.compression {
-        Compression::None => pump(&mut stored, send, entry.uncompressed_size),
-        Compression::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(&mut stored).map_err(reading)?;
-            decoder
-                .window_log_max(MAX_ZSTD_WINDOW_LOG)
-                .map_err(reading)?;
-            pump(&mut decoder, send, entry.uncompressed_size)
+    let pumped = {
+        // Decrypt (when encrypted), then decompress; a key that does not fit is reported
+        // only once the stored bytes are known to be intact.
+        let plain: Result<Box<dyn Read + '_>> = if entry.encryption == ENCRYPTION_AGE {
+            match decryptor {
+                Some(decryptor) => decryptor
+                    .open(&mut stored, path)
+                    .map(|r| Box::new(r) as Box<dyn Read + '_>),
+                None => Err(super::crypto::missing_key(path)),
+            }
+        } else {
+            Ok(Box::new(&mut stored))
+        };
+        match plain {
+            Err(e) => Err(PumpError::Key(e)),
+            Ok(mut plain) => match entry.compression {
+                Compression::None => pump(&mut plain, send, entry.uncompressed_size),
+                Compression::Zstd => {
+                    let mut decoder =
+                        zstd::stream::read::Decoder::new(&mut plain).map_err(reading)?;
+                    decoder
+                        .window_log_max(MAX_ZSTD_WINDOW_LOG)
+                        .map_err(reading)?;
+                    pump(&mut decoder, send, entry.uncompressed_size)
+                }
+            },
         }
     };
     if let Ok(Pumped::Dropped) = pumped {
@@ -149,11 +176,17 @@ fn produce(
             ))
             .with_hint(TAMPERED_HINT))
         }
+        Err(PumpError::Key(e)) => return Err(e),
         Err(PumpError::Read(e)) => {
+            let what = if entry.encryption == ENCRYPTION_AGE {
+                "decrypt (age authentication failed) or decompress"
+            } else {
+                "decompress"
+            };
             return Err(
-                Error::integrity(format!("entry {path} does not decompress: {e}"))
+                Error::integrity(format!("entry {path} does not {what}: {e}"))
                     .with_hint(TAMPERED_HINT),
-            )
+            );
         }
     };
     if uncompressed != entry.uncompressed_size {
@@ -180,6 +213,8 @@ enum PumpError {
     Read(io::Error),
     /// The output would exceed the limit; nothing past the limit was sent.
     TooLarge,
+    /// The entry could not be decrypted (no key, wrong key, bad age header).
+    Key(Error),
 }
 
 /// Copies `reader` to `send` in chunks, never sending more than `limit` bytes in all: a

@@ -3,6 +3,7 @@
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::crypto::{Encryption, EncryptionInfo};
 use crate::json_limits::JsonLimits;
 use crate::ArtifactDescriptor;
 
@@ -60,6 +61,10 @@ pub struct Manifest {
     /// Every data entry, in the order written; at most [`MAX_MANIFEST_ENTRIES`].
     #[serde(default, deserialize_with = "bounded_entries")]
     pub entries: Vec<ManifestEntry>,
+    /// How the data entries are encrypted (absent when they are not): the method and
+    /// public parameters only, never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionInfo>,
 }
 
 /// Deserializes the entry list, refusing more than [`MAX_MANIFEST_ENTRIES`] while it
@@ -197,7 +202,8 @@ pub struct ManifestEntry {
     pub uncompressed_size: u64,
     /// How the stored bytes are compressed.
     pub compression: Compression,
-    /// How the stored bytes are encrypted; `"none"` for now.
+    /// How the stored bytes are encrypted: `"none"`, or `"age"` (one age file holding
+    /// the compressed bytes; see [`Manifest::encryption`] for how).
     pub encryption: String,
 }
 
@@ -220,6 +226,8 @@ pub struct BundleOptions {
     pub compression: Compression,
     /// zstd level when [`Compression::Zstd`] (1–22; 3 is zstd's default).
     pub zstd_level: i32,
+    /// Encryption of data entries (`snapshot.json` and `manifest.json` stay plaintext).
+    pub encryption: Encryption,
 }
 
 impl Default for BundleOptions {
@@ -231,6 +239,7 @@ impl Default for BundleOptions {
             reason: None,
             compression: Compression::Zstd,
             zstd_level: 3,
+            encryption: Encryption::None,
         }
     }
 }
@@ -271,6 +280,12 @@ impl BundleOptions {
         self.zstd_level = level;
         self
     }
+
+    /// Sets the encryption of data entries.
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = encryption;
+        self
+    }
 }
 
 /// What [`BundleReader::verify`](super::BundleReader::verify) checked.
@@ -281,4 +296,7 @@ pub struct VerifyReport {
     pub entries: Vec<EntryChecksum>,
     /// Sum of the verified stored sizes.
     pub total_bytes: u64,
+    /// Encrypted entries checked by their stored bytes only (size, sha256, CRC-32)
+    /// because the reader has no key: not decrypted, their decompressed size unchecked.
+    pub not_decrypted: Vec<String>,
 }

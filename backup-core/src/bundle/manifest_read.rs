@@ -1,6 +1,5 @@
 //! Reading `manifest.json` within its bounds: size, nesting, values, entries, metadata.
 
-use std::fs::File;
 use std::io::Read;
 
 use zip::{CompressionMethod, ZipArchive};
@@ -8,12 +7,16 @@ use zip::{CompressionMethod, ZipArchive};
 use super::entry_name::MANIFEST_PATH;
 use super::manifest::{Manifest, MANIFEST_FORMAT_VERSION, MANIFEST_LIMITS, MAX_MANIFEST_BYTES};
 use super::reader::not_stored;
+use super::source::SourceReader;
 use crate::json_limits::check_shape;
 use crate::{Error, ErrorKind, Result};
 
 /// Reads and parses the bundle's `manifest.json`, never more than
 /// [`MAX_MANIFEST_BYTES`] of it.
-pub(crate) fn read_manifest(archive: &mut ZipArchive<File>, shown: &str) -> Result<Manifest> {
+pub(crate) fn read_manifest(
+    archive: &mut ZipArchive<SourceReader>,
+    shown: &str,
+) -> Result<Manifest> {
     let index = archive.index_for_name(MANIFEST_PATH).ok_or_else(|| {
         Error::integrity(format!(
             "bundle {shown} has no {MANIFEST_PATH}: it is incomplete or not a bundle"

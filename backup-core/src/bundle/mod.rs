@@ -34,6 +34,7 @@
 //! ```
 
 mod central_dir;
+mod crypto;
 mod entry_name;
 mod entry_stream;
 mod local_header;
@@ -42,9 +43,14 @@ mod manifest;
 mod manifest_read;
 mod publish;
 mod reader;
+mod source;
 mod writer;
 mod zip_thread;
 
+pub use crypto::{
+    Decryption, Encryption, EncryptionInfo, EncryptionMethod, Identities, Passphrase,
+    DEFAULT_SCRYPT_WORK_FACTOR, ENCRYPTION_AGE, MAX_SCRYPT_WORK_FACTOR,
+};
 pub use entry_name::{DATA_DIR, MANIFEST_PATH, SNAPSHOT_PATH};
 pub use manifest::{
     BundleKind, BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry,
@@ -52,4 +58,5 @@ pub use manifest::{
     MAX_MANIFEST_DEPTH, MAX_MANIFEST_ENTRIES, MAX_MANIFEST_VALUES,
 };
 pub use reader::BundleReader;
+pub use source::{BundleSource, FileSource, MemorySource, SOURCE_READ_SIZE};
 pub use writer::BundleWriter;

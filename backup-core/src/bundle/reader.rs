@@ -1,14 +1,15 @@
 //! [`BundleReader`]: opens a bundle, checks its structure, verifies and reads entries.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use zip::{CompressionMethod, ZipArchive};
 
 use super::central_dir::{self, CentralRecord};
+use super::crypto::{missing_key, Decryption, EntryDecryptor, ENCRYPTION_AGE};
 use super::entry_name::{path_problem, MANIFEST_PATH};
 use super::entry_stream;
 use super::local_header::{self, LocalLayout};
@@ -17,11 +18,12 @@ use super::manifest::{
     Compression, EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE,
 };
 use super::manifest_read::{read_manifest, TAMPERED_HINT};
+use super::source::{read_full, BundleSource, FileSource, SourceReader, SOURCE_READ_SIZE};
 use crate::snapshot::MAX_SNAPSHOT_BYTES;
 use crate::{ByteStream, Error, ErrorKind, ProgressEvent, ProgressSink, Result, WorkspaceSnapshot};
 
-/// Read buffer for verification.
-const VERIFY_BUFFER: usize = 1024 * 1024;
+/// Read size for verification.
+const VERIFY_BUFFER: usize = SOURCE_READ_SIZE;
 
 /// Where an entry's stored bytes are in the bundle file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +44,11 @@ pub(crate) struct Location {
 /// before touching any target.
 #[derive(Debug)]
 pub struct BundleReader {
-    path: PathBuf,
+    source: Arc<dyn BundleSource>,
     manifest: Manifest,
     snapshot: Option<WorkspaceSnapshot>,
     locations: HashMap<String, Location>,
+    decryptor: Option<Arc<EntryDecryptor>>,
 }
 
 impl BundleReader {
@@ -70,14 +73,76 @@ impl BundleReader {
     /// - the I/O error (with its kind) if the file cannot be read.
     pub async fn open(path: &Path) -> Result<Self> {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || open_blocking(path))
+        tokio::task::spawn_blocking(move || {
+            let source = FileSource::open(&path)
+                .map_err(|e| Error::io(format!("opening bundle {}", path.display()), e))?;
+            open_blocking(Arc::new(source))
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("opening the bundle panicked: {e}")))?
+    }
+
+    /// Opens the bundle `source` reads (a file, memory, object storage) with the same
+    /// checks as [`open`](Self::open); every later read ([`verify`](Self::verify),
+    /// [`open_entry`](Self::open_entry)) goes through it too, in reads of up to
+    /// [`SOURCE_READ_SIZE`](super::SOURCE_READ_SIZE) bytes, from blocking threads only.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); I/O errors are those `source` returns.
+    pub async fn open_source(source: Arc<dyn BundleSource>) -> Result<Self> {
+        tokio::task::spawn_blocking(move || open_blocking(source))
             .await
             .map_err(|e| Error::new(ErrorKind::Io, format!("opening the bundle panicked: {e}")))?
     }
 
-    /// The bundle file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The bundle file, when the bundle is a local file.
+    pub fn path(&self) -> Option<&Path> {
+        self.source.local_path()
+    }
+
+    /// Where the bundle's bytes come from.
+    pub fn source(&self) -> &Arc<dyn BundleSource> {
+        &self.source
+    }
+
+    /// Gives the reader the key of an encrypted bundle: [`verify`](Self::verify) then
+    /// decrypts every entry (checking age's authentication and the decompressed size),
+    /// and [`open_entry`](Self::open_entry) delivers plaintext. A passphrase refuses a
+    /// scrypt work factor above [`MAX_SCRYPT_WORK_FACTOR`](super::MAX_SCRYPT_WORK_FACTOR).
+    pub fn with_decryption(mut self, decryption: Decryption) -> Self {
+        self.decryptor = Some(Arc::new(decryption.decryptor()));
+        self
+    }
+
+    /// Whether any data entry is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.manifest
+            .entries
+            .iter()
+            .any(|e| e.encryption == ENCRYPTION_AGE)
+    }
+
+    /// Refuses an encrypted bundle when no key was given (see
+    /// [`with_decryption`](Self::with_decryption)).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::PermissionDenied`] naming the first encrypted entry, with a hint
+    /// saying what to pass.
+    pub fn ensure_decryptable(&self) -> Result<()> {
+        if self.decryptor.is_some() {
+            return Ok(());
+        }
+        match self
+            .manifest
+            .entries
+            .iter()
+            .find(|e| e.encryption == ENCRYPTION_AGE)
+        {
+            Some(entry) => Err(missing_key(&entry.path)),
+            None => Ok(()),
+        }
     }
 
     /// The manifest.
@@ -102,8 +167,15 @@ impl BundleReader {
     /// # Errors
     ///
     /// [`ErrorKind::Integrity`] naming the first entry whose bytes are changed (a flipped
-    /// byte) or missing (a truncated file), or that does not decompress to its size;
-    /// [`ErrorKind::Unsupported`] for an encrypted entry; I/O errors reading the file.
+    /// byte) or missing (a truncated file), or that does not decrypt (age
+    /// authentication) or decompress to its size; [`ErrorKind::PermissionDenied`] when
+    /// the key given does not decrypt an entry; [`ErrorKind::ResourceExhausted`] for a
+    /// passphrase work factor over the bound; [`ErrorKind::Unsupported`] for an unknown
+    /// encryption; I/O errors reading the file.
+    ///
+    /// Without a key ([`with_decryption`](Self::with_decryption)), encrypted entries are
+    /// checked by their stored bytes only (size, sha256, CRC-32) and listed in
+    /// [`VerifyReport::not_decrypted`].
     pub async fn verify(&self, progress: &dyn ProgressSink) -> Result<VerifyReport> {
         // The snapshot is stored as is; data entries are read as `open_entry` reads them.
         let mut expected: Vec<(EntryChecksum, Option<ManifestEntry>)> = Vec::new();
@@ -117,16 +189,22 @@ impl BundleReader {
             (checksum, Some(e.clone()))
         }));
         let mut report = VerifyReport::default();
-        for (want, data) in expected {
+        for (want, mut data) in expected {
             if let Some(entry) = &data {
                 check_readable(entry)?;
+                if entry.encryption == ENCRYPTION_AGE && self.decryptor.is_none() {
+                    // No key: the stored bytes only.
+                    report.not_decrypted.push(entry.path.clone());
+                    data = None;
+                }
             }
             let location = self.location(&want.path)?;
-            let file = self.path.clone();
+            let source = Arc::clone(&self.source);
             let checksum = want.clone();
+            let decryptor = self.decryptor.clone();
             tokio::task::spawn_blocking(move || match data {
-                Some(entry) => entry_stream::check(&file, &entry, location),
-                None => check_stored(&file, &checksum, location),
+                Some(entry) => entry_stream::check(source, &entry, location, decryptor.as_deref()),
+                None => check_stored(source.as_ref(), &checksum, location),
             })
             .await
             .map_err(|e| {
@@ -159,8 +237,9 @@ impl BundleReader {
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] for an entry this bundle's manifest does not list,
-    /// [`ErrorKind::Unsupported`] for an encrypted entry, and an error if the reading
-    /// thread cannot start.
+    /// [`ErrorKind::PermissionDenied`] for an encrypted entry and no key (a wrong key ends
+    /// the stream with that kind), [`ErrorKind::Unsupported`] for an unknown encryption,
+    /// and an error if the reading thread cannot start.
     pub fn open_entry(&self, entry: &ManifestEntry) -> Result<ByteStream> {
         let ours = self.manifest.entry(&entry.path).ok_or_else(|| {
             Error::new(
@@ -169,8 +248,16 @@ impl BundleReader {
             )
         })?;
         check_readable(ours)?;
+        if ours.encryption == ENCRYPTION_AGE && self.decryptor.is_none() {
+            return Err(missing_key(&ours.path));
+        }
         let location = self.location(&ours.path)?;
-        entry_stream::spawn(self.path.clone(), ours.clone(), location)
+        entry_stream::spawn(
+            Arc::clone(&self.source),
+            ours.clone(),
+            location,
+            self.decryptor.clone(),
+        )
     }
 
     fn location(&self, path: &str) -> Result<Location> {
@@ -181,13 +268,13 @@ impl BundleReader {
     }
 }
 
-/// Refuses an entry this build cannot read (encrypted).
+/// Refuses an entry this build cannot read (an unknown encryption).
 fn check_readable(entry: &ManifestEntry) -> Result<()> {
-    if entry.encryption != ENCRYPTION_NONE {
+    if entry.encryption != ENCRYPTION_NONE && entry.encryption != ENCRYPTION_AGE {
         return Err(Error::new(
             ErrorKind::Unsupported,
             format!(
-                "entry {} is encrypted with {:?}; this build reads only unencrypted entries",
+                "entry {} is encrypted with {:?}; this build reads only unencrypted and age-encrypted entries",
                 entry.path, entry.encryption
             ),
         ));
@@ -218,7 +305,7 @@ pub(crate) const DAMAGED_HINT: &str =
     "the bundle file is damaged or incomplete; restore from another copy or another bundle";
 
 /// Reads an uncompressed entry once and checks its size, sha256 and CRC-32.
-fn check_stored(file: &Path, want: &EntryChecksum, location: Location) -> Result<()> {
+fn check_stored(file: &dyn BundleSource, want: &EntryChecksum, location: Location) -> Result<()> {
     let (size, sha256, crc32) = hash_range(file, &want.path, location)?;
     check_checksum(want, size, &sha256)?;
     if crc32 != location.crc32 {
@@ -231,43 +318,40 @@ fn check_stored(file: &Path, want: &EntryChecksum, location: Location) -> Result
     Ok(())
 }
 
-/// Reads `location` of `file` once: (bytes present, hex sha256, CRC-32).
-fn hash_range(file: &Path, entry: &str, location: Location) -> Result<(u64, String, u32)> {
+/// Reads `location` of `file` once, in exact reads of up to [`VERIFY_BUFFER`] bytes:
+/// (bytes present, hex sha256, CRC-32).
+fn hash_range(
+    file: &dyn BundleSource,
+    entry: &str,
+    location: Location,
+) -> Result<(u64, String, u32)> {
     let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
-    let mut handle = File::open(file).map_err(reading)?;
-    handle
-        .seek(SeekFrom::Start(location.offset))
-        .map_err(reading)?;
-    let mut limited = handle.take(location.size);
     let mut hasher = Sha256::new();
     let mut crc = crc32fast::Hasher::new();
-    let mut buffer = vec![0u8; VERIFY_BUFFER];
+    let first = location.size.min(VERIFY_BUFFER as u64) as usize;
+    let mut buffer = vec![0u8; first];
     let mut total: u64 = 0;
-    loop {
-        let n = match limited.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(reading(e)),
-        };
+    while total < location.size {
+        let want = (location.size - total).min(buffer.len() as u64) as usize;
+        let n = read_full(file, location.offset + total, &mut buffer[..want]).map_err(reading)?;
         hasher.update(&buffer[..n]);
         crc.update(&buffer[..n]);
         total += n as u64;
+        if n < want {
+            break;
+        }
     }
     Ok((total, hex::encode(hasher.finalize()), crc.finalize()))
 }
 
-fn open_blocking(path: PathBuf) -> Result<BundleReader> {
-    let shown = path.display().to_string();
-    let file = File::open(&path).map_err(|e| Error::io(format!("opening bundle {shown}"), e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| Error::io(format!("reading bundle {shown}"), e))?
-        .len();
-    let scan = file
-        .try_clone()
-        .map_err(|e| Error::io(format!("reading bundle {shown}"), e))?;
-    let mut archive = ZipArchive::new(file).map_err(|e| not_a_zip(&path, &shown, &e))?;
+fn open_blocking(source: Arc<dyn BundleSource>) -> Result<BundleReader> {
+    let shown = source.describe();
+    let file_len = source.len();
+    // One buffered reader for the zip crate, one for our own walk of the directory and
+    // the local headers: both read the end of the file in one window.
+    let mut scan = SourceReader::whole(Arc::clone(&source), SOURCE_READ_SIZE, true);
+    let zip_reader = SourceReader::whole(Arc::clone(&source), SOURCE_READ_SIZE, true);
+    let mut archive = ZipArchive::new(zip_reader).map_err(|e| not_a_zip(&source, &shown, &e))?;
     if archive.offset() != 0 {
         return Err(Error::integrity(format!(
             "bundle {shown} has {} unexpected bytes before its first entry",
@@ -276,10 +360,10 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
     }
 
     let dir_start = archive.central_directory_start();
-    let records = central_dir::raw_records(&scan, dir_start)
+    let records = central_dir::raw_records(&mut scan, dir_start)
         .map_err(|e| Error::io(format!("reading the entry list of bundle {shown}"), e))?;
     let names = checked_names(&archive, &records, &shown)?;
-    let layouts = check_local_headers(&scan, &names, &records, dir_start)?;
+    let layouts = check_local_headers(&mut scan, &names, &records, dir_start)?;
     let manifest = read_manifest(&mut archive, &shown)?;
     let locations = check_entries(&mut archive, &names, &manifest, file_len)?;
     for (path, location) in &locations {
@@ -304,7 +388,7 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
                 ))
                 .with_hint(TAMPERED_HINT));
             }
-            let bytes = read_range(&path, &want.path, location)?;
+            let bytes = read_range(source.as_ref(), &want.path, location)?;
             let sha256 = hex::encode(Sha256::digest(&bytes));
             check_checksum(want, bytes.len() as u64, &sha256)?;
             Some(
@@ -315,10 +399,11 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
     };
 
     Ok(BundleReader {
-        path,
+        source,
         manifest,
         snapshot,
         locations,
+        decryptor: None,
     })
 }
 
@@ -326,14 +411,14 @@ fn open_blocking(path: PathBuf) -> Result<BundleReader> {
 /// and that no two entries overlap or run into the central directory; returns where each
 /// entry's data starts, by name.
 fn check_local_headers<'a>(
-    mut file: &File,
+    file: &mut SourceReader,
     names: &'a [String],
     records: &[CentralRecord],
     dir_start: u64,
 ) -> Result<HashMap<&'a str, LocalLayout>> {
     let mut layouts = HashMap::with_capacity(records.len());
     for (name, record) in names.iter().zip(records) {
-        let layout = local_header::check(&mut file, record, dir_start)
+        let layout = local_header::check(file, record, dir_start)
             .map_err(|e| Error::io(format!("reading the local header of entry {name}"), e))?
             .map_err(|problem| {
                 Error::integrity(format!(
@@ -371,7 +456,7 @@ fn check_local_headers<'a>(
 
 /// Every entry name, checked: UTF-8, safe, unique.
 fn checked_names(
-    archive: &ZipArchive<File>,
+    archive: &ZipArchive<SourceReader>,
     records: &[CentralRecord],
     shown: &str,
 ) -> Result<Vec<String>> {
@@ -411,7 +496,7 @@ fn checked_names(
 /// Checks that the zip holds exactly the entries the manifest lists, stored, with the
 /// promised sizes, and returns where each one's bytes are.
 fn check_entries(
-    archive: &mut ZipArchive<File>,
+    archive: &mut ZipArchive<SourceReader>,
     names: &[String],
     manifest: &Manifest,
     file_len: u64,
@@ -449,7 +534,17 @@ fn check_entries(
     }
 
     for entry in &manifest.entries {
-        if entry.compression == Compression::None && entry.uncompressed_size != entry.size {
+        if entry.encryption == ENCRYPTION_AGE && manifest.encryption.is_none() {
+            return Err(Error::integrity(format!(
+                "entry {} is encrypted with age but the manifest does not say how (no `encryption`)",
+                entry.path
+            ))
+            .with_hint("the bundle was not written by this tool or was tampered with"));
+        }
+        if entry.compression == Compression::None
+            && entry.encryption == ENCRYPTION_NONE
+            && entry.uncompressed_size != entry.size
+        {
             return Err(Error::integrity(format!(
                 "the manifest says uncompressed entry {} holds {} bytes and decompresses to {}",
                 entry.path, entry.size, entry.uncompressed_size
@@ -504,10 +599,21 @@ fn check_entries(
 
 /// The error for a file the zip crate cannot open; names the entry a truncated bundle
 /// ends in when its local headers show it.
-fn not_a_zip(path: &Path, shown: &str, cause: &zip::result::ZipError) -> Error {
-    let last = File::open(path)
-        .ok()
-        .and_then(|file| local_scan::last_entry_name(file).ok().flatten());
+fn not_a_zip(source: &Arc<dyn BundleSource>, shown: &str, cause: &zip::result::ZipError) -> Error {
+    if let zip::result::ZipError::Io(e) = cause {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+        ) {
+            // The source failed (a network error), not the bundle.
+            return Error::io(
+                format!("reading bundle {shown}"),
+                io::Error::new(e.kind(), e.to_string()),
+            );
+        }
+    }
+    let whole = SourceReader::span(Arc::clone(source), 0, source.len(), SOURCE_READ_SIZE);
+    let last = local_scan::last_entry_name(whole).ok().flatten();
     let message = match last {
         Some(entry) => format!(
             "bundle {shown} is truncated or corrupt: it has no zip central directory and ends inside entry {entry} ({cause})"
@@ -526,17 +632,13 @@ pub(crate) fn not_stored(path: &str, method: CompressionMethod) -> Error {
     .with_hint("the bundle was not written by this tool or was tampered with")
 }
 
-/// Reads a whole (small) entry.
-fn read_range(file: &Path, entry: &str, location: Location) -> Result<Vec<u8>> {
+/// Reads a whole (small, bounded by the caller) entry in one exact read.
+fn read_range(file: &dyn BundleSource, entry: &str, location: Location) -> Result<Vec<u8>> {
     let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
-    let mut handle = File::open(file).map_err(reading)?;
-    handle
-        .seek(SeekFrom::Start(location.offset))
-        .map_err(reading)?;
-    let mut bytes = Vec::new();
-    handle
-        .take(location.size)
-        .read_to_end(&mut bytes)
-        .map_err(reading)?;
+    let size = usize::try_from(location.size)
+        .map_err(|_| Error::integrity(format!("entry {entry} is too large to read into memory")))?;
+    let mut bytes = vec![0u8; size];
+    let n = read_full(file, location.offset, &mut bytes).map_err(reading)?;
+    bytes.truncate(n);
     Ok(bytes)
 }

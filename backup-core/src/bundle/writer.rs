@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
+use super::crypto::{EntryEncryptor, ENCRYPTION_AGE};
 use super::entry_name::{data_entry_path, validate_component, MANIFEST_PATH, SNAPSHOT_PATH};
 use super::manifest::{
     BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry, ToolInfo,
@@ -54,6 +55,7 @@ pub struct BundleWriter {
     snapshot: Option<EntryChecksum>,
     entries: Vec<ManifestEntry>,
     paths: HashSet<String>,
+    encryptor: Option<Arc<EntryEncryptor>>,
 }
 
 /// Where a writer is in its life.
@@ -156,6 +158,10 @@ impl BundleWriter {
                 ),
             ),
         };
+        let (encryptor, state) = match options.encryption.encryptor() {
+            Ok(encryptor) => (encryptor, state),
+            Err(e) => (None, State::Failed(e.kind(), e.message().to_owned())),
+        };
         let created_at = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned());
@@ -171,6 +177,7 @@ impl BundleWriter {
             snapshot: None,
             entries: Vec::new(),
             paths: HashSet::new(),
+            encryptor,
         }
     }
 
@@ -239,7 +246,12 @@ impl BundleWriter {
         validate_component("service", service)?;
         validate_component("artifact", &artifact.name)?;
         let compression = self.options.compression;
-        let path = data_entry_path(service, &artifact.name, compression);
+        let path = data_entry_path(
+            service,
+            &artifact.name,
+            compression,
+            self.encryptor.is_some(),
+        );
         if self.paths.contains(&path) {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -257,6 +269,7 @@ impl BundleWriter {
             path: path.clone(),
             large_file: true,
             zstd_level,
+            encrypt: self.encryptor.clone(),
         })
         .await?;
 
@@ -325,7 +338,11 @@ impl BundleWriter {
             sha256: stats.sha256,
             uncompressed_size: stats.uncompressed_size,
             compression,
-            encryption: ENCRYPTION_NONE.to_owned(),
+            encryption: if self.encryptor.is_some() {
+                ENCRYPTION_AGE.to_owned()
+            } else {
+                ENCRYPTION_NONE.to_owned()
+            },
         };
         self.paths.insert(path);
         self.entries.push(entry.clone());
@@ -435,6 +452,7 @@ impl BundleWriter {
             },
             snapshot: self.snapshot.clone(),
             entries: self.entries.clone(),
+            encryption: self.options.encryption.info(),
         }
     }
 
@@ -465,6 +483,7 @@ impl BundleWriter {
             path: path.to_owned(),
             large_file: false,
             zstd_level: None,
+            encrypt: None,
         })
         .await?;
         self.send(Command::Chunk(bytes)).await?;

@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use zip::write::{SimpleFileOptions, StreamWriter};
 use zip::{CompressionMethod, ZipWriter};
 
+use super::crypto::EntryEncryptor;
+
 /// Chunks in flight between the async side and the zip thread.
 pub(crate) const CHANNEL_CAPACITY: usize = 4;
 
@@ -29,6 +31,8 @@ pub(crate) enum Command {
         large_file: bool,
         /// zstd level when the entry is compressed.
         zstd_level: Option<i32>,
+        /// Encrypts the (compressed) bytes as one age file.
+        encrypt: Option<Arc<EntryEncryptor>>,
     },
     /// Raw (uncompressed) bytes of the current entry.
     Chunk(Bytes),
@@ -184,10 +188,11 @@ fn write_entries(
                 path,
                 large_file,
                 zstd_level,
+                encrypt,
             } => {
                 zip.start_file(path, base.large_file(large_file))
                     .map_err(io::Error::other)?;
-                write_entry(zip, rx, zstd_level)?;
+                write_entry(zip, rx, zstd_level, encrypt.as_deref())?;
             }
             Command::Finish => return Ok(()),
             Command::Chunk(_) | Command::End(_) => {
@@ -199,11 +204,13 @@ fn write_entries(
     }
 }
 
-/// Writes the chunks of one entry, through zstd when asked, hashing the stored bytes.
+/// Writes the chunks of one entry, through zstd and then age when asked, hashing the
+/// stored bytes.
 fn write_entry(
     zip: &mut ZipWriter<StreamWriter<GuardedSink>>,
     rx: &mut mpsc::Receiver<Command>,
     zstd_level: Option<i32>,
+    encrypt: Option<&EntryEncryptor>,
 ) -> io::Result<()> {
     let hashing = HashingWriter {
         inner: zip,
@@ -211,9 +218,14 @@ fn write_entry(
         count: 0,
     };
     let mut uncompressed: u64 = 0;
-    let mut body = match zstd_level {
-        Some(level) => Body::Zstd(zstd::stream::write::Encoder::new(hashing, level)?),
-        None => Body::Plain(hashing),
+    let mut body = match (zstd_level, encrypt) {
+        (Some(level), None) => Body::Zstd(zstd::stream::write::Encoder::new(hashing, level)?),
+        (None, None) => Body::Plain(hashing),
+        (None, Some(age)) => Body::Age(age.wrap(hashing)?),
+        (Some(level), Some(age)) => Body::ZstdAge(zstd::stream::write::Encoder::new(
+            age.wrap(hashing)?,
+            level,
+        )?),
     };
     loop {
         match rx.blocking_recv() {
@@ -242,9 +254,14 @@ fn write_entry(
     }
 }
 
+/// An age file being written over the hashing writer.
+type AgeWriter<W> = age::stream::StreamWriter<HashingWriter<W>>;
+
 enum Body<W: Write> {
     Plain(HashingWriter<W>),
     Zstd(zstd::stream::write::Encoder<'static, HashingWriter<W>>),
+    Age(AgeWriter<W>),
+    ZstdAge(zstd::stream::write::Encoder<'static, AgeWriter<W>>),
 }
 
 impl<W: Write> Body<W> {
@@ -252,6 +269,8 @@ impl<W: Write> Body<W> {
         match self {
             Body::Plain(w) => w.write_all(buf),
             Body::Zstd(w) => w.write_all(buf),
+            Body::Age(w) => w.write_all(buf),
+            Body::ZstdAge(w) => w.write_all(buf),
         }
     }
 
@@ -259,6 +278,8 @@ impl<W: Write> Body<W> {
         match self {
             Body::Plain(w) => Ok(w),
             Body::Zstd(w) => w.finish(),
+            Body::Age(w) => w.finish(),
+            Body::ZstdAge(w) => w.finish()?.finish(),
         }
     }
 }

@@ -1,0 +1,392 @@
+//! age encryption of data entries: what a writer encrypts with ([`Encryption`]) and what
+//! a reader decrypts with ([`Decryption`]).
+//!
+//! Each data entry is compressed first, then encrypted as one age file, so
+//! `unzip -p bundle.zip data/db/app.dump.zst.age | age -d -i key.txt | zstd -d` restores
+//! it with stock tools. The manifest's sha256 and size are over the stored (encrypted)
+//! bytes: listing, `info` and checksum verification need no key. `snapshot.json` and
+//! `manifest.json` stay plaintext (they hold configuration and checksums, never secrets),
+//! so a restore can be planned before the key is asked for.
+//!
+//! A passphrase uses age's scrypt recipient with a pinned work factor
+//! ([`DEFAULT_SCRYPT_WORK_FACTOR`]); a reader refuses a work factor above
+//! [`MAX_SCRYPT_WORK_FACTOR`] instead of spending minutes and gigabytes on it.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, ErrorKind, Result};
+
+/// The `encryption` value of an entry encrypted as one age file.
+pub const ENCRYPTION_AGE: &str = "age";
+
+/// The scrypt work factor (log2 N) a passphrase-encrypted bundle is written with: 2^18,
+/// about a quarter of a second and 256 MiB per entry on a current machine.
+pub const DEFAULT_SCRYPT_WORK_FACTOR: u8 = 18;
+
+/// The largest scrypt work factor (log2 N) a reader accepts: 2^20 (1 GiB of memory).
+pub const MAX_SCRYPT_WORK_FACTOR: u8 = 20;
+
+/// A passphrase. Never printed: its `Debug` shows `Passphrase(<redacted>)`.
+#[derive(Clone)]
+pub struct Passphrase(Arc<SecretString>);
+
+impl Passphrase {
+    /// Wraps `passphrase`.
+    pub fn new(passphrase: impl Into<String>) -> Self {
+        Passphrase(Arc::new(SecretString::from(passphrase.into())))
+    }
+
+    fn secret(&self) -> SecretString {
+        SecretString::from(self.0.expose_secret().to_owned())
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+impl PartialEq for Passphrase {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.expose_secret() == other.0.expose_secret()
+    }
+}
+
+impl Eq for Passphrase {}
+
+/// How a writer encrypts data entries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Encryption {
+    /// Not at all.
+    #[default]
+    None,
+    /// With a passphrase (age scrypt recipient).
+    Passphrase {
+        /// The passphrase.
+        passphrase: Passphrase,
+        /// scrypt work factor, log2 N; at most [`MAX_SCRYPT_WORK_FACTOR`].
+        work_factor: u8,
+    },
+    /// To age X25519 recipients (public keys `age1…`): any one identity decrypts.
+    Recipients(Vec<String>),
+}
+
+impl Encryption {
+    /// A passphrase with the [`DEFAULT_SCRYPT_WORK_FACTOR`].
+    pub fn passphrase(passphrase: Passphrase) -> Self {
+        Encryption::Passphrase {
+            passphrase,
+            work_factor: DEFAULT_SCRYPT_WORK_FACTOR,
+        }
+    }
+
+    /// X25519 recipients, checked.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] for an empty list or a key that is not an age X25519
+    /// public key (`age1…`).
+    pub fn recipients<I, S>(keys: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut parsed = Vec::new();
+        for key in keys {
+            let key = key.as_ref().trim();
+            let recipient = age::x25519::Recipient::from_str(key).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{key:?} is not an age X25519 recipient: {e}"),
+                )
+                .with_hint("a recipient is a public key starting with age1 (age-keygen -y key.txt prints it)")
+            })?;
+            parsed.push(recipient.to_string());
+        }
+        if parsed.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "encryption to recipients needs at least one recipient",
+            ));
+        }
+        Ok(Encryption::Recipients(parsed))
+    }
+
+    /// Whether entries are encrypted.
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self, Encryption::None)
+    }
+
+    /// What the manifest records (never a secret).
+    pub(crate) fn info(&self) -> Option<EncryptionInfo> {
+        match self {
+            Encryption::None => None,
+            Encryption::Passphrase { work_factor, .. } => Some(EncryptionInfo {
+                scheme: ENCRYPTION_AGE.to_owned(),
+                method: EncryptionMethod::Passphrase,
+                work_factor: Some(*work_factor),
+                recipients: Vec::new(),
+            }),
+            Encryption::Recipients(keys) => Some(EncryptionInfo {
+                scheme: ENCRYPTION_AGE.to_owned(),
+                method: EncryptionMethod::Recipients,
+                work_factor: None,
+                recipients: keys.clone(),
+            }),
+        }
+    }
+
+    /// The encryptor entries are written with, built once per bundle.
+    pub(crate) fn encryptor(&self) -> Result<Option<Arc<EntryEncryptor>>> {
+        let recipients: Vec<Box<dyn age::Recipient + Send + Sync>> = match self {
+            Encryption::None => return Ok(None),
+            Encryption::Passphrase {
+                passphrase,
+                work_factor,
+            } => {
+                if *work_factor == 0 || *work_factor > MAX_SCRYPT_WORK_FACTOR {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "scrypt work factor {work_factor} is outside 1..={MAX_SCRYPT_WORK_FACTOR}: readers would refuse the bundle"
+                        ),
+                    ));
+                }
+                let mut recipient = age::scrypt::Recipient::new(passphrase.secret());
+                recipient.set_work_factor(*work_factor);
+                vec![Box::new(recipient)]
+            }
+            Encryption::Recipients(keys) => {
+                let mut out: Vec<Box<dyn age::Recipient + Send + Sync>> = Vec::new();
+                for key in keys {
+                    let recipient = age::x25519::Recipient::from_str(key).map_err(|e| {
+                        Error::new(ErrorKind::InvalidInput, format!("recipient {key}: {e}"))
+                    })?;
+                    out.push(Box::new(recipient));
+                }
+                out
+            }
+        };
+        Ok(Some(Arc::new(EntryEncryptor { recipients })))
+    }
+}
+
+/// How a bundle's entries are encrypted, as the manifest records it (public data only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionInfo {
+    /// `"age"`.
+    pub scheme: String,
+    /// Passphrase or recipients.
+    pub method: EncryptionMethod,
+    /// The scrypt work factor (log2 N) of a passphrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_factor: Option<u8>,
+    /// The recipients' public keys (`age1…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+}
+
+/// What decrypts a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncryptionMethod {
+    /// A passphrase (age scrypt).
+    Passphrase,
+    /// Any identity of the listed X25519 recipients.
+    Recipients,
+}
+
+/// Encrypts entries as age files; shared by the entries of one bundle.
+pub(crate) struct EntryEncryptor {
+    recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
+}
+
+impl fmt::Debug for EntryEncryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EntryEncryptor")
+    }
+}
+
+impl EntryEncryptor {
+    /// Starts one age file (a fresh file key) on `output`.
+    pub(crate) fn wrap<W: Write>(&self, output: W) -> io::Result<age::stream::StreamWriter<W>> {
+        let encryptor = age::Encryptor::with_recipients(
+            self.recipients
+                .iter()
+                .map(|r| r.as_ref() as &dyn age::Recipient),
+        )
+        .map_err(|e| io::Error::other(format!("starting age encryption: {e}")))?;
+        encryptor.wrap_output(output)
+    }
+}
+
+/// X25519 identities (secret keys). Never printed: `Debug` shows only how many.
+#[derive(Clone)]
+pub struct Identities(Arc<Vec<age::x25519::Identity>>);
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identities({} keys, <redacted>)", self.0.len())
+    }
+}
+
+impl Identities {
+    /// Parses an age identity file's text: one `AGE-SECRET-KEY-1…` per line, `#` comments
+    /// and blank lines ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] naming the line (never its content) that is not an
+    /// X25519 identity, or for a text with none.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut keys = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = age::x25519::Identity::from_str(line).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("line {} of the identities is not an age X25519 identity", number + 1),
+                )
+                .with_hint("an identity file holds lines starting with AGE-SECRET-KEY-1 (age-keygen writes one)")
+            })?;
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "no age identity found (lines starting with AGE-SECRET-KEY-1)",
+            ));
+        }
+        Ok(Identities(Arc::new(keys)))
+    }
+
+    /// Reads and parses an identity file (as written by `age-keygen`).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error reading `path`, or [`Identities::parse`]'s errors.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading identity file {}", path.display()), e))?;
+        Self::parse(&text).map_err(|e| e.context(format!("identity file {}", path.display())))
+    }
+
+    /// The public keys (`age1…`) of these identities.
+    pub fn public_keys(&self) -> Vec<String> {
+        self.0.iter().map(|i| i.to_public().to_string()).collect()
+    }
+}
+
+/// What a reader decrypts entries with.
+#[derive(Debug, Clone)]
+pub enum Decryption {
+    /// The passphrase the bundle was written with.
+    Passphrase(Passphrase),
+    /// Identities, one of which matches a recipient of the bundle.
+    Identities(Identities),
+}
+
+impl Decryption {
+    fn what(&self) -> &'static str {
+        match self {
+            Decryption::Passphrase(_) => "the given passphrase",
+            Decryption::Identities(_) => "the given identities",
+        }
+    }
+
+    /// The decryptor entries are read with, built once per reader.
+    pub(crate) fn decryptor(&self) -> EntryDecryptor {
+        let identities: Vec<Box<dyn age::Identity + Send + Sync>> = match self {
+            Decryption::Passphrase(passphrase) => {
+                let mut identity = age::scrypt::Identity::new(passphrase.secret());
+                identity.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
+                vec![Box::new(identity)]
+            }
+            Decryption::Identities(keys) => keys
+                .0
+                .iter()
+                .map(|k| Box::new(k.clone()) as Box<dyn age::Identity + Send + Sync>)
+                .collect(),
+        };
+        EntryDecryptor {
+            identities,
+            what: self.what(),
+        }
+    }
+}
+
+/// Decrypts entries; shared by a reader's threads.
+pub(crate) struct EntryDecryptor {
+    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    what: &'static str,
+}
+
+impl fmt::Debug for EntryDecryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EntryDecryptor({})", self.what)
+    }
+}
+
+impl EntryDecryptor {
+    /// Reads the age header of `input` and unlocks its payload. The error names `entry`
+    /// and, for a key that does not fit, what to pass instead.
+    pub(crate) fn open<'a, R: io::Read + 'a>(
+        &self,
+        input: R,
+        entry: &str,
+    ) -> Result<age::stream::StreamReader<R>> {
+        let decryptor = age::Decryptor::new(input).map_err(|e| self.error(e, entry))?;
+        decryptor
+            .decrypt(
+                self.identities
+                    .iter()
+                    .map(|i| i.as_ref() as &dyn age::Identity),
+            )
+            .map_err(|e| self.error(e, entry))
+    }
+
+    fn error(&self, e: age::DecryptError, entry: &str) -> Error {
+        use age::DecryptError as D;
+        match e {
+            D::NoMatchingKeys | D::DecryptionFailed | D::KeyDecryptionFailed => Error::new(
+                ErrorKind::PermissionDenied,
+                format!("entry {entry} cannot be decrypted with {} (wrong passphrase or identity)", self.what),
+            )
+            .with_hint(KEY_HINT),
+            D::ExcessiveWork { required, .. } => Error::new(
+                ErrorKind::ResourceExhausted,
+                format!(
+                    "entry {entry} asks for scrypt work factor {required}, more than the {MAX_SCRYPT_WORK_FACTOR} this reader accepts"
+                ),
+            )
+            .with_hint("the bundle was not written by this tool or was tampered with"),
+            D::Io(e) => Error::io(format!("reading encrypted entry {entry}"), e),
+            other => Error::integrity(format!("entry {entry} is not a valid age file: {other}"))
+                .with_hint("the bundle was not written by this tool or was tampered with"),
+        }
+    }
+}
+
+/// What to do about a missing or wrong key.
+pub(crate) const KEY_HINT: &str = "pass the key the bundle was encrypted with: the passphrase (Decryption::Passphrase) or an identity file for one of its recipients (Decryption::Identities); the manifest's `encryption` says which";
+
+/// The error for an encrypted entry read without a key.
+pub(crate) fn missing_key(entry: &str) -> Error {
+    Error::new(
+        ErrorKind::PermissionDenied,
+        format!("entry {entry} is encrypted with age and no key was given"),
+    )
+    .with_hint(KEY_HINT)
+}

@@ -1,0 +1,129 @@
+//! Encrypted repositories: config.json records how (never a secret), writes encrypt,
+//! listing/info/checksums work without the key, reads decrypt with it.
+
+mod repo_support;
+
+use age::secrecy::ExposeSecret;
+use backup_core::bundle::{
+    BundleKind, Encryption, EncryptionMethod, Identities, Passphrase, ENCRYPTION_AGE,
+};
+use backup_core::progress::NoProgress;
+use backup_core::ErrorKind;
+use backup_repository::{BundleFilter, Repository, Storage};
+use repo_support::write_bundle;
+
+const PASSPHRASE: &str = "correct horse battery staple";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passphrase_repository_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("repo");
+    let encryption = Encryption::Passphrase {
+        passphrase: Passphrase::new(PASSPHRASE),
+        work_factor: 10,
+    };
+    Repository::init_encrypted(Storage::Local(root.clone()), encryption)
+        .await
+        .expect("init");
+    let config = std::fs::read_to_string(root.join("config.json")).expect("config");
+    assert!(
+        !config.contains(PASSPHRASE),
+        "never a secret in config.json"
+    );
+
+    let keyless = Repository::open(Storage::Local(root.clone()))
+        .await
+        .expect("open");
+    let info = keyless.config().encryption.clone().expect("recorded");
+    assert_eq!(info.method, EncryptionMethod::Passphrase);
+    assert_eq!(info.work_factor, Some(10));
+    let refused = keyless
+        .begin(Default::default())
+        .await
+        .expect_err("no passphrase to write with");
+    assert_eq!(refused.kind(), ErrorKind::PermissionDenied);
+    assert!(refused.hint().unwrap_or("").contains("passphrase"));
+
+    let repo = keyless.clone().with_passphrase(Passphrase::new(PASSPHRASE));
+    let bundle = write_bundle(&repo, Some("enc"), BundleKind::Manual, "db", 300_000, 5).await;
+
+    // Without the key: list, info and checksum verification work.
+    let listed = keyless.list(&BundleFilter::default()).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    let entry = keyless.info(&bundle.id).await.expect("info");
+    assert!(entry
+        .manifest
+        .entries
+        .iter()
+        .all(|e| e.encryption == ENCRYPTION_AGE));
+    let report = keyless
+        .verify(&bundle.id, &NoProgress)
+        .await
+        .expect("verify");
+    assert!(
+        !report.not_decrypted.is_empty(),
+        "checked by stored bytes only"
+    );
+
+    // With it: every entry decrypted.
+    let report = repo.verify(&bundle.id, &NoProgress).await.expect("verify");
+    assert!(report.not_decrypted.is_empty());
+
+    // A wrong passphrase is a clear permission error.
+    let wrong = keyless.clone().with_passphrase(Passphrase::new("wrong"));
+    let err = wrong
+        .verify(&bundle.id, &NoProgress)
+        .await
+        .expect_err("wrong passphrase");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(!err.to_string().contains("wrong\""), "{err}");
+
+    // A flipped byte in the encrypted entry is detected, with or without the key.
+    let file = root
+        .join("bundles")
+        .join(format!("{}.backup.zip", bundle.name));
+    let mut bytes = std::fs::read(&file).expect("read");
+    bytes[150_000] ^= 0x01;
+    std::fs::write(&file, &bytes).expect("write");
+    for r in [&keyless, &repo] {
+        let err = r
+            .verify(&bundle.id, &NoProgress)
+            .await
+            .expect_err("tampered");
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_repository_writes_without_a_secret_and_reads_with_an_identity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("repo");
+    let key = age::x25519::Identity::generate();
+    let public = key.to_public().to_string();
+    let encryption = Encryption::recipients([&public]).expect("recipients");
+    Repository::init_encrypted(Storage::Local(root.clone()), encryption)
+        .await
+        .expect("init");
+    let repo = Repository::open(Storage::Local(root.clone()))
+        .await
+        .expect("open");
+    assert_eq!(
+        repo.config()
+            .encryption
+            .as_ref()
+            .map(|i| i.recipients.clone()),
+        Some(vec![public])
+    );
+    let bundle = write_bundle(&repo, None, BundleKind::Automatic, "db", 100_000, 6).await;
+    let keyless = repo.verify(&bundle.id, &NoProgress).await.expect("verify");
+    assert!(!keyless.not_decrypted.is_empty());
+    let identities =
+        Identities::parse(&format!("{}\n", key.to_string().expose_secret())).expect("identity");
+    let report = repo
+        .clone()
+        .with_identities(identities)
+        .verify(&bundle.id, &NoProgress)
+        .await
+        .expect("verify with identity");
+    assert!(report.not_decrypted.is_empty());
+}
