@@ -41,14 +41,21 @@ fn one_group(n: usize) -> (Vec<RetentionItem>, RetentionPolicy) {
 
 fn mixed(n: usize) -> (Vec<RetentionItem>, RetentionPolicy) {
     let services = [vec!["db"], vec!["db", "cache"], vec!["files"]];
-    let kinds = [BundleKind::Manual, BundleKind::Automatic, BundleKind::Safety];
+    let kinds = [
+        BundleKind::Manual,
+        BundleKind::Automatic,
+        BundleKind::Safety,
+    ];
     let items = (0..n)
         .map(|i| RetentionItem {
             id: format!("b{i:07}"),
             created: Timestamp::from_second(START + i as i64 * 37 * 60).unwrap_or_default(),
             label: (i % 97 == 0).then(|| format!("v{}.{}", i / 1000, i % 10)),
             kind: kinds[i % 3],
-            services: services[(i / 3) % 3].iter().map(|s| (*s).to_owned()).collect(),
+            services: services[(i / 3) % 3]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             locked: i % 1000 == 0,
         })
         .collect();
