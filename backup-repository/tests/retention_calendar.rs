@@ -24,17 +24,19 @@ impl<'a> Reference<'a> {
         // Newest first, ties by id (the documented order).
         items.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
         Reference {
-            tz: TimeZone::get(tz).unwrap(),
+            tz: TimeZone::get(tz).expect("test time zone exists"),
             items,
         }
     }
 
     fn key(&self, t: Timestamp, format: &str) -> String {
-        t.to_zoned_datetime(self.tz.clone()).strftime(format).to_string()
+        t.to_zoned_datetime(self.tz.clone())
+            .strftime(format)
+            .to_string()
     }
 
     fn count(&self, format: &str, n: usize, out: &mut BTreeSet<String>) {
-        self.bucketed(format, n, self.items.iter().copied().collect(), out);
+        self.bucketed(format, n, self.items.to_vec(), out);
     }
 
     fn bucketed(
@@ -49,9 +51,7 @@ impl<'a> Reference<'a> {
         }
         let mut newest_of: BTreeMap<String, &RetentionItem> = BTreeMap::new();
         for it in &pool {
-            newest_of
-                .entry(self.key(it.created, format))
-                .or_insert(it);
+            newest_of.entry(self.key(it.created, format)).or_insert(it);
         }
         let mut buckets: Vec<&RetentionItem> = newest_of.into_values().collect();
         buckets.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
@@ -69,7 +69,10 @@ impl<'a> Reference<'a> {
 
     fn since(&self, span: Span) -> Timestamp {
         let newest = self.items[0].created.to_zoned_datetime(self.tz.clone());
-        newest.checked_sub(span).unwrap().timestamp()
+        newest
+            .checked_sub(span)
+            .expect("window in range")
+            .timestamp()
     }
 
     fn within_bucketed(&self, format: &str, span: Span, out: &mut BTreeSet<String>) {
@@ -111,11 +114,28 @@ fn three_year_calendar_keeps_the_hand_checked_dates() {
     // W51 → Sun Dec 22, W50 → Sun Dec 15. Monthly: every month end of 2024.
     // Yearly: Dec 31 of 2024, 2023, 2022. The counts fill, so 2022-01-01 goes.
     let expected = ids(&[
-        "2024-12-31", "2024-12-30", "2024-12-29", "2024-12-28", "2024-12-27",
-        "2024-12-26", "2024-12-25", "2024-12-22", "2024-12-15", "2024-11-30",
-        "2024-10-31", "2024-09-30", "2024-08-31", "2024-07-31", "2024-06-30",
-        "2024-05-31", "2024-04-30", "2024-03-31", "2024-02-29", "2024-01-31",
-        "2023-12-31", "2022-12-31",
+        "2024-12-31",
+        "2024-12-30",
+        "2024-12-29",
+        "2024-12-28",
+        "2024-12-27",
+        "2024-12-26",
+        "2024-12-25",
+        "2024-12-22",
+        "2024-12-15",
+        "2024-11-30",
+        "2024-10-31",
+        "2024-09-30",
+        "2024-08-31",
+        "2024-07-31",
+        "2024-06-30",
+        "2024-05-31",
+        "2024-04-30",
+        "2024-03-31",
+        "2024-02-29",
+        "2024-01-31",
+        "2023-12-31",
+        "2022-12-31",
     ]);
     assert_eq!(kept(&p), expected);
     assert_eq!(
@@ -156,7 +176,12 @@ impl Rng {
 /// random rules in four time zones: the plan keeps exactly what the reference keeps.
 #[test]
 fn random_calendars_match_the_reference_implementation() {
-    let zones = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"];
+    let zones = [
+        "UTC",
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Lord_Howe",
+    ];
     let start = at("UTC", ymd(2021, 12, 20), 0, 0).as_second();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut rounds_with_removals = 0;
@@ -164,7 +189,11 @@ fn random_calendars_match_the_reference_implementation() {
         let tz = zones[round % zones.len()];
         let n = 1 + rng.below(200) as usize;
         // Spread over up to three years, or clustered within a few days.
-        let range = if rng.below(2) == 0 { 3 * 366 * 86_400 } else { 5 * 86_400 };
+        let range = if rng.below(2) == 0 {
+            3 * 366 * 86_400
+        } else {
+            5 * 86_400
+        };
         let items: Vec<RetentionItem> = (0..n)
             .map(|i| {
                 let t = Timestamp::from_second(start + rng.below(range) as i64).unwrap();

@@ -31,9 +31,7 @@ fn per_kind_rules_manual_5_automatic_10() {
     let now = at("UTC", ymd(2024, 2, 1), 0, 0);
     let p = plan(
         &items,
-        &policy(
-            r#"{"kinds": {"manual": {"keepLast": 5}, "automatic": {"keepLast": 10}}}"#,
-        ),
+        &policy(r#"{"kinds": {"manual": {"keepLast": 5}, "automatic": {"keepLast": 10}}}"#),
         now,
     )
     .unwrap();
@@ -72,7 +70,10 @@ fn groups_by_service_set_each_keep_their_own_last() {
     let now = at("UTC", ymd(2024, 2, 1), 0, 0);
     let p = plan(&items, &policy(r#"{"default": {"keepLast": 1}}"#), now).unwrap();
     assert_eq!(kept(&p), ids(&["db-2", "both-2"]));
-    assert_eq!(p.get("both-1").unwrap().group, "services=cache,db kind=manual");
+    assert_eq!(
+        p.get("both-1").unwrap().group,
+        "services=cache,db kind=manual"
+    );
 
     let p = plan(
         &items,
@@ -108,7 +109,10 @@ fn seed_002_recommended_retention_table() {
     let p = plan(&items, &pol, now).unwrap();
 
     let days = |t: Timestamp| (newest.as_second() - t.as_second()) as f64 / 86_400.0;
-    for (it, d) in items.iter().zip(items.iter().map(|i| p.get(&i.id).unwrap())) {
+    for (it, d) in items
+        .iter()
+        .zip(items.iter().map(|i| p.get(&i.id).unwrap()))
+    {
         if days(it.created) < 7.0 || it.label.is_some() {
             assert!(d.keep, "{} should be kept", it.id);
         }
@@ -141,7 +145,10 @@ fn seed_002_recommended_retention_table() {
     let (all, monthly) = kept_between(370.0, 731.0, "monthly within 100y");
     assert_eq!(all, monthly);
     assert!((11..=13).contains(&monthly), "{monthly}");
-    assert_eq!(reasons(&p, "2023-01-01T03"), ["oldest monthly within 100y #25"]);
+    assert_eq!(
+        reasons(&p, "2023-01-01T03"),
+        ["oldest monthly within 100y #25"]
+    );
 }
 
 #[test]
@@ -187,7 +194,10 @@ fn durations_parse_and_print() {
     assert_eq!((d.years, d.months), (1, 6));
     assert_eq!(d.to_string(), "1y6m");
     for (text, shown) in [("7d", "7d"), ("2w", "2w"), ("1y", "1y"), ("36h", "36h")] {
-        assert_eq!(text.parse::<RetentionDuration>().unwrap().to_string(), shown);
+        assert_eq!(
+            text.parse::<RetentionDuration>().unwrap().to_string(),
+            shown
+        );
     }
     for (bad, why) in [
         ("", "empty"),
@@ -238,4 +248,41 @@ fn plan_and_policy_serialize_as_camel_case_json() {
                            "group": "services=db kind=manual"})
     );
     assert_eq!(json["decisions"][2]["keep"], false);
+}
+
+/// The worked example in the README's retention section.
+#[test]
+fn readme_worked_example() {
+    let mut items = daily("UTC", ymd(2024, 6, 1), ymd(2024, 6, 10), 2, 0);
+    items[2].label = Some("v1.0".into()); // 2024-06-03
+    items[1].locked = true; // 2024-06-02
+    let p = plan(
+        &items,
+        &policy(r#"{"default": {"keepDaily": 3, "keepWeekly": 2, "keepLabels": ["v*"]}}"#),
+        at("UTC", ymd(2024, 6, 10), 12, 0),
+    )
+    .unwrap();
+    let lines: Vec<String> = p
+        .decisions
+        .iter()
+        .map(|d| {
+            let verdict = if d.keep { "keep  " } else { "remove" };
+            format!("{verdict} {}  {}", d.id, d.reasons.join(", "))
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "keep   2024-06-10  daily #1, weekly #1",
+            "keep   2024-06-09  daily #2, weekly #2",
+            "keep   2024-06-08  daily #3",
+            "remove 2024-06-07  ",
+            "remove 2024-06-06  ",
+            "remove 2024-06-05  ",
+            "remove 2024-06-04  ",
+            "keep   2024-06-03  label v*",
+            "keep   2024-06-02  locked",
+            "remove 2024-06-01  ",
+        ]
+    );
 }

@@ -97,8 +97,14 @@ fn restic_unfilled_count_keeps_the_oldest_bundle() {
     // Two bundles on each of three days; keepDaily 5 cannot be filled.
     let mut items = Vec::new();
     for d in 1..=3 {
-        items.push(item(format!("d{d}-morning"), at("UTC", ymd(2024, 5, d), 8, 0)));
-        items.push(item(format!("d{d}-evening"), at("UTC", ymd(2024, 5, d), 20, 0)));
+        items.push(item(
+            format!("d{d}-morning"),
+            at("UTC", ymd(2024, 5, d), 8, 0),
+        ));
+        items.push(item(
+            format!("d{d}-evening"),
+            at("UTC", ymd(2024, 5, d), 20, 0),
+        ));
     }
     let now = at("UTC", ymd(2024, 6, 1), 0, 0);
     let p = plan(&items, &policy(r#"{"default": {"keepDaily": 5}}"#), now).unwrap();

@@ -67,7 +67,9 @@ fn removing_every_bundle_of_a_group_is_refused_unless_allowed() {
     let only_labels = r#"{"default": {"keepLabels": ["v*"]}}"#;
     let err = plan(&items, &policy(only_labels), now).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-    assert!(err.message().contains("all 3 bundles of group services=db kind=manual"));
+    assert!(err
+        .message()
+        .contains("all 3 bundles of group services=db kind=manual"));
     assert!(err.hint().unwrap().contains("allowRemovingAll"));
 
     let allowed = r#"{"allowRemovingAll": true, "default": {"keepLabels": ["v*"]}}"#;

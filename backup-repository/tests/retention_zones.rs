@@ -140,7 +140,12 @@ fn month_ends_in_leap_and_common_years() {
     let p = plan(&leap, &policy(r#"{"default": {"keepWithin": "1m"}}"#), now).unwrap();
     assert_eq!(kept(&p).len(), 31);
     assert!(!p.get("2024-02-29").unwrap().keep);
-    let p = plan(&common, &policy(r#"{"default": {"keepWithin": "1m"}}"#), now).unwrap();
+    let p = plan(
+        &common,
+        &policy(r#"{"default": {"keepWithin": "1m"}}"#),
+        now,
+    )
+    .unwrap();
     assert_eq!(kept(&p).len(), 31);
     assert!(!p.get("2023-02-28").unwrap().keep);
 

@@ -138,7 +138,10 @@ impl FromStr for RetentionDuration {
             ));
         }
         if out.is_zero() {
-            return Err(duration_error(text, "it is zero; leave the rule out instead"));
+            return Err(duration_error(
+                text,
+                "it is zero; leave the rule out instead",
+            ));
         }
         Ok(out)
     }

@@ -127,7 +127,10 @@ pub fn plan(
         if !seen.insert(item.id.as_str()) {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("bundle id {:?} appears twice in the retention input", item.id),
+                format!(
+                    "bundle id {:?} appears twice in the retention input",
+                    item.id
+                ),
             )
             .with_hint("pass each bundle once; ids must be unique"));
         }
