@@ -39,7 +39,7 @@ fn generate(path: &Path, len: u64) {
     let mut i = 0u64;
     while left > 0 {
         let n = left.min(MIB) as usize;
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             generator.fill(&mut block);
             out.write_all(&block[..n]).expect("write input");
         } else {

@@ -174,10 +174,10 @@ async fn fuzz_encrypted_bundles_read_with_the_key_never_panic() {
     let mut rng = StdRng::seed_from_u64(seed);
     let path = dir.path().join("fuzzed.zip");
     let start = Instant::now();
-    let mut iterations = 0;
+    let mut iterations: u64 = 0;
     while start.elapsed() < BUDGET {
         let case = format!("seed {seed} iteration {iterations}");
-        let input = if iterations % 2 == 0 {
+        let input = if iterations.is_multiple_of(2) {
             std::fs::write(&path, &valid).expect("write");
             damage_an_entry(&mut rng, &path);
             std::fs::read(&path).expect("read")
