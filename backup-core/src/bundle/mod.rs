@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! snapshot.json                       the WorkspaceSnapshot
-//! data/<service>/<artifact>[.zst]     each artifact, zip method STORE, ZIP64 sizes;
-//!                                     compression is a zstd stream inside the entry
+//! data/<service>/<artifact>[.zst][.age]
+//!                                     each artifact, zip method STORE, ZIP64 sizes;
+//!                                     compression is a zstd stream inside the entry,
+//!                                     encryption (optional) one age file around it
 //! manifest.json                       written last: format version, id, kind, label, …,
 //!                                     and per entry path, size and sha256 of the stored bytes
 //! ```
@@ -13,6 +15,17 @@
 //! `zstd -d` decompresses a `.zst` entry. [`BundleWriter`] writes forward only (any
 //! [`std::io::Write`] sink) and hashes while streaming; [`BundleReader`] refuses anything
 //! that is not exactly what the manifest describes.
+//!
+//! A reader reads through a [`BundleSource`] (a local file, memory, or object storage
+//! with ranged reads, see [`BundleReader::open_source`]) in reads of at least
+//! [`SOURCE_READ_SIZE`] or exact spans, so no full local copy is needed.
+//!
+//! With [`BundleOptions::encryption`] each data entry is compressed, then encrypted with
+//! age (a passphrase with a pinned scrypt work factor, or X25519 recipients):
+//! `unzip -p bundle.zip data/db/app.dump.zst.age | age -d -i key.txt | zstd -d` restores
+//! it with stock tools. Checksums stay over the stored bytes, so listing and checksum
+//! verification need no key; `snapshot.json` and `manifest.json` stay plaintext and
+//! never hold a secret. [`BundleReader::with_decryption`] gives the reader the key.
 //!
 //! ```no_run
 //! # async fn demo(snapshot: backup_core::WorkspaceSnapshot, data: backup_core::ArtifactData)
@@ -44,6 +57,7 @@ mod manifest_read;
 mod publish;
 mod reader;
 mod source;
+mod span_read;
 mod writer;
 mod zip_thread;
 

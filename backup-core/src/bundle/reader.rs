@@ -18,12 +18,10 @@ use super::manifest::{
     Compression, EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE,
 };
 use super::manifest_read::{read_manifest, TAMPERED_HINT};
-use super::source::{read_full, BundleSource, FileSource, SourceReader, SOURCE_READ_SIZE};
+use super::source::{BundleSource, FileSource, SourceReader, SOURCE_READ_SIZE};
+use super::span_read::{check_checksum, check_stored, read_range};
 use crate::snapshot::MAX_SNAPSHOT_BYTES;
 use crate::{ByteStream, Error, ErrorKind, ProgressEvent, ProgressSink, Result, WorkspaceSnapshot};
-
-/// Read size for verification.
-const VERIFY_BUFFER: usize = SOURCE_READ_SIZE;
 
 /// Where an entry's stored bytes are in the bundle file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,67 +280,9 @@ fn check_readable(entry: &ManifestEntry) -> Result<()> {
     Ok(())
 }
 
-fn check_checksum(want: &EntryChecksum, size: u64, sha256: &str) -> Result<()> {
-    if size != want.size {
-        return Err(Error::integrity(format!(
-            "entry {} is truncated: {size} of {} bytes present",
-            want.path, want.size
-        ))
-        .with_hint(DAMAGED_HINT));
-    }
-    if !sha256.eq_ignore_ascii_case(&want.sha256) {
-        return Err(Error::integrity(format!(
-            "entry {} is corrupt: its sha256 is {sha256}, the manifest says {}",
-            want.path, want.sha256
-        ))
-        .with_hint(DAMAGED_HINT));
-    }
-    Ok(())
-}
-
 /// What a user can do about a damaged bundle.
 pub(crate) const DAMAGED_HINT: &str =
     "the bundle file is damaged or incomplete; restore from another copy or another bundle";
-
-/// Reads an uncompressed entry once and checks its size, sha256 and CRC-32.
-fn check_stored(file: &dyn BundleSource, want: &EntryChecksum, location: Location) -> Result<()> {
-    let (size, sha256, crc32) = hash_range(file, &want.path, location)?;
-    check_checksum(want, size, &sha256)?;
-    if crc32 != location.crc32 {
-        return Err(Error::integrity(format!(
-            "entry {}: its CRC-32 in the zip directory is {:08x} but its bytes have {crc32:08x} (the zip structure is damaged)",
-            want.path, location.crc32
-        ))
-        .with_hint(DAMAGED_HINT));
-    }
-    Ok(())
-}
-
-/// Reads `location` of `file` once, in exact reads of up to [`VERIFY_BUFFER`] bytes:
-/// (bytes present, hex sha256, CRC-32).
-fn hash_range(
-    file: &dyn BundleSource,
-    entry: &str,
-    location: Location,
-) -> Result<(u64, String, u32)> {
-    let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
-    let mut hasher = Sha256::new();
-    let mut crc = crc32fast::Hasher::new();
-    let first = location.size.min(VERIFY_BUFFER as u64) as usize;
-    let mut buffer = vec![0u8; first];
-    let mut total: u64 = 0;
-    while total < location.size {
-        let want = (location.size - total).min(buffer.len() as u64) as usize;
-        let n = read_full(file, location.offset + total, &mut buffer[..want]).map_err(reading)?;
-        hasher.update(&buffer[..n]);
-        crc.update(&buffer[..n]);
-        total += n as u64;
-        if n < want {
-            break;
-        }
-    }
-    Ok((total, hex::encode(hasher.finalize()), crc.finalize()))
-}
 
 fn open_blocking(source: Arc<dyn BundleSource>) -> Result<BundleReader> {
     let shown = source.describe();
@@ -630,15 +570,4 @@ pub(crate) fn not_stored(path: &str, method: CompressionMethod) -> Error {
         "entry {path} uses zip compression method {method:?}; bundle entries are always STORE"
     ))
     .with_hint("the bundle was not written by this tool or was tampered with")
-}
-
-/// Reads a whole (small, bounded by the caller) entry in one exact read.
-fn read_range(file: &dyn BundleSource, entry: &str, location: Location) -> Result<Vec<u8>> {
-    let reading = |e: io::Error| Error::io(format!("reading entry {entry}"), e);
-    let size = usize::try_from(location.size)
-        .map_err(|_| Error::integrity(format!("entry {entry} is too large to read into memory")))?;
-    let mut bytes = vec![0u8; size];
-    let n = read_full(file, location.offset, &mut bytes).map_err(reading)?;
-    bytes.truncate(n);
-    Ok(bytes)
 }

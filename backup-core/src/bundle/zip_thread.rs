@@ -205,7 +205,8 @@ fn write_entries(
 }
 
 /// Writes the chunks of one entry, through zstd and then age when asked, hashing the
-/// stored bytes.
+/// stored bytes. zstd runs on its own (scoped) thread, pipelined with encryption, hashing
+/// and writing on this one.
 fn write_entry(
     zip: &mut ZipWriter<StreamWriter<GuardedSink>>,
     rx: &mut mpsc::Receiver<Command>,
@@ -217,33 +218,40 @@ fn write_entry(
         hasher: Sha256::new(),
         count: 0,
     };
-    let mut uncompressed: u64 = 0;
-    let mut body = match (zstd_level, encrypt) {
-        (Some(level), None) => Body::Zstd(zstd::stream::write::Encoder::new(hashing, level)?),
-        (None, None) => Body::Plain(hashing),
-        (None, Some(age)) => Body::Age(age.wrap(hashing)?),
-        (Some(level), Some(age)) => Body::ZstdAge(zstd::stream::write::Encoder::new(
-            age.wrap(hashing)?,
-            level,
-        )?),
+    // Compressed entries are compressed and encrypted on the pipelined thread.
+    let mut body = match (encrypt, zstd_level) {
+        (Some(age), None) => Body::Age(age.wrap(hashing)?),
+        _ => Body::Plain(hashing),
     };
+    let (uncompressed, reply) = match zstd_level {
+        None => receive_entry(rx, &mut |chunk| body.write_all(chunk))?,
+        Some(level) => compress_pipelined(rx, level, encrypt, &mut body)?,
+    };
+    let hashing = body.finish()?;
+    let stats = EntryStats {
+        stored_size: hashing.count,
+        sha256: hex::encode(hashing.hasher.finalize()),
+        uncompressed_size: uncompressed,
+    };
+    // The async side may have gone away meanwhile; the next receive notices.
+    let _ = reply.send(stats);
+    Ok(())
+}
+
+/// Gives each chunk of the current entry to `write` until [`Command::End`]; returns the
+/// bytes received and the reply channel.
+fn receive_entry(
+    rx: &mut mpsc::Receiver<Command>,
+    write: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<(u64, oneshot::Sender<EntryStats>)> {
+    let mut received: u64 = 0;
     loop {
         match rx.blocking_recv() {
             Some(Command::Chunk(chunk)) => {
-                uncompressed += chunk.len() as u64;
-                body.write_all(&chunk)?;
+                received += chunk.len() as u64;
+                write(&chunk)?;
             }
-            Some(Command::End(reply)) => {
-                let hashing = body.finish()?;
-                let stats = EntryStats {
-                    stored_size: hashing.count,
-                    sha256: hex::encode(hashing.hasher.finalize()),
-                    uncompressed_size: uncompressed,
-                };
-                // The async side may have gone away meanwhile; the next receive notices.
-                let _ = reply.send(stats);
-                return Ok(());
-            }
+            Some(Command::End(reply)) => return Ok((received, reply)),
             Some(Command::Begin { .. } | Command::Finish) => {
                 return Err(io::Error::other(
                     "bundle writer protocol error: entry not ended",
@@ -254,32 +262,104 @@ fn write_entry(
     }
 }
 
+/// Compressed chunks in flight from the zstd thread.
+const COMPRESSED_IN_FLIGHT: usize = 8;
+
+/// Sends what zstd writes to the consuming thread; fails once it has gone.
+struct ChunkSender {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Acquire) || self.tx.send(buf.to_vec()).is_err() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the bundle writer stopped",
+            ));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Receives the entry on a scoped thread that zstd-compresses (and age-encrypts, when
+/// asked) it, while this thread hashes and writes the stored bytes into `body`.
+fn compress_pipelined<W: Write>(
+    rx: &mut mpsc::Receiver<Command>,
+    level: i32,
+    encrypt: Option<&EntryEncryptor>,
+    body: &mut Body<W>,
+) -> io::Result<(u64, oneshot::Sender<EntryStats>)> {
+    let (tx, compressed) = std::sync::mpsc::sync_channel::<Vec<u8>>(COMPRESSED_IN_FLIGHT);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender_stop = Arc::clone(&stop);
+    std::thread::scope(|scope| {
+        let compressor = std::thread::Builder::new()
+            .name("bundle-zstd".into())
+            .spawn_scoped(scope, move || {
+                let sink = ChunkSender {
+                    tx,
+                    stop: sender_stop,
+                };
+                let received = match encrypt {
+                    None => {
+                        let mut encoder = zstd::stream::write::Encoder::new(sink, level)?;
+                        let received = receive_entry(rx, &mut |chunk| encoder.write_all(chunk))?;
+                        encoder.finish()?;
+                        received
+                    }
+                    Some(age) => {
+                        let mut encoder =
+                            zstd::stream::write::Encoder::new(age.wrap(sink)?, level)?;
+                        let received = receive_entry(rx, &mut |chunk| encoder.write_all(chunk))?;
+                        encoder.finish()?.finish()?;
+                        received
+                    }
+                };
+                Ok::<_, io::Error>(received)
+            })?;
+        let mut written = Ok(());
+        for chunk in &compressed {
+            if let Err(e) = body.write_all(&chunk) {
+                written = Err(e);
+                stop.store(true, Ordering::Release);
+                break;
+            }
+        }
+        drop(compressed);
+        let received = compressor
+            .join()
+            .map_err(|_| io::Error::other("the bundle compression thread panicked"))?;
+        written?;
+        received
+    })
+}
+
 /// An age file being written over the hashing writer.
 type AgeWriter<W> = age::stream::StreamWriter<HashingWriter<W>>;
 
 enum Body<W: Write> {
     Plain(HashingWriter<W>),
-    Zstd(zstd::stream::write::Encoder<'static, HashingWriter<W>>),
     Age(AgeWriter<W>),
-    ZstdAge(zstd::stream::write::Encoder<'static, AgeWriter<W>>),
 }
 
 impl<W: Write> Body<W> {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Body::Plain(w) => w.write_all(buf),
-            Body::Zstd(w) => w.write_all(buf),
             Body::Age(w) => w.write_all(buf),
-            Body::ZstdAge(w) => w.write_all(buf),
         }
     }
 
     fn finish(self) -> io::Result<HashingWriter<W>> {
         match self {
             Body::Plain(w) => Ok(w),
-            Body::Zstd(w) => w.finish(),
             Body::Age(w) => w.finish(),
-            Body::ZstdAge(w) => w.finish()?.finish(),
         }
     }
 }
