@@ -34,10 +34,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# moto (an S3-compatible server from PyPI) for the S3 adapter's live tests.
+# moto (an S3-compatible server from PyPI) for the repository's S3 tests.
 if ! command -v moto_server >/dev/null 2>&1; then
   log "installing moto[server] from PyPI"
   python3 -m pip install --quiet 'moto[server]'
+fi
+
+# s3s-fs (an S3 server that checks SigV4 signatures) for the repository's S3 tests.
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  log "installing s3s-fs from crates.io"
+  cargo install --quiet s3s-fs@0.14.1 --features binary --locked
 fi
 
 # The package's own cluster is not needed: tests run their own servers.

@@ -76,3 +76,7 @@ pub use source::ObjectSource;
 pub use storage::{RepositoryConfig, S3Options, Storage, REPOSITORY_FORMAT_VERSION};
 pub use upload::UploadOptions;
 pub use write::PendingBundle;
+
+/// The `object_store` crate this repository is built on, for hosts that build their own
+/// store for [`Storage::Store`] (GCS with the `gcp` feature, Azure with `azure`).
+pub use object_store;

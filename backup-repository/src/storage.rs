@@ -20,6 +20,17 @@ pub enum Storage {
     Local(PathBuf),
     /// A bucket (and optional prefix) on S3-compatible object storage.
     S3(S3Options),
+    /// Any other `object_store` backend the host builds itself: Google Cloud Storage
+    /// (cargo feature `gcp`), Azure Blob Storage (feature `azure`), or a store wrapped
+    /// with the host's own retry or throttling. Every path lives under `prefix`.
+    Store {
+        /// The store.
+        store: Arc<dyn ObjectStore>,
+        /// Key prefix inside the store (empty for its root).
+        prefix: String,
+        /// Where it is, for messages (e.g. `gs://bucket/backups`); never a credential.
+        location: String,
+    },
 }
 
 /// S3-compatible storage. Credentials not given here are taken from the environment
@@ -113,6 +124,9 @@ impl Storage {
                 let prefix = o.prefix.trim_matches('/').to_string();
                 Ok((Arc::new(store), prefix))
             }
+            Storage::Store { store, prefix, .. } => {
+                Ok((Arc::clone(store), prefix.trim_matches('/').to_string()))
+            }
         }
     }
 
@@ -121,6 +135,7 @@ impl Storage {
         match self {
             Storage::Local(dir) => dir.display().to_string(),
             Storage::S3(o) => format!("s3://{}/{}", o.bucket, o.prefix.trim_matches('/')),
+            Storage::Store { location, .. } => location.clone(),
         }
     }
 }

@@ -174,6 +174,12 @@ async fn round_trip_s3s_fs() {
     round_trip(Kind::S3sFs).await;
 }
 
+/// `Storage::Store`: a store the host built (the path GCS and Azure take).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_host_built_store() {
+    round_trip(Kind::Store).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_without_repository_says_so_with_hint() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -15,6 +15,8 @@ use futures::StreamExt;
 pub(crate) enum Backend {
     Local(tempfile::TempDir),
     S3(S3Server),
+    /// A store the host built itself (`Storage::Store`): here a local file system store.
+    Store(tempfile::TempDir),
 }
 
 /// Which backend.
@@ -23,11 +25,20 @@ pub(crate) enum Kind {
     Local,
     Moto,
     S3sFs,
+    Store,
 }
 
 pub(crate) fn storage_for(backend: &Backend, bucket: &str) -> Storage {
     match backend {
         Backend::Local(dir) => Storage::Local(dir.path().join("repo")),
+        Backend::Store(dir) => Storage::Store {
+            store: std::sync::Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(dir.path())
+                    .expect("local store"),
+            ),
+            prefix: "team/repo".into(),
+            location: format!("store:{}/team/repo", dir.path().display()),
+        },
         Backend::S3(server) => Storage::S3(S3Options {
             bucket: bucket.into(),
             prefix: "team/repo".into(),
@@ -43,6 +54,7 @@ pub(crate) fn storage_for(backend: &Backend, bucket: &str) -> Storage {
 pub(crate) fn backend(kind: Kind) -> Backend {
     match kind {
         Kind::Local => Backend::Local(tempfile::tempdir().expect("tempdir")),
+        Kind::Store => Backend::Store(tempfile::tempdir().expect("tempdir")),
         Kind::Moto => {
             let server = S3Server::moto();
             server.create_bucket("bkt");
