@@ -45,6 +45,8 @@ impl UnitFile {
     pub fn parse_more(&mut self, text: &str) -> Vec<ParseIssue> {
         let mut issues = Vec::new();
         let mut section: Arc<str> = Arc::from("");
+        let mut interned: std::collections::HashMap<String, Arc<str>> =
+            std::collections::HashMap::new();
         let mut lines = text.split('\n').enumerate().peekable();
         while let Some((index, raw)) = lines.next() {
             let line = raw.strip_suffix('\r').unwrap_or(raw).trim();
@@ -54,7 +56,12 @@ impl UnitFile {
             if line.starts_with('[') {
                 match line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                     Some(name) if !name.is_empty() && !name.contains(['[', ']']) => {
-                        section = Arc::from(name);
+                        // A section header repeated later reuses the name stored first.
+                        section = Arc::clone(
+                            interned
+                                .entry(name.to_string())
+                                .or_insert_with(|| Arc::from(name)),
+                        );
                     }
                     _ => issues.push(ParseIssue {
                         line: index + 1,
