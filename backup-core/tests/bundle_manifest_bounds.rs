@@ -8,9 +8,7 @@
 #[path = "bundle_support.rs"]
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use backup_core::artifact::{MAX_METADATA_DEPTH, MAX_METADATA_VALUES};
 use backup_core::bundle::{
@@ -22,41 +20,14 @@ use backup_core::snapshot::{MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_DEPTH};
 use backup_core::{ArtifactData, ArtifactDescriptor, Error, ErrorKind, WorkspaceSnapshot};
 use support::*;
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged; only counters are
-// updated around it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-            let now = CURRENT.fetch_add(new_size, Ordering::Relaxed) + new_size;
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-}
+// backup-core's tests cannot depend on backup-testkit (it depends on backup-core).
+#[path = "../../backup-testkit/src/alloc.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod alloc;
+use alloc::CountingAllocator;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -65,10 +36,9 @@ const MIB: usize = 1024 * 1024;
 /// Runs `step` and returns its result with the heap it needed at most beyond what was
 /// allocated when it started.
 async fn peak_heap<T>(step: impl std::future::Future<Output = T>) -> (T, usize) {
-    let base = CURRENT.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = CountingAllocator::reset_peak();
     let out = step.await;
-    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+    (out, CountingAllocator::peak().saturating_sub(base))
 }
 
 /// A zip whose only entry is `manifest.json` holding `manifest`, written in pieces so
@@ -278,10 +248,9 @@ fn a_snapshot_over_its_limits_is_refused_before_parsing() {
     let mut big = vec![b' '; size];
     big[0] = b'{';
     big[size - 1] = b'}';
-    let base = CURRENT.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = CountingAllocator::reset_peak();
     let err = WorkspaceSnapshot::from_json(&big).expect_err("too large");
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    let peak = CountingAllocator::peak().saturating_sub(base);
     assert_eq!(err.kind(), ErrorKind::InvalidSnapshot, "{err}");
     assert!(
         err.message().contains(&MAX_SNAPSHOT_BYTES.to_string()),

@@ -4,58 +4,16 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use backup_core::{ErrorKind, ImportMode};
+use backup_testkit::alloc::CountingAllocator;
 use backup_testkit::redis_server::RedisServer;
 use common::{import_logical_bytes, logical_bytes};
 use serde_json::json;
 
-/// Counts the largest single allocation and the peak of live bytes.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(size: usize) {
-    let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
-    PEAK.fetch_max(live, Ordering::Relaxed);
-    LARGEST.fetch_max(size, Ordering::Relaxed);
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; only counters are updated.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        grew(new_size);
-        // SAFETY: forwarded with the caller's pointer, layout and size.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// How long the fuzz loop runs.
 const BUDGET: Duration = Duration::from_secs(8);
@@ -178,9 +136,7 @@ async fn the_logical_reader_survives_arbitrary_and_mutated_input_with_bounded_me
     let mut rng = Rng(0x5eed_1234_abcd_0042);
     let force = ImportMode { force: true };
 
-    let live_before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(live_before, Ordering::Relaxed);
-    LARGEST.store(0, Ordering::Relaxed);
+    let live_before = CountingAllocator::reset_peak();
     let started = Instant::now();
     let (mut runs, mut refused) = (0u64, 0u64);
     // Every hostile length once, whatever the random choices below.
@@ -189,7 +145,7 @@ async fn the_logical_reader_survives_arbitrary_and_mutated_input_with_bounded_me
         let error = import_logical_bytes(&target, input, force)
             .await
             .expect_err("a length beyond the input is refused");
-        let largest = LARGEST.load(Ordering::Relaxed);
+        let largest = CountingAllocator::largest();
         assert!(
             largest <= MAX_ALLOCATION,
             "hostile length {variant} made the reader allocate {largest} bytes at once"
@@ -224,8 +180,8 @@ async fn the_logical_reader_survives_arbitrary_and_mutated_input_with_bounded_me
         }
         runs += 1;
     }
-    let largest = LARGEST.load(Ordering::Relaxed);
-    let growth = PEAK.load(Ordering::Relaxed).saturating_sub(live_before);
+    let largest = CountingAllocator::largest();
+    let growth = CountingAllocator::peak().saturating_sub(live_before);
     eprintln!(
         "{runs} inputs, {refused} refused, largest allocation {largest} B, growth {growth} B"
     );

@@ -3,44 +3,18 @@
 //! return (an error or a value), never panic or overflow its stack, and never allocate
 //! more than a small bound for input that announces huge lengths it does not deliver.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backup_core::DataExporter;
 use backup_redis::RedisExporter;
+use backup_testkit::alloc::CountingAllocator;
 use serde_json::json;
 
-/// Counts live heap bytes and the peak since the last reset.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only adds bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// How long the test feeds inputs.
 const BUDGET: Duration = Duration::from_secs(8);
@@ -147,11 +121,10 @@ async fn arbitrary_replies_never_panic_overflow_or_allocate_without_bound() {
     while start.elapsed() < BUDGET {
         let bytes = input(&mut rng);
         *payload.lock().unwrap_or_else(|p| p.into_inner()) = bytes.clone();
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
+        let before = CountingAllocator::reset_peak();
         // Errors are expected; a panic or an abort would end the test.
         let _ = RedisExporter.artifacts(&service).await;
-        let extra = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+        let extra = CountingAllocator::peak().saturating_sub(before);
         assert!(
             extra <= MAX_EXTRA_HEAP,
             "parsing {} bytes (starting {:?}) allocated {extra} bytes",

@@ -3,6 +3,7 @@
 //! Every adapter runs the public async functions of [`conformance`] against a real server
 //! started by the test itself (see [`postgres_server`], [`redis_server`]).
 
+pub mod alloc;
 pub mod conformance;
 pub mod data;
 pub mod podman;
