@@ -1,8 +1,8 @@
 //! Encrypted vs unencrypted bundle write on the same data, side by side in one run: the
 //! same input (half pseudo-random, half text, so zstd has work to do) written with
 //! zstd, then zstd + age to an X25519 recipient, then zstd + age with a passphrase (the
-//! default scrypt work factor: one derivation per entry). The ratio to the unencrypted
-//! time is printed; the goal is at most 1.3x.
+//! default scrypt work factor: one derivation per bundle, wrapping the bundle's X25519
+//! identity). The ratio to the unencrypted time is printed; the goal is at most 1.3x.
 //!
 //! `cargo bench -p backup-benches --bench bundle_encrypt`. `BUNDLE_ENCRYPT_BENCH_MIB`
 //! (default 256) sets the size. Each side runs three times; the fastest run counts.

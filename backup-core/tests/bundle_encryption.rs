@@ -1,4 +1,4 @@
-//! age encryption per entry: round trips with a passphrase and with X25519 recipients,
+//! age encryption per entry (a passphrase wraps one X25519 identity per bundle): round trips with a passphrase and with X25519 recipients,
 //! listing and checksum verification without the key, wrong and missing keys, tampering
 //! caught by sha256 and by age's authentication, the scrypt work-factor bound, and stock
 //! `unzip -p | age -d | zstd -d`.
@@ -17,6 +17,51 @@ use backup_core::bundle::{
 use backup_core::progress::NoProgress;
 use backup_core::{ArtifactData, Error, ErrorKind};
 use support::*;
+
+/// Decodes age ASCII armor with stock `base64 -d` (which also checks it is standard).
+fn dearmor(armored: &str) -> Vec<u8> {
+    let body: String = armored
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    run_with_input("base64 -d", body.as_bytes())
+}
+
+/// Armors `bytes` the way age does, with stock `base64 -w 64`.
+fn armor(bytes: &[u8]) -> String {
+    let body = String::from_utf8(run_with_input("base64 -w 64", bytes)).expect("base64 text");
+    format!("-----BEGIN AGE ENCRYPTED FILE-----\n{body}-----END AGE ENCRYPTED FILE-----\n")
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+fn run_with_input(script: &str, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run bash ({e})"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
 
 /// A low work factor keeps the tests fast; the default is pinned separately.
 const TEST_WORK_FACTOR: u8 = 10;
@@ -83,6 +128,11 @@ async fn passphrase_round_trip_records_how_and_never_the_passphrase() {
         assert_eq!(info.scheme, "age");
         assert_eq!(info.method, EncryptionMethod::Passphrase);
         assert_eq!(info.work_factor, Some(TEST_WORK_FACTOR));
+        let wrapped = manifest.wrapped_identity.clone().expect("wrapped identity");
+        assert!(
+            wrapped.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"),
+            "{wrapped}"
+        );
         for entry in &manifest.entries {
             assert_eq!(entry.encryption, ENCRYPTION_AGE);
             assert!(entry.path.ends_with(".age"), "{}", entry.path);
@@ -288,19 +338,25 @@ async fn a_passphrase_work_factor_over_the_bound_is_refused_before_any_scrypt_wo
     let path = dir.path().join("enc.zip");
     let manifest = write_encrypted(&path, Compression::Zstd, passphrase_encryption()).await;
     let entry = manifest.entries[0].path.clone();
-    // Claim 2^40 in the age header (what a hostile bundle would do to exhaust a reader).
-    rewrite_entry(&path, &entry, |bytes| {
-        let header_end = bytes
-            .windows(4)
-            .position(|w| w == b"\n---")
-            .expect("age header");
-        let header = String::from_utf8(bytes[..header_end].to_vec()).expect("header text");
-        let claimed = header.replace(&format!(" {TEST_WORK_FACTOR}\n"), " 40\n");
-        assert_ne!(claimed, header, "the stanza names the work factor");
-        let mut out = claimed.into_bytes();
-        out.extend_from_slice(&bytes[header_end..]);
-        *bytes = out;
-    });
+    // Claim 2^40 in the wrapped identity's age header (what a hostile bundle would do to
+    // exhaust a reader): refused from the header, before any scrypt work.
+    let mut entries = read_entries(&path);
+    let mut json = manifest_json(&entries);
+    let wrapped = json["wrappedIdentity"].as_str().expect("wrapped identity");
+    let mut bytes = dearmor(wrapped);
+    let header_end = bytes
+        .windows(4)
+        .position(|w| w == b"\n---")
+        .expect("age header");
+    let header = String::from_utf8(bytes[..header_end].to_vec()).expect("header text");
+    let claimed = header.replace(&format!(" {TEST_WORK_FACTOR}\n"), " 40\n");
+    assert_ne!(claimed, header, "the stanza names the work factor");
+    let mut out = claimed.into_bytes();
+    out.extend_from_slice(&bytes[header_end..]);
+    bytes = out;
+    json["wrappedIdentity"] = serde_json::json!(armor(&bytes));
+    set_manifest(&mut entries, &json);
+    write_raw_zip(&path, &entries);
     let reader = BundleReader::open(&path)
         .await
         .expect("open")
@@ -313,6 +369,22 @@ async fn a_passphrase_work_factor_over_the_bound_is_refused_before_any_scrypt_wo
     assert!(started.elapsed().as_secs() < 5, "no scrypt work was done");
     assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
     assert!(err.message().contains("work factor 40"), "{err}");
+    assert!(err.message().contains(&entry), "{err}");
+
+    // The manifest's own workFactor over the bound is refused too, before age is asked.
+    json["encryption"]["workFactor"] = serde_json::json!(41);
+    set_manifest(&mut entries, &json);
+    write_raw_zip(&path, &entries);
+    let reader = BundleReader::open(&path)
+        .await
+        .expect("open")
+        .with_decryption(Decryption::Passphrase(Passphrase::new(PASSPHRASE)));
+    let err = reader
+        .verify(&NoProgress)
+        .await
+        .expect_err("excessive work");
+    assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
+    assert!(err.message().contains("work factor 41"), "{err}");
 
     // A writer refuses to make what readers refuse.
     let options = BundleOptions::default().with_encryption(Encryption::Passphrase {
@@ -375,4 +447,153 @@ async fn an_encrypted_entry_opens_with_stock_unzip_age_and_zstd() {
             entry.path
         );
     }
+}
+
+#[tokio::test]
+async fn a_passphrase_bundle_wraps_one_identity_and_its_entries_are_x25519_age_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("enc.zip");
+    let manifest = write_encrypted(&path, Compression::Zstd, passphrase_encryption()).await;
+    assert!(manifest.entries.len() >= 2, "several entries");
+    // Exactly one scrypt stanza in the whole bundle: the wrapped identity's.
+    let wrapped = dearmor(
+        manifest
+            .wrapped_identity
+            .as_deref()
+            .expect("wrapped identity"),
+    );
+    assert!(wrapped.starts_with(b"age-encryption.org/v1\n-> scrypt "));
+    let json = std::str::from_utf8(
+        &read_entries(&path)
+            .into_iter()
+            .find(|(n, _)| n == "manifest.json")
+            .expect("manifest")
+            .1,
+    )
+    .expect("utf-8")
+    .to_owned();
+    assert_eq!(
+        json.matches("BEGIN AGE ENCRYPTED FILE").count(),
+        1,
+        "{json}"
+    );
+    for (name, bytes) in read_entries(&path) {
+        if !name.starts_with("data/") {
+            continue;
+        }
+        let header_end = bytes
+            .windows(4)
+            .position(|w| w == b"\n---")
+            .expect("age header");
+        let header = String::from_utf8_lossy(&bytes[..header_end]);
+        assert!(header.contains("\n-> X25519 "), "{name}: {header}");
+        assert!(!header.contains("scrypt"), "{name}: {header}");
+    }
+    // Two bundles with the same passphrase get different identities.
+    let other = dir.path().join("other.zip");
+    let second = write_encrypted(&other, Compression::Zstd, passphrase_encryption()).await;
+    assert_ne!(second.wrapped_identity, manifest.wrapped_identity);
+}
+
+#[tokio::test]
+async fn a_passphrase_entry_opens_by_hand_with_the_unwrapped_identity_and_stock_age() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("enc.zip");
+    let manifest = write_encrypted(&path, Compression::Zstd, passphrase_encryption()).await;
+    // `jq -r .wrappedIdentity | age -d` prompts for the passphrase on a terminal; the
+    // age crate stands in for that step.
+    let wrapped = dearmor(
+        manifest
+            .wrapped_identity
+            .as_deref()
+            .expect("wrapped identity"),
+    );
+    let identity = age::scrypt::Identity::new(PASSPHRASE.to_owned().into());
+    let mut key = String::new();
+    age::Decryptor::new(&wrapped[..])
+        .expect("age file")
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .expect("the passphrase unlocks the wrapped identity")
+        .read_to_string(&mut key)
+        .expect("identity text");
+    assert!(key.starts_with("AGE-SECRET-KEY-1"), "an age identity");
+    // And the documented stock pipeline, with `script` giving age the terminal it asks
+    // the passphrase on.
+    let key_file = dir.path().join("key.txt");
+    let unwrap = format!(
+        "set -o pipefail; unzip -p '{}' manifest.json | jq -r .wrappedIdentity | age -d -o '{}'",
+        path.display(),
+        key_file.display()
+    );
+    run_with_input(
+        &format!("timeout 60 script -qec {} /dev/null", shell_quote(&unwrap)),
+        format!("{PASSPHRASE}\n").as_bytes(),
+    );
+    let stock_key = std::fs::read_to_string(&key_file).expect("age -d wrote key.txt");
+    assert_eq!(stock_key, key, "stock age unwraps the same identity");
+    let (entry, (_, _, want)) = manifest
+        .entries
+        .iter()
+        .zip(sample_payloads())
+        .next()
+        .expect("an entry");
+    let script = format!(
+        "set -o pipefail; unzip -p '{}' '{}' | age -d -i '{}' | zstd -d",
+        path.display(),
+        entry.path,
+        key_file.display()
+    );
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run bash ({e})"));
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout == want, "{} differs", entry.path);
+}
+
+#[tokio::test]
+async fn an_oversized_or_damaged_wrapped_identity_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("enc.zip");
+    write_encrypted(&path, Compression::Zstd, passphrase_encryption()).await;
+    let mut entries = read_entries(&path);
+    let mut json = manifest_json(&entries);
+    let wrapped = json["wrappedIdentity"]
+        .as_str()
+        .expect("wrapped")
+        .to_owned();
+
+    json["wrappedIdentity"] = serde_json::json!(format!("{wrapped}{}", "A".repeat(5000)));
+    set_manifest(&mut entries, &json);
+    write_raw_zip(&path, &entries);
+    let err = BundleReader::open(&path).await.expect_err("oversized");
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+    assert!(err.message().contains("wrappedIdentity"), "{err}");
+
+    let mut bytes = dearmor(&wrapped);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    json["wrappedIdentity"] = serde_json::json!(armor(&bytes));
+    set_manifest(&mut entries, &json);
+    write_raw_zip(&path, &entries);
+    let reader = BundleReader::open(&path)
+        .await
+        .expect("open")
+        .with_decryption(Decryption::Passphrase(Passphrase::new(PASSPHRASE)));
+    let err = reader.verify(&NoProgress).await.expect_err("damaged");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Integrity | ErrorKind::PermissionDenied
+        ),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(PASSPHRASE));
 }

@@ -106,9 +106,9 @@ impl Repository {
         Ok(Repository {
             store,
             prefix,
+            upload: UploadOptions::for_storage(&storage),
             storage,
             config,
-            upload: UploadOptions::default(),
             lock_timing: LockTiming::default(),
             encryption,
             decryption: None,
@@ -154,9 +154,9 @@ impl Repository {
         Ok(Repository {
             store,
             prefix,
+            upload: UploadOptions::for_storage(&storage),
             storage,
             config,
-            upload: UploadOptions::default(),
             lock_timing: LockTiming::default(),
             encryption: Encryption::None,
             decryption: None,

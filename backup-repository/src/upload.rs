@@ -31,6 +31,21 @@ impl Default for UploadOptions {
     }
 }
 
+impl UploadOptions {
+    /// The defaults for `storage`: on a local directory one part at a time (parallel
+    /// parts gain nothing on one disk and each holds `part_size` bytes, so a long write
+    /// would peak `3 × part_size` higher than a short one); elsewhere [`Default`].
+    pub fn for_storage(storage: &crate::Storage) -> UploadOptions {
+        match storage {
+            crate::Storage::Local(_) => UploadOptions {
+                max_in_flight: 1,
+                ..UploadOptions::default()
+            },
+            _ => UploadOptions::default(),
+        }
+    }
+}
+
 /// The upload's state, shared by the repository and the zip thread.
 struct Slot {
     store: Arc<dyn ObjectStore>,

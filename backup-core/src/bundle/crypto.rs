@@ -8,26 +8,41 @@
 //! `manifest.json` stay plaintext (they hold configuration and checksums, never secrets),
 //! so a restore can be planned before the key is asked for.
 //!
-//! A passphrase uses age's scrypt recipient with a pinned work factor
-//! ([`DEFAULT_SCRYPT_WORK_FACTOR`]); a reader refuses a work factor above
-//! [`MAX_SCRYPT_WORK_FACTOR`] instead of spending minutes and gigabytes on it.
+//! A passphrase costs one scrypt run per bundle: the writer generates an age X25519
+//! identity for the bundle, encrypts every entry to its recipient, and stores the
+//! identity in the manifest's `wrappedIdentity` as an armored age file encrypted with the
+//! passphrase (age's scrypt recipient, pinned work factor [`DEFAULT_SCRYPT_WORK_FACTOR`]).
+//! That is ciphertext, so the manifest still holds no secret. A reader unwraps it once,
+//! on the first entry, and keeps the identity; it refuses a work factor above
+//! [`MAX_SCRYPT_WORK_FACTOR`] (in the manifest or the age header) before any scrypt work
+//! instead of spending minutes and gigabytes on it. By hand:
+//!
+//! ```text
+//! unzip -p bundle.zip manifest.json | jq -r .wrappedIdentity | age -d > key.txt
+//! unzip -p bundle.zip data/db/app.dump.zst.age | age -d -i key.txt | zstd -d > app.dump
+//! ```
+//!
+//! (the first `age -d` asks for the passphrase on the terminal). A bundle without
+//! `wrappedIdentity` (written before this scheme) has scrypt age files as entries and
+//! still reads with the passphrase.
 
 use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use age::secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::manifest::MAX_WRAPPED_IDENTITY_BYTES;
 use crate::{Error, ErrorKind, Result};
 
 /// The `encryption` value of an entry encrypted as one age file.
 pub const ENCRYPTION_AGE: &str = "age";
 
 /// The scrypt work factor (log2 N) a passphrase-encrypted bundle is written with: 2^18,
-/// about a quarter of a second and 256 MiB per entry on a current machine.
+/// about a quarter of a second and 256 MiB, once per bundle, on a current machine.
 pub const DEFAULT_SCRYPT_WORK_FACTOR: u8 = 18;
 
 /// The largest scrypt work factor (log2 N) a reader accepts: 2^20 (1 GiB of memory).
@@ -68,7 +83,8 @@ pub enum Encryption {
     /// Not at all.
     #[default]
     None,
-    /// With a passphrase (age scrypt recipient).
+    /// With a passphrase: entries go to a fresh X25519 identity per bundle, which the
+    /// manifest stores wrapped with the passphrase (age scrypt recipient).
     Passphrase {
         /// The passphrase.
         passphrase: Passphrase,
@@ -126,7 +142,7 @@ impl Encryption {
     }
 
     /// What the manifest records (never a secret).
-    pub(crate) fn info(&self) -> Option<EncryptionInfo> {
+    fn info(&self) -> Option<EncryptionInfo> {
         match self {
             Encryption::None => None,
             Encryption::Passphrase { work_factor, .. } => Some(EncryptionInfo {
@@ -144,8 +160,10 @@ impl Encryption {
         }
     }
 
-    /// The encryptor entries are written with, built once per bundle.
+    /// The encryptor entries are written with, built once per bundle. A passphrase runs
+    /// scrypt once here: it wraps a fresh X25519 identity the entries are encrypted to.
     pub(crate) fn encryptor(&self) -> Result<Option<Arc<EntryEncryptor>>> {
+        let mut wrapped_identity = None;
         let recipients: Vec<Box<dyn age::Recipient + Send + Sync>> = match self {
             Encryption::None => return Ok(None),
             Encryption::Passphrase {
@@ -160,9 +178,9 @@ impl Encryption {
                         ),
                     ));
                 }
-                let mut recipient = age::scrypt::Recipient::new(passphrase.secret());
-                recipient.set_work_factor(*work_factor);
-                vec![Box::new(recipient)]
+                let identity = age::x25519::Identity::generate();
+                wrapped_identity = Some(wrap_identity(&identity, passphrase, *work_factor)?);
+                vec![Box::new(identity.to_public())]
             }
             Encryption::Recipients(keys) => {
                 let mut out: Vec<Box<dyn age::Recipient + Send + Sync>> = Vec::new();
@@ -175,8 +193,38 @@ impl Encryption {
                 out
             }
         };
-        Ok(Some(Arc::new(EntryEncryptor { recipients })))
+        Ok(Some(Arc::new(EntryEncryptor {
+            recipients,
+            info: self.info(),
+            wrapped_identity,
+        })))
     }
+}
+
+/// Encrypts `identity` with `passphrase` (age scrypt, `work_factor`) as an armored age
+/// file: what the manifest stores as `wrappedIdentity`.
+fn wrap_identity(
+    identity: &age::x25519::Identity,
+    passphrase: &Passphrase,
+    work_factor: u8,
+) -> Result<String> {
+    let fail = |e: &dyn fmt::Display| {
+        Error::new(
+            ErrorKind::Io,
+            format!("wrapping the bundle key with the passphrase: {e}"),
+        )
+    };
+    let mut recipient = age::scrypt::Recipient::new(passphrase.secret());
+    recipient.set_work_factor(work_factor);
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .map_err(|e| fail(&e))?;
+    let mut writer = encryptor.wrap_output(Vec::new()).map_err(|e| fail(&e))?;
+    writer
+        .write_all(format!("{}\n", identity.to_string().expose_secret()).as_bytes())
+        .map_err(|e| fail(&e))?;
+    let bytes = writer.finish().map_err(|e| fail(&e))?;
+    Ok(super::armor::encode(&bytes))
 }
 
 /// How a bundle's entries are encrypted, as the manifest records it (public data only).
@@ -208,6 +256,8 @@ pub enum EncryptionMethod {
 /// Encrypts entries as age files; shared by the entries of one bundle.
 pub(crate) struct EntryEncryptor {
     recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
+    info: Option<EncryptionInfo>,
+    wrapped_identity: Option<String>,
 }
 
 impl fmt::Debug for EntryEncryptor {
@@ -217,6 +267,11 @@ impl fmt::Debug for EntryEncryptor {
 }
 
 impl EntryEncryptor {
+    /// What the manifest records: the method and, for a passphrase, the wrapped identity.
+    pub(crate) fn manifest_info(&self) -> (Option<EncryptionInfo>, Option<String>) {
+        (self.info.clone(), self.wrapped_identity.clone())
+    }
+
     /// Starts one age file (a fresh file key) on `output`.
     pub(crate) fn wrap<W: Write>(&self, output: W) -> io::Result<age::stream::StreamWriter<W>> {
         let encryptor = age::Encryptor::with_recipients(
@@ -306,30 +361,103 @@ impl Decryption {
         }
     }
 
-    /// The decryptor entries are read with, built once per reader.
-    pub(crate) fn decryptor(&self) -> EntryDecryptor {
-        let identities: Vec<Box<dyn age::Identity + Send + Sync>> = match self {
-            Decryption::Passphrase(passphrase) => {
+    /// The decryptor entries are read with, built once per reader. A passphrase with the
+    /// manifest's `wrappedIdentity` unlocks that identity on first use (one scrypt run per
+    /// reader); without one (an older bundle) each entry is an scrypt age file.
+    pub(crate) fn decryptor(
+        &self,
+        info: Option<&EncryptionInfo>,
+        wrapped_identity: Option<&str>,
+    ) -> EntryDecryptor {
+        let keys = match (self, wrapped_identity) {
+            (Decryption::Passphrase(passphrase), Some(wrapped)) => Keys::Wrapped {
+                passphrase: passphrase.clone(),
+                work_factor: info.and_then(|i| i.work_factor),
+                wrapped: wrapped.to_owned(),
+                unlocked: OnceLock::new(),
+            },
+            (Decryption::Passphrase(passphrase), None) => {
                 let mut identity = age::scrypt::Identity::new(passphrase.secret());
                 identity.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
-                vec![Box::new(identity)]
+                Keys::Identities(vec![Box::new(identity)])
             }
-            Decryption::Identities(keys) => keys
-                .0
-                .iter()
-                .map(|k| Box::new(k.clone()) as Box<dyn age::Identity + Send + Sync>)
-                .collect(),
+            (Decryption::Identities(keys), _) => Keys::Identities(
+                keys.0
+                    .iter()
+                    .map(|k| Box::new(k.clone()) as Box<dyn age::Identity + Send + Sync>)
+                    .collect(),
+            ),
         };
         EntryDecryptor {
-            identities,
+            keys,
             what: self.what(),
         }
     }
 }
 
+/// The keys an [`EntryDecryptor`] opens entries with.
+enum Keys {
+    /// Identities tried on every entry.
+    Identities(Vec<Box<dyn age::Identity + Send + Sync>>),
+    /// The bundle's identity, wrapped with a passphrase; unlocked once, on first use.
+    Wrapped {
+        passphrase: Passphrase,
+        work_factor: Option<u8>,
+        wrapped: String,
+        unlocked: OnceLock<std::result::Result<age::x25519::Identity, Unwrap>>,
+    },
+}
+
+/// Why the wrapped identity could not be unlocked (kept so every entry reports it).
+#[derive(Debug, Clone)]
+enum Unwrap {
+    WrongKey,
+    ExcessiveWork(u8),
+    Invalid(String),
+}
+
+/// Decrypts the armored `wrapped` identity with `passphrase`, refusing a work factor
+/// above [`MAX_SCRYPT_WORK_FACTOR`] (in the manifest or the age header) before any
+/// scrypt work.
+fn unwrap_identity(
+    passphrase: &Passphrase,
+    work_factor: Option<u8>,
+    wrapped: &str,
+) -> std::result::Result<age::x25519::Identity, Unwrap> {
+    use age::DecryptError as D;
+    use std::io::Read;
+    if let Some(claimed) = work_factor.filter(|w| *w > MAX_SCRYPT_WORK_FACTOR) {
+        return Err(Unwrap::ExcessiveWork(claimed));
+    }
+    if wrapped.len() > MAX_WRAPPED_IDENTITY_BYTES {
+        return Err(Unwrap::Invalid(format!(
+            "it is longer than {MAX_WRAPPED_IDENTITY_BYTES} bytes"
+        )));
+    }
+    let mut identity = age::scrypt::Identity::new(passphrase.secret());
+    identity.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
+    let bytes = super::armor::decode(wrapped)
+        .ok_or_else(|| Unwrap::Invalid("it is not age ASCII armor".to_owned()))?;
+    let decryptor = age::Decryptor::new(&bytes[..]);
+    let mut reader = decryptor
+        .and_then(|d| d.decrypt(std::iter::once(&identity as &dyn age::Identity)))
+        .map_err(|e| match e {
+            D::NoMatchingKeys | D::DecryptionFailed | D::KeyDecryptionFailed => Unwrap::WrongKey,
+            D::ExcessiveWork { required, .. } => Unwrap::ExcessiveWork(required),
+            other => Unwrap::Invalid(other.to_string()),
+        })?;
+    let mut text = String::new();
+    (&mut reader)
+        .take(MAX_WRAPPED_IDENTITY_BYTES as u64)
+        .read_to_string(&mut text)
+        .map_err(|e| Unwrap::Invalid(e.to_string()))?;
+    age::x25519::Identity::from_str(text.trim())
+        .map_err(|_| Unwrap::Invalid("it does not hold an age X25519 identity".to_owned()))
+}
+
 /// Decrypts entries; shared by a reader's threads.
 pub(crate) struct EntryDecryptor {
-    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    keys: Keys,
     what: &'static str,
 }
 
@@ -348,13 +476,42 @@ impl EntryDecryptor {
         entry: &str,
     ) -> Result<age::stream::StreamReader<R>> {
         let decryptor = age::Decryptor::new(input).map_err(|e| self.error(e, entry))?;
-        decryptor
-            .decrypt(
-                self.identities
-                    .iter()
-                    .map(|i| i.as_ref() as &dyn age::Identity),
-            )
-            .map_err(|e| self.error(e, entry))
+        match &self.keys {
+            Keys::Identities(identities) => decryptor
+                .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+                .map_err(|e| self.error(e, entry)),
+            Keys::Wrapped {
+                passphrase,
+                work_factor,
+                wrapped,
+                unlocked,
+            } => {
+                let identity = unlocked
+                    .get_or_init(|| unwrap_identity(passphrase, *work_factor, wrapped))
+                    .as_ref()
+                    .map_err(|why| self.unwrap_error(why, entry))?;
+                decryptor
+                    .decrypt(std::iter::once(identity as &dyn age::Identity))
+                    .map_err(|e| self.error(e, entry))
+            }
+        }
+    }
+
+    fn unwrap_error(&self, why: &Unwrap, entry: &str) -> Error {
+        match why {
+            Unwrap::WrongKey => self.error(age::DecryptError::DecryptionFailed, entry),
+            Unwrap::ExcessiveWork(required) => self.error(
+                age::DecryptError::ExcessiveWork {
+                    required: *required,
+                    target: MAX_SCRYPT_WORK_FACTOR,
+                },
+                entry,
+            ),
+            Unwrap::Invalid(why) => Error::integrity(format!(
+                "entry {entry} cannot be decrypted: the manifest's wrappedIdentity is not a valid age file: {why}"
+            ))
+            .with_hint("the bundle was not written by this tool or was tampered with"),
+        }
     }
 
     fn error(&self, e: age::DecryptError, entry: &str) -> Error {

@@ -65,7 +65,17 @@ pub struct Manifest {
     /// public parameters only, never a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionInfo>,
+    /// With a passphrase: the bundle's age X25519 identity (which every data entry is
+    /// encrypted to) as an armored age file encrypted with the passphrase (scrypt, the
+    /// work factor of [`encryption`](Self::encryption)). Ciphertext, never a secret; at
+    /// most [`MAX_WRAPPED_IDENTITY_BYTES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapped_identity: Option<String>,
 }
+
+/// The longest [`Manifest::wrapped_identity`] a reader accepts (one armored age file
+/// holding one identity is well under 1 KiB).
+pub const MAX_WRAPPED_IDENTITY_BYTES: usize = 4096;
 
 /// Deserializes the entry list, refusing more than [`MAX_MANIFEST_ENTRIES`] while it
 /// reads.

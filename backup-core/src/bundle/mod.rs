@@ -21,9 +21,13 @@
 //! [`SOURCE_READ_SIZE`] or exact spans, so no full local copy is needed.
 //!
 //! With [`BundleOptions::encryption`] each data entry is compressed, then encrypted with
-//! age (a passphrase with a pinned scrypt work factor, or X25519 recipients):
-//! `unzip -p bundle.zip data/db/app.dump.zst.age | age -d -i key.txt | zstd -d` restores
-//! it with stock tools. Checksums stay over the stored bytes, so listing and checksum
+//! age to X25519 recipients: the given public keys, or, with a passphrase, a fresh
+//! identity generated for the bundle and stored in the manifest's `wrappedIdentity`
+//! encrypted with the passphrase (age scrypt, pinned work factor: one scrypt run per
+//! bundle, not per entry). `unzip -p bundle.zip data/db/app.dump.zst.age | age -d -i
+//! key.txt | zstd -d` restores an entry with stock tools; with a passphrase, first
+//! `unzip -p bundle.zip manifest.json | jq -r .wrappedIdentity | age -d > key.txt` (age
+//! asks for the passphrase). Checksums stay over the stored bytes, so listing and checksum
 //! verification need no key; `snapshot.json` and `manifest.json` stay plaintext and
 //! never hold a secret. [`BundleReader::with_decryption`] gives the reader the key.
 //!
@@ -46,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 
+mod armor;
 mod central_dir;
 mod crypto;
 mod entry_name;
@@ -69,7 +74,7 @@ pub use entry_name::{DATA_DIR, MANIFEST_PATH, SNAPSHOT_PATH};
 pub use manifest::{
     BundleKind, BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry,
     ToolInfo, VerifyReport, ENCRYPTION_NONE, MANIFEST_FORMAT_VERSION, MAX_MANIFEST_BYTES,
-    MAX_MANIFEST_DEPTH, MAX_MANIFEST_ENTRIES, MAX_MANIFEST_VALUES,
+    MAX_MANIFEST_DEPTH, MAX_MANIFEST_ENTRIES, MAX_MANIFEST_VALUES, MAX_WRAPPED_IDENTITY_BYTES,
 };
 pub use reader::BundleReader;
 pub use source::{BundleSource, FileSource, MemorySource, SOURCE_READ_SIZE};

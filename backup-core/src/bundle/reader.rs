@@ -16,6 +16,7 @@ use super::local_header::{self, LocalLayout};
 use super::local_scan;
 use super::manifest::{
     Compression, EntryChecksum, Manifest, ManifestEntry, VerifyReport, ENCRYPTION_NONE,
+    MAX_WRAPPED_IDENTITY_BYTES,
 };
 use super::manifest_read::{read_manifest, TAMPERED_HINT};
 use super::source::{BundleSource, FileSource, SourceReader, SOURCE_READ_SIZE};
@@ -107,9 +108,13 @@ impl BundleReader {
     /// Gives the reader the key of an encrypted bundle: [`verify`](Self::verify) then
     /// decrypts every entry (checking age's authentication and the decompressed size),
     /// and [`open_entry`](Self::open_entry) delivers plaintext. A passphrase refuses a
-    /// scrypt work factor above [`MAX_SCRYPT_WORK_FACTOR`](super::MAX_SCRYPT_WORK_FACTOR).
+    /// scrypt work factor above [`MAX_SCRYPT_WORK_FACTOR`](super::MAX_SCRYPT_WORK_FACTOR),
+    /// and unwraps the bundle's identity (one scrypt run) on the first entry it decrypts.
     pub fn with_decryption(mut self, decryption: Decryption) -> Self {
-        self.decryptor = Some(Arc::new(decryption.decryptor()));
+        self.decryptor = Some(Arc::new(decryption.decryptor(
+            self.manifest.encryption.as_ref(),
+            self.manifest.wrapped_identity.as_deref(),
+        )));
         self
     }
 
@@ -473,6 +478,15 @@ fn check_entries(
         .with_hint("the bundle was not written by this tool or was tampered with"));
     }
 
+    if let Some(wrapped) = &manifest.wrapped_identity {
+        if wrapped.len() > MAX_WRAPPED_IDENTITY_BYTES {
+            return Err(Error::integrity(format!(
+                "the manifest's wrappedIdentity holds {} bytes, more than the {MAX_WRAPPED_IDENTITY_BYTES} a wrapped key needs",
+                wrapped.len()
+            ))
+            .with_hint("the bundle was not written by this tool or was tampered with"));
+        }
+    }
     for entry in &manifest.entries {
         if entry.encryption == ENCRYPTION_AGE && manifest.encryption.is_none() {
             return Err(Error::integrity(format!(

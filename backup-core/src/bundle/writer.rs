@@ -437,6 +437,11 @@ impl BundleWriter {
                 services.push(entry.service.clone());
             }
         }
+        let (encryption, wrapped_identity) = self
+            .encryptor
+            .as_ref()
+            .map(|e| e.manifest_info())
+            .unwrap_or_default();
         Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
             id: self.id.clone(),
@@ -452,7 +457,8 @@ impl BundleWriter {
             },
             snapshot: self.snapshot.clone(),
             entries: self.entries.clone(),
-            encryption: self.options.encryption.info(),
+            encryption,
+            wrapped_identity,
         }
     }
 
