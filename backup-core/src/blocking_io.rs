@@ -54,7 +54,7 @@ impl Write for ChannelWriter {
 ///
 /// If `produce` fails, the stream ends with its error, so a consumer never takes a partial
 /// stream for a complete one; if it panics, the stream ends with an
-/// [`ErrorKind::Io`](crate::ErrorKind::Io) error saying so (never quietly). Dropping the
+/// [`ErrorKind::Io`] error saying so (never quietly). Dropping the
 /// stream makes further writes fail with `BrokenPipe`, which stops the producer.
 pub fn stream_from_blocking_writer<F>(produce: F) -> ByteStream
 where
