@@ -99,10 +99,31 @@ pub async fn pid_in(path: &Path) -> u32 {
 }
 
 /// Writes an executable script.
+///
+/// A child process writes it: a file this multi-threaded test process had open for
+/// writing can still be open in another test's freshly forked child (until that child
+/// execs), and executing it then fails with "Text file busy" (ETXTBSY).
 pub fn script(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    use std::io::Write;
+    let mut writer = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("cat > \"$1\" && chmod 755 \"$1\"")
+        .arg("sh")
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(
+        writer.wait().unwrap().success(),
+        "writing {}",
+        path.display()
+    );
 }
 
 /// Shell-quotes `text` for a script.
