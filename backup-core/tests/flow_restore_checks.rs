@@ -58,15 +58,13 @@ async fn a_dry_run_with_force_runs_the_checks_of_the_services_it_would_replace()
     let mut options = restore_options(&tmp.path().join("restored"));
     options.import.force = true;
     options.import.dry_run = true;
-    let err = restore_backup(
+    let err = failing_restore(
         &bundle,
         &target,
-        &registry(),
         &options,
-        Arc::new(NoProgress),
+        "the existing app's check refuses",
     )
-    .await
-    .expect_err("the existing app's check refuses");
+    .await;
     assert_eq!(err.kind(), ErrorKind::UnsupportedVersion, "{err}");
     assert!(err.message().contains("`app`"), "{err}");
 }
@@ -87,15 +85,13 @@ async fn force_checks_the_services_it_replaces_before_removing_them() {
     ));
     let mut options = restore_options(&tmp.path().join("restored"));
     options.import.force = true;
-    let err = restore_backup(
+    let err = failing_restore(
         &bundle,
         &target,
-        &registry(),
         &options,
-        Arc::new(NoProgress),
+        "the existing app's check refuses",
     )
-    .await
-    .expect_err("the existing app's check refuses");
+    .await;
     assert_eq!(err.kind(), ErrorKind::UnsupportedVersion, "{err}");
     assert!(
         target.calls().is_empty(),
@@ -121,15 +117,7 @@ async fn a_failed_forced_recreate_names_the_existing_services_it_removed() {
     ));
     let mut options = restore_options(&tmp.path().join("restored"));
     options.import.force = true;
-    let err = restore_backup(
-        &bundle,
-        &target,
-        &registry(),
-        &options,
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect_err("app's import fails");
+    let err = failing_restore(&bundle, &target, &options, "app's import fails").await;
     assert_eq!(err.kind(), ErrorKind::ToolFailed, "{err}");
     let hint = err.hint().unwrap_or_default();
     assert!(
@@ -163,15 +151,7 @@ async fn a_failed_restore_into_existing_services_names_those_already_replaced() 
         },
         ..RestoreOptions::default()
     };
-    let err = restore_backup(
-        &bundle,
-        &source,
-        &registry(),
-        &options,
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect_err("app's import fails");
+    let err = failing_restore(&bundle, &source, &options, "app's import fails").await;
     assert_eq!(err.kind(), ErrorKind::ToolFailed, "{err}");
     let hint = err.hint().unwrap_or_default();
     assert!(
@@ -187,4 +167,16 @@ async fn a_failed_restore_into_existing_services_names_those_already_replaced() 
         .calls()
         .iter()
         .any(|c| matches!(c, HostCall::Removed(_))));
+}
+
+/// Restores `bundle` into `host` with no progress sink, expecting it to fail.
+async fn failing_restore(
+    bundle: &std::path::Path,
+    host: &InMemoryHost,
+    options: &RestoreOptions,
+    why: &str,
+) -> backup_core::Error {
+    restore_backup(bundle, host, &registry(), options, Arc::new(NoProgress))
+        .await
+        .expect_err(why)
 }
