@@ -27,20 +27,8 @@ fn is_finished(e: &ProgressEvent) -> bool {
 
 #[tokio::test]
 async fn a_successful_restore_reports_one_plan_and_finishes_last() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let source = source_host(&tmp.path().join("src"), json!({}));
-    let bundle = backup(&source, tmp.path()).await;
-    let progress = CollectedProgress::new();
-    restore_backup(
-        &bundle,
-        &InMemoryHost::new(workspace("t")),
-        &registry(),
-        &restore_options(&tmp.path().join("restored")),
-        Arc::new(progress.clone()),
-    )
-    .await
-    .expect("restore");
-    let events = progress.events();
+    let (outcome, events) = restore_collecting(json!({})).await;
+    outcome.expect("restore");
     assert_eq!(count(&events, is_plan), 1, "{events:?}");
     assert_eq!(count(&events, is_finished), 1, "{events:?}");
     assert!(
@@ -59,20 +47,8 @@ async fn a_successful_restore_reports_one_plan_and_finishes_last() {
 
 #[tokio::test]
 async fn a_failed_restore_names_the_service_before_rolling_back_and_never_finishes() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let source = source_host(&tmp.path().join("src"), json!({ "failImport": true }));
-    let bundle = backup(&source, tmp.path()).await;
-    let progress = CollectedProgress::new();
-    restore_backup(
-        &bundle,
-        &InMemoryHost::new(workspace("t")),
-        &registry(),
-        &restore_options(&tmp.path().join("restored")),
-        Arc::new(progress.clone()),
-    )
-    .await
-    .expect_err("app's import fails");
-    let events = progress.events();
+    let (outcome, events) = restore_collecting(json!({ "failImport": true })).await;
+    outcome.expect_err("app's import fails");
     assert_eq!(count(&events, is_plan), 1, "{events:?}");
     assert_eq!(count(&events, is_finished), 0, "{events:?}");
     let failed = position(
@@ -149,4 +125,27 @@ async fn a_workspace_import_reports_one_plan_and_a_named_failure_before_rolling_
         Some(ProgressEvent::OperationFailed { .. })
     ));
     assert_no_anonymous_failure(&events);
+}
+
+/// Backs up a source whose app has `app_config`, restores it into a new workspace, and
+/// returns the outcome with every progress event of the restore.
+async fn restore_collecting(
+    app_config: serde_json::Value,
+) -> (
+    backup_core::Result<backup_core::restore::RestoreReport>,
+    Vec<ProgressEvent>,
+) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let source = source_host(&tmp.path().join("src"), app_config);
+    let bundle = backup(&source, tmp.path()).await;
+    let progress = CollectedProgress::new();
+    let outcome = restore_backup(
+        &bundle,
+        &InMemoryHost::new(workspace("t")),
+        &registry(),
+        &restore_options(&tmp.path().join("restored")),
+        Arc::new(progress.clone()),
+    )
+    .await;
+    (outcome, progress.events())
 }
