@@ -10,9 +10,22 @@ async fn main() -> backup_core::Result<()> {
         .service("db", "postgres", pg)?
         .service("cache", "redis", json!({"host": "127.0.0.1", "port": 6379}))?
         .service("uploads", "directory", json!({"path": "/srv/shop/uploads"}))?;
-    let (bundle, progress) = (std::path::Path::new("shop.backup.zip"), std::sync::Arc::new(NoProgress));
-    backup_core::backup::create_backup(&host, host.registry(), &Default::default(), bundle, progress.clone()).await?;
-    let mut options = RestoreOptions { recreate_services: false, ..Default::default() };
+    let (bundle, progress) = (
+        std::path::Path::new("shop.backup.zip"),
+        std::sync::Arc::new(NoProgress),
+    );
+    backup_core::backup::create_backup(
+        &host,
+        host.registry(),
+        &Default::default(),
+        bundle,
+        progress.clone(),
+    )
+    .await?;
+    let mut options = RestoreOptions {
+        recreate_services: false,
+        ..Default::default()
+    };
     options.import.force = true; // replace the data of the running services
     restore_backup(bundle, &host, host.registry(), &options, progress).await?;
     Ok(())

@@ -277,8 +277,7 @@ impl Config {
             schedule.check(&format!("schedules[{i}]"), &self.services, &mut issues);
         }
         if let Some(policy) = &self.retention {
-            if let Err(e) =
-                backup_repository::retention::plan(&[], policy, jiff::Timestamp::now())
+            if let Err(e) = backup_repository::retention::plan(&[], policy, jiff::Timestamp::now())
             {
                 issues.add("retention", e.to_string());
             }
@@ -314,7 +313,10 @@ impl Config {
             ),
             (None, Some(url)) => {
                 if parse_s3_url(url).is_none() {
-                    issues.add("repository.url", "must read s3://bucket or s3://bucket/prefix");
+                    issues.add(
+                        "repository.url",
+                        "must read s3://bucket or s3://bucket/prefix",
+                    );
                 }
             }
             (Some(_), None) => {}
@@ -404,10 +406,17 @@ impl Config {
                     continue;
                 }
             };
-            let secrets: BTreeSet<&str> =
-                recipe.secret_fields().iter().map(|s| s.name.as_str()).collect();
-            let config =
-                secret::resolve_config(&service.config, &secrets, &format!("{field}.config"), issues);
+            let secrets: BTreeSet<&str> = recipe
+                .secret_fields()
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            let config = secret::resolve_config(
+                &service.config,
+                &secrets,
+                &format!("{field}.config"),
+                issues,
+            );
             for error in recipe.config_errors(&Value::Object(config.clone())) {
                 let pointer = error.pointer.trim_start_matches('/').replace('/', ".");
                 let at = if pointer.is_empty() {
@@ -419,7 +428,10 @@ impl Config {
             }
             for (label, cmd) in [("stop", &service.stop), ("start", &service.start)] {
                 if cmd.as_ref().is_some_and(Vec::is_empty) {
-                    issues.add(format!("{field}.{label}"), "an empty command; give argv, e.g. [\"systemctl\", \"stop\", \"app\"]");
+                    issues.add(
+                        format!("{field}.{label}"),
+                        "an empty command; give argv, e.g. [\"systemctl\", \"stop\", \"app\"]",
+                    );
                 }
             }
             if service.stop.is_some() != service.start.is_some() {
@@ -449,8 +461,9 @@ impl Config {
         let mut issues = Issues::default();
         self.check_repository(&mut issues);
         if let Some(first) = issues.0.first() {
-            return Err(Error::new(ErrorKind::InvalidConfig, first.to_string())
-                .with_field_errors(issues.0));
+            return Err(
+                Error::new(ErrorKind::InvalidConfig, first.to_string()).with_field_errors(issues.0)
+            );
         }
         let r = &self.repository;
         if let Some(path) = &r.path {
@@ -463,7 +476,11 @@ impl Config {
             prefix,
             endpoint: r.endpoint.clone(),
             region: r.region.clone(),
-            access_key_id: r.access_key_id.as_ref().map(SecretSource::read).transpose()?,
+            access_key_id: r
+                .access_key_id
+                .as_ref()
+                .map(SecretSource::read)
+                .transpose()?,
             secret_access_key: r
                 .secret_access_key
                 .as_ref()
@@ -539,7 +556,12 @@ fn find_cycle(services: &BTreeMap<String, ServiceConfig>) -> Option<Vec<String>>
             return None;
         }
         path.push(name);
-        for dep in services.get(name).map(|s| &s.depends_on).into_iter().flatten() {
+        for dep in services
+            .get(name)
+            .map(|s| &s.depends_on)
+            .into_iter()
+            .flatten()
+        {
             if dep != name && services.contains_key(dep) {
                 if let Some(cycle) = visit(dep, services, path, done) {
                     return Some(cycle);
@@ -578,7 +600,9 @@ mod tests {
         .unwrap();
         let issues = config.check(&registry());
         assert!(
-            issues.iter().any(|i| i.pointer == "services.db.config.port"),
+            issues
+                .iter()
+                .any(|i| i.pointer == "services.db.config.port"),
             "{issues:?}"
         );
     }

@@ -115,7 +115,9 @@ impl Bars {
                     .println(format!("failed: {}: {}", clean(service), clean(error)));
             }
             ProgressEvent::RollingBack { reason } => {
-                let _ = self.multi.println(format!("rolling back: {}", clean(reason)));
+                let _ = self
+                    .multi
+                    .println(format!("rolling back: {}", clean(reason)));
             }
             _ => {}
         }

@@ -19,7 +19,10 @@ fn help_documents_every_exit_code_and_the_json_schema() {
     assert_eq!(out.status.code(), Some(0));
     let help = stdout(&out);
     for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "7 ", "130"] {
-        assert!(help.contains(&format!("\n  {code}")), "exit code {code} in --help: {help}");
+        assert!(
+            help.contains(&format!("\n  {code}")),
+            "exit code {code} in --help: {help}"
+        );
     }
     assert!(help.contains("\"ok\": true"), "{help}");
 }
@@ -47,13 +50,27 @@ fn an_invalid_configuration_exits_2_with_every_field_error() {
         .iter()
         .map(|f| f["field"].as_str().unwrap().to_string())
         .collect();
-    for expected in ["services.db.config.port", "services.db.config.password", "services.other.recipe"] {
-        assert!(fields.iter().any(|f| f == expected), "{expected} in {fields:?}");
+    for expected in [
+        "services.db.config.port",
+        "services.db.config.password",
+        "services.other.recipe",
+    ] {
+        assert!(
+            fields.iter().any(|f| f == expected),
+            "{expected} in {fields:?}"
+        );
     }
-    assert!(!out.to_string().contains("literal"), "a secret value is never echoed");
+    assert!(
+        !out.to_string().contains("literal"),
+        "a secret value is never echoed"
+    );
     let human = ws.run(&["check-config"]);
     assert_eq!(human.status.code(), Some(2));
-    assert!(stderr(&human).contains("services.db.config.port"), "{}", stderr(&human));
+    assert!(
+        stderr(&human).contains("services.db.config.port"),
+        "{}",
+        stderr(&human)
+    );
 }
 
 #[test]
@@ -68,7 +85,10 @@ fn an_unknown_bundle_exits_1_with_a_hint() {
 fn a_tampered_bundle_fails_verification_with_exit_code_3() {
     let ws = initialised(Options::default());
     let created = ws.ok(&["create"]);
-    let path = ws.repo.join(format!("bundles/{}.backup.zip", created["name"].as_str().unwrap()));
+    let path = ws.repo.join(format!(
+        "bundles/{}.backup.zip",
+        created["name"].as_str().unwrap()
+    ));
     let manifest = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(BundleReader::open(&path))
@@ -92,7 +112,10 @@ fn a_repository_locked_by_a_live_process_exits_6() {
     });
     std::fs::write(ws.repo.join("locks/held-by-test.json"), record.to_string()).unwrap();
     let out = ws.json(&["create"], 6);
-    assert!(out["error"]["message"].as_str().unwrap().contains("locked"), "{out}");
+    assert!(
+        out["error"]["message"].as_str().unwrap().contains("locked"),
+        "{out}"
+    );
     assert!(ws.ok(&["list"]).as_array().unwrap().is_empty());
 }
 
@@ -102,12 +125,19 @@ fn a_wrong_passphrase_exits_7() {
         extra: "[encryption]\npassphrase = { env = \"BACKUPCTL_TEST_PASSPHRASE\" }\n".into(),
         ..Options::default()
     });
-    ws.env.push(("BACKUPCTL_TEST_PASSPHRASE".into(), "right horse battery".into()));
+    ws.env.push((
+        "BACKUPCTL_TEST_PASSPHRASE".into(),
+        "right horse battery".into(),
+    ));
     ws.ok(&["init"]);
     ws.ok(&["create"]);
     assert_eq!(ws.ok(&["verify", "1"])[0]["ok"], true);
     ws.env.retain(|(k, _)| k != "BACKUPCTL_TEST_PASSPHRASE");
-    ws.env.push(("BACKUPCTL_TEST_PASSPHRASE".into(), "wrong horse".into()));
+    ws.env
+        .push(("BACKUPCTL_TEST_PASSPHRASE".into(), "wrong horse".into()));
     let out = ws.json(&["verify", "1"], 7);
-    assert!(!out.to_string().contains("wrong horse"), "the passphrase is never printed");
+    assert!(
+        !out.to_string().contains("wrong horse"),
+        "the passphrase is never printed"
+    );
 }

@@ -11,7 +11,10 @@ use rustix::process::{kill_process, Pid, Signal};
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -23,14 +26,17 @@ fn sigint_during_create_leaves_no_bundle_no_lock_and_starts_the_stopped_service(
     let started = dir.path().join("started");
     let ws = Workspace::new(Options {
         files_section: format!(
-            "stop = [\"sh\", \"-c\", \"touch {} && exec sleep 30\"]\nstart = [\"touch\", \"{}\"]\n",
+            "stop = [\"sh\", \"-c\", \"[ -e {0} ] || {{ touch {0}; exec sleep 30; }}\"]\nstart = [\"touch\", \"{1}\"]\n",
             stopped.display(),
             started.display()
         ),
         ..Options::default()
     });
     ws.ok(&["init"]);
-    let mut child = ws.command(&["create", "--label", "interrupted"]).spawn().unwrap();
+    let mut child = ws
+        .command(&["create", "--label", "interrupted"])
+        .spawn()
+        .unwrap();
     // The repository lock is taken, and the service is being stopped for its export.
     wait_for("the stop command", || stopped.exists());
     assert_eq!(ws.lock_files().len(), 1, "create holds a repository lock");
@@ -38,10 +44,20 @@ fn sigint_during_create_leaves_no_bundle_no_lock_and_starts_the_stopped_service(
     kill_process(pid, Signal::INT).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert!(ws.ok(&["list"]).as_array().unwrap().is_empty(), "no bundle is listed");
-    assert!(ws.lock_files().is_empty(), "no lock is left: {:?}", ws.lock_files());
-    assert!(list_dir(&ws.repo.join("bundles")).is_empty(), "no partial upload is left");
+    assert!(
+        ws.ok(&["list"]).as_array().unwrap().is_empty(),
+        "no bundle is listed"
+    );
+    assert!(
+        ws.lock_files().is_empty(),
+        "no lock is left: {:?}",
+        ws.lock_files()
+    );
+    assert!(
+        list_dir(&ws.repo.join("bundles")).is_empty(),
+        "no partial upload is left"
+    );
     assert!(started.exists(), "the stopped service was started again");
-    // The repository works afterwards.
+    // The repository works afterwards (the stop command returns at once the second time).
     ws.ok(&["create"]);
 }

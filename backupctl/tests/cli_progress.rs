@@ -16,7 +16,12 @@ fn open_pty() -> (OwnedFd, std::fs::File) {
     let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
     grantpt(&controller).unwrap();
     unlockpt(&controller).unwrap();
-    let size = Winsize { ws_row: 40, ws_col: 160, ws_xpixel: 0, ws_ypixel: 0 };
+    let size = Winsize {
+        ws_row: 40,
+        ws_col: 160,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     tcsetwinsize(&controller, size).unwrap();
     let name = ptsname(&controller, Vec::new()).unwrap();
     let device = std::fs::OpenOptions::new()
@@ -30,7 +35,9 @@ fn open_pty() -> (OwnedFd, std::fs::File) {
 fn big_workspace() -> Workspace {
     let ws = Workspace::new(Options::default());
     // Enough data that the export reports bytes several times.
-    let data: Vec<u8> = (0..24u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..24u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(ws.files.join("big.bin"), data).unwrap();
     ws.ok(&["init"]);
     ws
@@ -63,9 +70,18 @@ fn create_on_a_terminal_draws_progress_bars_on_stderr() {
     let status = child.wait().unwrap();
     let seen = String::from_utf8_lossy(&drain.join().unwrap()).into_owned();
     assert!(status.success(), "{seen}");
-    assert!(seen.contains("files/tree.tar"), "a bar per artifact: {seen:?}");
-    assert!(seen.contains('\u{1b}'), "bars redraw with terminal control sequences: {seen:?}");
-    assert!(seen.contains('█'), "the bar is filled as bytes arrive: {seen:?}");
+    assert!(
+        seen.contains("files/tree.tar"),
+        "a bar per artifact: {seen:?}"
+    );
+    assert!(
+        seen.contains('\u{1b}'),
+        "bars redraw with terminal control sequences: {seen:?}"
+    );
+    assert!(
+        seen.contains('█'),
+        "the bar is filled as bytes arrive: {seen:?}"
+    );
 }
 
 #[test]
@@ -75,7 +91,14 @@ fn create_through_a_pipe_prints_plain_lines_and_no_bars() {
     assert!(out.status.success());
     let err = stderr(&out);
     assert!(err.contains("export files: started"), "{err}");
-    assert!(!err.contains('█') && !err.contains('\u{1b}') && !err.contains('\r'), "{err:?}");
+    assert!(
+        !err.contains('█') && !err.contains('\u{1b}') && !err.contains('\r'),
+        "{err:?}"
+    );
     let quiet = ws.run(&["--json", "create"]);
-    assert!(stderr(&quiet).is_empty(), "--json prints nothing on stderr: {}", stderr(&quiet));
+    assert!(
+        stderr(&quiet).is_empty(),
+        "--json prints nothing on stderr: {}",
+        stderr(&quiet)
+    );
 }

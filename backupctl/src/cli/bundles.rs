@@ -81,7 +81,10 @@ pub(crate) fn bundle_table(bundles: &[BundleInfo]) {
             ]
         })
         .collect();
-    table(&["#", "NAME / LABEL", "DATE (UTC)", "SIZE", "KIND", "PURPOSE"], &rows);
+    table(
+        &["#", "NAME / LABEL", "DATE (UTC)", "SIZE", "KIND", "PURPOSE"],
+        &rows,
+    );
 }
 
 /// `list`: result is an array of bundles (`index`, `id`, `name`, `label`, `kind`,
@@ -126,9 +129,18 @@ pub(crate) fn print_entry(entry: &IndexEntry) {
     line(&format!("name:     {}", entry.name));
     line(&format!("id:       {}", m.id));
     line(&format!("created:  {}", m.created_at));
-    line(&format!("kind:     {}", format!("{:?}", m.kind).to_lowercase()));
-    line(&format!("label:    {}", entry.effective_label().unwrap_or("-")));
-    line(&format!("purpose:  {}", m.purpose.as_deref().unwrap_or("-")));
+    line(&format!(
+        "kind:     {}",
+        format!("{:?}", m.kind).to_lowercase()
+    ));
+    line(&format!(
+        "label:    {}",
+        entry.effective_label().unwrap_or("-")
+    ));
+    line(&format!(
+        "purpose:  {}",
+        m.purpose.as_deref().unwrap_or("-")
+    ));
     line(&format!("reason:   {}", m.reason.as_deref().unwrap_or("-")));
     line(&format!("size:     {}", human_bytes(entry.size)));
     let locked = match &entry.lock {
@@ -181,7 +193,8 @@ pub(crate) async fn verify(ctx: &Context, args: VerifyArgs) -> Result<Exit> {
     let mut results = Vec::new();
     for selector in &selectors {
         let entry = repo.info(selector).await?;
-        let outcome = until_interrupted(repo.verify(&entry.manifest.id, ctx.progress.as_ref())).await;
+        let outcome =
+            until_interrupted(repo.verify(&entry.manifest.id, ctx.progress.as_ref())).await;
         match outcome {
             Ok(report) => results.push(Verified {
                 name: entry.name,
@@ -206,7 +219,10 @@ pub(crate) async fn verify(ctx: &Context, args: VerifyArgs) -> Result<Exit> {
     let failed = results.iter().filter(|r| !r.ok).count();
     if ctx.json {
         if failed > 0 {
-            let error = Error::integrity(format!("{failed} of {} bundle(s) failed verification", results.len()));
+            let error = Error::integrity(format!(
+                "{failed} of {} bundle(s) failed verification",
+                results.len()
+            ));
             crate::output::json_error("verify", &error, Exit::VerificationFailed);
         } else {
             json_ok("verify", &results);
@@ -255,7 +271,11 @@ pub(crate) async fn prune(ctx: &Context, args: PruneArgs) -> Result<Exit> {
         json_ok("prune", &report);
         return Ok(Exit::Ok);
     }
-    let verb = if report.dry_run { "would remove" } else { "removed" };
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     match &report.plan {
         None => line("no retention policy configured ([retention] in the configuration): only orphans are pruned"),
         Some(plan) => {
@@ -301,8 +321,11 @@ pub(crate) async fn lock(ctx: &Context, args: LockArgs) -> Result<Exit> {
         .as_deref()
         .map(|u| {
             u.parse::<Timestamp>().map_err(|e| {
-                Error::new(ErrorKind::InvalidInput, format!("--until {u:?} is not a time: {e}"))
-                    .with_hint("use RFC 3339, e.g. 2027-01-01T00:00:00Z")
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("--until {u:?} is not a time: {e}"),
+                )
+                .with_hint("use RFC 3339, e.g. 2027-01-01T00:00:00Z")
             })
         })
         .transpose()?;
@@ -324,7 +347,11 @@ pub(crate) async fn unlock(ctx: &Context, args: BundleArg) -> Result<Exit> {
 pub(crate) async fn label(ctx: &Context, args: LabelArgs) -> Result<Exit> {
     let config = ctx.config()?;
     let repo = ctx.repository(&config).await?;
-    let label = if args.clear { None } else { args.label.as_deref() };
+    let label = if args.clear {
+        None
+    } else {
+        args.label.as_deref()
+    };
     let entry = repo.set_label(&args.bundle, label).await?;
     Ok(entry_done(ctx, "label", &entry, "labelled"))
 }

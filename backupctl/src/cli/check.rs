@@ -50,14 +50,23 @@ pub(crate) async fn run(ctx: &Context, args: CheckConfigArgs) -> Result<Exit> {
             let Some(exporter) = registry.get(&deployment.recipe)?.exporter().cloned() else {
                 continue;
             };
-            let target = service_target(&host, &deployment, Arc::new(backup_core::progress::NoProgress));
-            let reached = tokio::time::timeout(Duration::from_secs(30), exporter.artifacts(&target)).await;
+            let target = service_target(
+                &host,
+                &deployment,
+                Arc::new(backup_core::progress::NoProgress),
+            );
+            let reached =
+                tokio::time::timeout(Duration::from_secs(30), exporter.artifacts(&target)).await;
             let (ok, detail) = match reached {
                 Ok(Ok(artifacts)) => (true, format!("{} artifact(s) to back up", artifacts.len())),
                 Ok(Err(e)) => (false, e.to_string()),
                 Err(_) => (false, "no answer within 30 s".into()),
             };
-            connected.push(Reached { target: deployment.name, ok, detail });
+            connected.push(Reached {
+                target: deployment.name,
+                ok,
+                detail,
+            });
         }
     }
     let failed = connected.iter().filter(|c| !c.ok).count();
@@ -78,16 +87,27 @@ pub(crate) async fn run(ctx: &Context, args: CheckConfigArgs) -> Result<Exit> {
             config.schedules.len()
         ));
         for c in &connected {
-            line(&format!("  {} {}: {}", if c.ok { "ok    " } else { "FAILED" }, c.target, c.detail));
+            line(&format!(
+                "  {} {}: {}",
+                if c.ok { "ok    " } else { "FAILED" },
+                c.target,
+                c.detail
+            ));
         }
     }
     if failed > 0 {
-        let names: Vec<&str> = connected.iter().filter(|c| !c.ok).map(|c| c.target.as_str()).collect();
+        let names: Vec<String> = connected
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} ({})", c.target, c.detail))
+            .collect();
         return Err(Error::new(
             ErrorKind::Unavailable,
-            format!("could not reach {}", names.join(", ")),
+            format!("could not reach {}", names.join("; ")),
         )
-        .with_hint("the configuration is valid; check the servers are running and the credentials"));
+        .with_hint(
+            "the configuration is valid; check the servers are running and the credentials",
+        ));
     }
     Ok(Exit::Ok)
 }

@@ -82,11 +82,17 @@ pub(crate) async fn run(ctx: &Context, args: CreateArgs) -> Result<Exit> {
 
 /// The host with every PostgreSQL service set to `scope: "schema"`, and those services'
 /// names (of `wanted`, or all).
-fn schema_only(host: ConfiguredHost, wanted: Option<&[String]>) -> Result<(ConfiguredHost, Vec<String>)> {
+fn schema_only(
+    host: ConfiguredHost,
+    wanted: Option<&[String]>,
+) -> Result<(ConfiguredHost, Vec<String>)> {
     let postgres: Vec<String> = host
         .service_names()
         .into_iter()
-        .filter(|n| host.get(n).is_some_and(|s| s.recipe == backup_postgres::RECIPE))
+        .filter(|n| {
+            host.get(n)
+                .is_some_and(|s| s.recipe == backup_postgres::RECIPE)
+        })
         .filter(|n| wanted.is_none_or(|w| w.contains(n)))
         .collect();
     if postgres.is_empty() {
@@ -153,7 +159,10 @@ fn this_host() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-async fn our_locks(repo: &Repository, pid: u32) -> Vec<backup_repository::object_store::path::Path> {
+async fn our_locks(
+    repo: &Repository,
+    pid: u32,
+) -> Vec<backup_repository::object_store::path::Path> {
     let Ok(metas) = repo
         .object_store()
         .list(Some(&repo.key("locks")))
@@ -167,7 +176,9 @@ async fn our_locks(repo: &Repository, pid: u32) -> Vec<backup_repository::object
         let Ok(got) = repo.object_store().get(&meta.location).await else {
             continue;
         };
-        let Ok(bytes) = got.bytes().await else { continue };
+        let Ok(bytes) = got.bytes().await else {
+            continue;
+        };
         if let Ok(record) = serde_json::from_slice::<LockRecord>(&bytes) {
             if record.pid == pid && record.host == this_host() {
                 ours.push(meta.location);

@@ -45,11 +45,26 @@ pub(crate) async fn run(ctx: &Context, args: DiffArgs) -> Result<Exit> {
     let before = repo.info(&args.before).await?;
     let after = repo.info(&args.after).await?;
     let (b, a) = (&before.manifest, &after.manifest);
-    let services_added = a.includes.services.iter().filter(|s| !b.includes.services.contains(s)).cloned().collect();
-    let services_removed = b.includes.services.iter().filter(|s| !a.includes.services.contains(s)).cloned().collect();
+    let services_added = a
+        .includes
+        .services
+        .iter()
+        .filter(|s| !b.includes.services.contains(s))
+        .cloned()
+        .collect();
+    let services_removed = b
+        .includes
+        .services
+        .iter()
+        .filter(|s| !a.includes.services.contains(s))
+        .cloned()
+        .collect();
     let mut artifacts = Vec::new();
     for entry in &b.entries {
-        let other = a.entries.iter().find(|e| e.service == entry.service && e.artifact.name == entry.artifact.name);
+        let other = a
+            .entries
+            .iter()
+            .find(|e| e.service == entry.service && e.artifact.name == entry.artifact.name);
         let is_pg = |f: &str| f == POSTGRES_CUSTOM || f == POSTGRES_SQL;
         let postgres = match other {
             Some(o) if is_pg(&entry.artifact.format) && is_pg(&o.artifact.format) => {
@@ -66,7 +81,11 @@ pub(crate) async fn run(ctx: &Context, args: DiffArgs) -> Result<Exit> {
             postgres,
         });
     }
-    for entry in a.entries.iter().filter(|e| !b.entries.iter().any(|o| o.service == e.service && o.artifact.name == e.artifact.name)) {
+    for entry in a.entries.iter().filter(|e| {
+        !b.entries
+            .iter()
+            .any(|o| o.service == e.service && o.artifact.name == e.artifact.name)
+    }) {
         artifacts.push(ArtifactChange {
             service: entry.service.clone(),
             artifact: entry.artifact.name.clone(),
@@ -76,7 +95,13 @@ pub(crate) async fn run(ctx: &Context, args: DiffArgs) -> Result<Exit> {
             postgres: None,
         });
     }
-    let diff = BundleDiff { before: before.name, after: after.name, services_added, services_removed, artifacts };
+    let diff = BundleDiff {
+        before: before.name,
+        after: after.name,
+        services_added,
+        services_removed,
+        artifacts,
+    };
     if ctx.json {
         json_ok("diff", &diff);
         return Ok(Exit::Ok);
@@ -91,7 +116,13 @@ pub(crate) async fn run(ctx: &Context, args: DiffArgs) -> Result<Exit> {
     let size = |s: Option<u64>| s.map_or("-".into(), human_bytes);
     for c in &diff.artifacts {
         let mark = if c.changed { "~" } else { "=" };
-        line(&format!("{mark} {}/{}: {} -> {}", c.service, c.artifact, size(c.before_size), size(c.after_size)));
+        line(&format!(
+            "{mark} {}/{}: {} -> {}",
+            c.service,
+            c.artifact,
+            size(c.before_size),
+            size(c.after_size)
+        ));
         if let Some(pg) = c.postgres.as_ref().filter(|d| !d.is_empty()) {
             for l in pg.to_string().lines() {
                 line(&format!("    {l}"));

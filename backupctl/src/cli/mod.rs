@@ -114,8 +114,11 @@ pub fn main() -> u8 {
 
 /// The error a Ctrl-C ends a command with.
 pub(crate) fn interrupted() -> Error {
-    Error::new(ErrorKind::Cancelled, "interrupted (Ctrl-C): the operation was cancelled")
-        .with_hint("nothing was published; locks were released and stopped services started")
+    Error::new(
+        ErrorKind::Cancelled,
+        "interrupted (Ctrl-C): the operation was cancelled",
+    )
+    .with_hint("nothing was published; locks were released and stopped services started")
 }
 
 async fn run(ctx: &Context, command: Command) -> Result<Exit> {

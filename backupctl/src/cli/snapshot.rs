@@ -32,7 +32,11 @@ pub(crate) async fn export(ctx: &Context, args: ExportSnapshotArgs) -> Result<Ex
     if ctx.json {
         json_ok("export-snapshot", &snapshot);
     } else if let Some(path) = &args.output {
-        line(&format!("wrote {} service(s) to {}", snapshot.services.len(), path.display()));
+        line(&format!(
+            "wrote {} service(s) to {}",
+            snapshot.services.len(),
+            path.display()
+        ));
     } else {
         line(&text);
     }
@@ -81,14 +85,22 @@ pub(crate) async fn import(ctx: &Context, args: ImportSnapshotArgs) -> Result<Ex
             "dependsOn": service.depends_on,
             "config": Value::Object(config),
         });
-        let table: toml::Table = serde_json::from_value(section)
-            .map_err(|e| Error::new(ErrorKind::InvalidSnapshot, format!("service `{}` cannot be written as TOML: {e}", service.name)))?;
+        let table: toml::Table = serde_json::from_value(section).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidSnapshot,
+                format!("service `{}` cannot be written as TOML: {e}", service.name),
+            )
+        })?;
         services.insert(service.name.clone(), toml::Value::Table(table));
     }
     let mut root = toml::Table::new();
     root.insert("services".into(), toml::Value::Table(services));
-    let text = toml::to_string(&root)
-        .map_err(|e| Error::new(ErrorKind::InvalidSnapshot, format!("cannot write TOML: {e}")))?;
+    let text = toml::to_string(&root).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidSnapshot,
+            format!("cannot write TOML: {e}"),
+        )
+    })?;
     let stages: Vec<Vec<String>> = plan.stages.iter().map(|s| s.services.clone()).collect();
     if ctx.json {
         json_ok(
@@ -100,7 +112,11 @@ pub(crate) async fn import(ctx: &Context, args: ImportSnapshotArgs) -> Result<Ex
             "# {} service(s) from {}; restore order: {}",
             snapshot.services.len(),
             args.file.display(),
-            stages.iter().map(|s| s.join(", ")).collect::<Vec<_>>().join(" -> ")
+            stages
+                .iter()
+                .map(|s| s.join(", "))
+                .collect::<Vec<_>>()
+                .join(" -> ")
         ));
         line("# add to the configuration; set the secrets' environment variables");
         line(&text);

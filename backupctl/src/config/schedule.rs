@@ -73,15 +73,18 @@ impl ScheduleConfig {
             }
         }
         match (self.every, &self.weekday, self.day) {
-            (ScheduleEvery::Weekly, None, _) => {
-                issues.add(format!("{field}.weekday"), "a weekly schedule needs a weekday (mon … sun)")
-            }
-            (ScheduleEvery::Weekly, Some(w), _) if !WEEKDAYS.contains(&w.as_str()) => {
-                issues.add(format!("{field}.weekday"), "must be one of mon, tue, wed, thu, fri, sat, sun")
-            }
-            (ScheduleEvery::Monthly, _, None) => {
-                issues.add(format!("{field}.day"), "a monthly schedule needs a day (1-28)")
-            }
+            (ScheduleEvery::Weekly, None, _) => issues.add(
+                format!("{field}.weekday"),
+                "a weekly schedule needs a weekday (mon … sun)",
+            ),
+            (ScheduleEvery::Weekly, Some(w), _) if !WEEKDAYS.contains(&w.as_str()) => issues.add(
+                format!("{field}.weekday"),
+                "must be one of mon, tue, wed, thu, fri, sat, sun",
+            ),
+            (ScheduleEvery::Monthly, _, None) => issues.add(
+                format!("{field}.day"),
+                "a monthly schedule needs a day (1-28)",
+            ),
             (ScheduleEvery::Monthly, _, Some(d)) if !(1..=28).contains(&d) => {
                 issues.add(format!("{field}.day"), "must be between 1 and 28")
             }
@@ -89,7 +92,10 @@ impl ScheduleConfig {
         }
         if let Some(tz) = &self.time_zone {
             if jiff::tz::TimeZone::get(tz).is_err() {
-                issues.add(format!("{field}.timeZone"), format!("unknown time zone {tz:?}"));
+                issues.add(
+                    format!("{field}.timeZone"),
+                    format!("unknown time zone {tz:?}"),
+                );
             }
         }
         for name in self.services.iter().flatten() {
