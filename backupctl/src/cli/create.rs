@@ -39,10 +39,12 @@ pub(crate) async fn run(ctx: &Context, args: CreateArgs) -> Result<Exit> {
         host = host2;
         services = Some(postgres);
     }
-    let mut bundle = BundleOptions::default();
-    bundle.label = args.label.clone();
-    bundle.purpose = args.purpose.clone();
-    bundle.reason = args.reason.clone();
+    let bundle = BundleOptions {
+        label: args.label.clone(),
+        purpose: args.purpose.clone(),
+        reason: args.reason.clone(),
+        ..BundleOptions::default()
+    };
     let request = BackupRequest {
         bundle,
         services,
