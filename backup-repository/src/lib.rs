@@ -56,22 +56,31 @@
 //! [`Repository::lock_bundle`] rewrite its index entry; the index label wins over the
 //! manifest's label everywhere the repository shows one.
 
+mod emergency;
 mod error;
+mod guard;
 mod index;
 mod locks;
 mod maintain;
 mod naming;
+mod quiesce;
 mod repo;
 pub mod retention;
+pub mod safe_restore;
 mod source;
 mod storage;
 mod upload;
 mod write;
 
+pub use emergency::emergency_restore;
+pub use guard::{guard, GuardOutcome, GuardReason, Overridden};
 pub use index::{BundleFilter, BundleInfo, BundleLock, IndexEntry};
 pub use locks::{LockKind, LockRecord, LockTiming, REFRESH_EVERY, STALE_AFTER};
 pub use maintain::{CheckReport, Orphan, OrphanKind, PruneOptions, PruneReport};
 pub use repo::{Repository, BUNDLE_SUFFIX};
+pub use safe_restore::{
+    safe_restore, RestoreFailure, SafeRestoreOptions, SafeRestoreReport, ServiceReport, SmokeTest,
+};
 pub use source::ObjectSource;
 pub use storage::{RepositoryConfig, S3Options, Storage, REPOSITORY_FORMAT_VERSION};
 pub use upload::UploadOptions;
