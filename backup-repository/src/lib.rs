@@ -66,6 +66,12 @@
 //! duration, bundle and size, and the warnings its exporters reported;
 //! [`Repository::runs`] lists them newest first. [`Repository::backup_recorded`] backs up
 //! and records in one call. `check` and `prune` do not touch `runs/`.
+//!
+//! # Schedules
+//!
+//! [`schedule`]: daily, weekly, monthly or cron backups in an IANA time zone, each with
+//! its services, label and retention policy, run by a [`schedule::Scheduler`] inside
+//! the host's tokio runtime; the module docs say what happens around DST changes.
 
 mod clock;
 mod error;
@@ -76,6 +82,7 @@ mod maintain;
 mod naming;
 mod repo;
 pub mod retention;
+pub mod schedule;
 mod source;
 mod storage;
 mod upload;

@@ -2,7 +2,7 @@
 
 use backup_core::{Error, ErrorKind, Result};
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::Serialize;
@@ -119,11 +119,8 @@ impl Repository {
             if list.runs.len() >= limit {
                 break;
             }
-            let read: Vec<_> = futures::stream::iter(batch)
-                .map(|meta| self.read_run(meta))
-                .buffered(READ_BATCH)
-                .collect()
-                .await;
+            let read =
+                futures::future::join_all(batch.iter().map(|meta| self.read_run(meta))).await;
             for (meta, got) in batch.iter().zip(read) {
                 match got {
                     Ok(run) if filter.matches(&run) && list.runs.len() < limit => {
