@@ -4,12 +4,13 @@
 use backup_core::progress::SharedProgress;
 use backup_core::{Error, ErrorKind, RecipeRegistry, Result, WorkspaceHost};
 
+use crate::history::RunKind;
 use crate::locks::LockKind;
 use crate::quiesce::step;
 use crate::repo::Repository;
 use crate::safe_restore::{
-    finish, holds_all, verified_reader, Run, SafeRestoreOptions, SafeRestoreReport, SafetyPolicy,
-    SkippedBundle,
+    finish, holds_all, record_run, start_run, verified_reader, Run, SafeRestoreOptions,
+    SafeRestoreReport, SafetyPolicy, SkippedBundle,
 };
 
 const EMERGENCY: &str = "emergency-restore";
@@ -24,7 +25,8 @@ const EMERGENCY: &str = "emergency-restore";
 ///
 /// Progress: a `Step` for every bundle tried, skipped and chosen, for the safety backup
 /// or its absence, and for services stopped and started; the restore's own events; then
-/// `Finished` / `OperationFailed` (`"emergency-restore"`).
+/// `Finished` / `OperationFailed` (`"emergency-restore"`). The run is recorded in the
+/// history (kind `emergency-restore`), with the skipped bundles in its details.
 ///
 /// # Errors
 ///
@@ -37,13 +39,15 @@ pub async fn emergency_restore(
     options: &SafeRestoreOptions,
     progress: SharedProgress,
 ) -> Result<SafeRestoreReport> {
-    let outcome = async {
+    let history = start_run(RunKind::EmergencyRestore, "emergency");
+    let mut outcome = async {
         let lock = repo.lock(LockKind::Shared, EMERGENCY).await?;
         let result = newest_verified(repo, host, registry, options, &progress).await;
         lock.release().await;
         result
     }
     .await;
+    record_run(repo, history, EMERGENCY, &mut outcome, &progress).await;
     finish(&progress, EMERGENCY, outcome)
 }
 

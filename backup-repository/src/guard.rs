@@ -6,6 +6,7 @@ use backup_core::bundle::{BundleKind, BundleOptions};
 use backup_core::progress::SharedProgress;
 use backup_core::{Error, RecipeRegistry, Result, WorkspaceHost};
 
+use crate::history::{RunKind, RunStart};
 use crate::index::BundleInfo;
 use crate::quiesce::{step, Quiesce};
 use crate::repo::Repository;
@@ -103,7 +104,9 @@ pub struct Overridden {
 /// Progress: a `Step` when the backup is taken (naming it) or refused, the backup's
 /// export events, then `Finished` / `OperationFailed` (`"guard"`).
 ///
-/// Guard bundles fall under retention's `automatic` group.
+/// Guard bundles fall under retention's `automatic` group. The run is recorded in the
+/// history (kind `guard`, trigger the reason), succeeded with the bundle or failed with
+/// the error.
 pub async fn guard(
     repo: &Repository,
     host: &dyn WorkspaceHost,
@@ -131,8 +134,19 @@ pub async fn guard(
             already_stopped: quiesce.idle.clone(),
             ..BackupRequest::default()
         };
-        repo.create_backup(host, registry, &request, progress.clone())
-            .await
+        let run = RunStart::new(RunKind::Guard, reason.as_str()).services(services.iter().cloned());
+        let recorded = repo
+            .backup_recorded(host, registry, &request, run, progress.clone())
+            .await;
+        if let Err(error) = &recorded.recorded {
+            step(
+                progress.as_ref(),
+                GUARD,
+                format!("the guard run could not be recorded in the history: {error}"),
+            );
+        }
+        recorded
+            .into_result()
             .map_err(|e| e.context(format!("guard backup {}", reason.as_str())))
     }
     .await;

@@ -25,6 +25,7 @@
 //! [`ErrorKind::RollbackFailed`]: backup_core::ErrorKind::RollbackFailed
 
 mod dry_run;
+mod record;
 mod report;
 mod rollback;
 mod safety;
@@ -41,6 +42,7 @@ pub use report::{
 pub use safety::BEFORE_RESTORE;
 pub use select::LATEST;
 
+pub(crate) use record::{record as record_run, start as start_run};
 pub(crate) use select::{holds_all, verified_reader};
 
 use crate::index::IndexEntry;
@@ -101,6 +103,10 @@ pub(crate) enum SafetyPolicy {
 /// during a rollback, after `RollingBack`), then `Finished` / `OperationFailed`
 /// (`"safe-restore"`).
 ///
+/// The run (not a dry run) is recorded in the repository's history
+/// ([`crate::history`], kind `restore`): succeeded with the bundle and this report, or
+/// failed with the error, its hint and the rollback's outcome.
+///
 /// # Errors
 ///
 /// Before anything is touched: selection ([`backup_core::ErrorKind::NotFound`]), lock,
@@ -124,7 +130,8 @@ pub async fn safe_restore(
         progress: &progress,
         operation: SAFE_RESTORE,
     };
-    let outcome = async {
+    let history = start_run(crate::history::RunKind::Restore, "user");
+    let mut outcome = async {
         let lock = repo.lock(LockKind::Shared, SAFE_RESTORE).await?;
         let result = async {
             let entry = select::resolve(repo, selector, options.services.as_deref()).await?;
@@ -141,6 +148,7 @@ pub async fn safe_restore(
         result
     }
     .await;
+    record_run(repo, history, SAFE_RESTORE, &mut outcome, &progress).await;
     finish(&progress, SAFE_RESTORE, outcome)
 }
 
