@@ -14,6 +14,10 @@
 //!                                manifest, the label and lock set after the fact
 //! locks/<id>.json                repository locks (shared for create, exclusive for
 //!                                delete and prune)
+//! runs/<started>_<id>.json       run history: one record per run (scheduled, guard,
+//!                                manual, restore), succeeded or failed, written
+//!                                create-only; `<started>` is UTC to the millisecond
+//!                                (`20261130T021500.123Z`), so keys sort by start time
 //! ```
 //!
 //! Bundle names read as `{UTC timestamp}_{label or kind}_{short id}`, for example
@@ -55,23 +59,49 @@
 //! A bundle's own manifest is immutable. [`Repository::set_label`] and
 //! [`Repository::lock_bundle`] rewrite its index entry; the index label wins over the
 //! manifest's label everywhere the repository shows one.
+//!
+//! # Run history
+//!
+//! [`history`]: every run is recorded under `runs/` with its status, error and hint,
+//! duration, bundle and size, and the warnings its exporters reported;
+//! [`Repository::runs`] lists them newest first. [`Repository::backup_recorded`] backs up
+//! and records in one call. `check` and `prune` do not touch `runs/`.
+//!
+//! # Schedules
+//!
+//! [`schedule`]: daily, weekly, monthly or cron backups in an IANA time zone, each with
+//! its services, label and retention policy, run by a [`schedule::Scheduler`] inside
+//! the host's tokio runtime; the module docs say what happens around DST changes.
 
+mod clock;
+mod emergency;
 mod error;
+mod guard;
+pub mod history;
 mod index;
 mod locks;
 mod maintain;
 mod naming;
+mod quiesce;
 mod repo;
 pub mod retention;
+pub mod safe_restore;
+pub mod schedule;
 mod source;
 mod storage;
 mod upload;
 mod write;
 
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use emergency::emergency_restore;
+pub use guard::{guard, GuardOutcome, GuardReason, Overridden};
 pub use index::{BundleFilter, BundleInfo, BundleLock, IndexEntry};
 pub use locks::{LockKind, LockRecord, LockTiming, REFRESH_EVERY, STALE_AFTER};
 pub use maintain::{CheckReport, Orphan, OrphanKind, PruneOptions, PruneReport};
 pub use repo::{Repository, BUNDLE_SUFFIX};
+pub use safe_restore::{
+    safe_restore, RestoreFailure, SafeRestoreOptions, SafeRestoreReport, ServiceReport, SmokeTest,
+};
 pub use source::ObjectSource;
 pub use storage::{RepositoryConfig, S3Options, Storage, REPOSITORY_FORMAT_VERSION};
 pub use upload::UploadOptions;
