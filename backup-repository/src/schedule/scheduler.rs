@@ -157,7 +157,7 @@ impl Scheduler {
     /// # Errors
     ///
     /// [`ErrorKind::AlreadyExists`] when a schedule of that name was added already.
-    pub fn add(mut self, schedule: Schedule) -> Result<Self> {
+    pub fn with_schedule(mut self, schedule: Schedule) -> Result<Self> {
         if self.schedules.iter().any(|s| s.name() == schedule.name()) {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
