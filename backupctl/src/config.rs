@@ -47,6 +47,7 @@ use serde_json::{Map, Value};
 mod schedule;
 mod secret;
 
+pub(crate) use schedule::parse_at;
 pub use schedule::{ScheduleConfig, ScheduleEvery};
 pub use secret::SecretSource;
 

@@ -46,6 +46,9 @@ impl Exit {
         let message = error.message();
         match error.kind() {
             ErrorKind::Cancelled => Exit::Interrupted,
+            ErrorKind::Integrity => Exit::VerificationFailed,
+            ErrorKind::RestoreRolledBack => Exit::RestoreRolledBack,
+            ErrorKind::RollbackFailed => Exit::RollbackFailed,
             ErrorKind::InvalidConfig if message.starts_with("the configuration") => Exit::Usage,
             ErrorKind::Unavailable if message.contains("the repository is locked") => {
                 Exit::RepositoryLocked
@@ -78,6 +81,19 @@ Exit codes:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_failures_map_to_their_own_exit_codes() {
+        let rolled_back = Error::new(
+            ErrorKind::RestoreRolledBack,
+            "import of `db` failed; rolled back: db",
+        );
+        assert_eq!(Exit::for_error(&rolled_back).code(), 4);
+        let not_rolled_back = Error::new(ErrorKind::RollbackFailed, "`db` not rolled back");
+        assert_eq!(Exit::for_error(&not_rolled_back).code(), 5);
+        let interrupted = Error::new(ErrorKind::Cancelled, "interrupted");
+        assert_eq!(Exit::for_error(&interrupted).code(), 130);
+    }
 
     #[test]
     fn every_exit_code_is_listed_in_the_help_text() {

@@ -154,6 +154,7 @@ fn plain_line(event: &ProgressEvent) -> Option<String> {
         }
         ProgressEvent::Failed { service, error } => format!("failed: {service}: {error}"),
         ProgressEvent::RollingBack { reason } => format!("rolling back: {reason}"),
+        ProgressEvent::Step { operation, message } => format!("{operation}: {message}"),
         _ => return None,
     })
 }

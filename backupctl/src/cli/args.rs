@@ -45,6 +45,11 @@ pub enum Command {
     Info(BundleArg),
     /// Re-read a bundle (or all) and check every checksum.
     Verify(VerifyArgs),
+    /// Restore a bundle into the configured services: shows what is replaced, asks for
+    /// the service (or bundle) name unless --yes, takes a safety backup, rolls back on failure.
+    Restore(RestoreArgs),
+    /// Emergency: restore the newest bundle that verifies, without asking.
+    Rollback(RollbackArgs),
     /// Remove bundles the retention policy does not keep, and old orphans.
     Prune(PruneArgs),
     /// Lock a bundle so it is never pruned or deleted.
@@ -61,6 +66,16 @@ pub enum Command {
     ExportSnapshot(ExportSnapshotArgs),
     /// Validate a workspace snapshot file and print its services as configuration TOML.
     ImportSnapshot(ImportSnapshotArgs),
+    /// Run the configured schedules.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+/// `schedule …`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Run the configured schedules in the foreground until Ctrl-C.
+    Run,
 }
 
 impl Command {
@@ -73,6 +88,8 @@ impl Command {
             Command::List(_) => "list",
             Command::Info(_) => "info",
             Command::Verify(_) => "verify",
+            Command::Restore(_) => "restore",
+            Command::Rollback(_) => "rollback",
             Command::Prune(_) => "prune",
             Command::Lock(_) => "lock",
             Command::Unlock(_) => "unlock",
@@ -81,6 +98,7 @@ impl Command {
             Command::Diff(_) => "diff",
             Command::ExportSnapshot(_) => "export-snapshot",
             Command::ImportSnapshot(_) => "import-snapshot",
+            Command::Schedule(ScheduleCommand::Run) => "schedule run",
         }
     }
 }
@@ -209,4 +227,31 @@ pub struct ExportSnapshotArgs {
 pub struct ImportSnapshotArgs {
     /// The snapshot JSON file (seed 000's WorkspaceSnapshot format).
     pub file: PathBuf,
+}
+
+/// `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// `latest`, or an index, id, id prefix or name.
+    pub bundle: String,
+    /// Only these services (and those they depend on); repeatable.
+    #[arg(long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
+    /// Verify, check and show what would be replaced; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for the typed confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Restore the newest bundle that verifies, now, without a prompt.
+    #[arg(long, required = true)]
+    pub emergency: bool,
+    /// Only these services; repeatable.
+    #[arg(long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
 }

@@ -5,6 +5,8 @@ mod bundles;
 mod check;
 mod create;
 mod diff;
+mod restore;
+mod schedule;
 mod snapshot;
 
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use backup_core::{Error, ErrorKind, RecipeRegistry, Result};
 use backup_repository::Repository;
 use clap::Parser;
 
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, ScheduleCommand};
 
 use crate::config::{self, Config, CONFIG_ENV, DEFAULT_CONFIG};
 use crate::exit::Exit;
@@ -129,6 +131,8 @@ async fn run(ctx: &Context, command: Command) -> Result<Exit> {
         Command::List(a) => bundles::list(ctx, a).await,
         Command::Info(a) => bundles::info(ctx, a).await,
         Command::Verify(a) => bundles::verify(ctx, a).await,
+        Command::Restore(a) => restore::restore(ctx, a).await,
+        Command::Rollback(a) => restore::rollback(ctx, a).await,
         Command::Prune(a) => bundles::prune(ctx, a).await,
         Command::Lock(a) => bundles::lock(ctx, a).await,
         Command::Unlock(a) => bundles::unlock(ctx, a).await,
@@ -137,6 +141,7 @@ async fn run(ctx: &Context, command: Command) -> Result<Exit> {
         Command::Diff(a) => diff::run(ctx, a).await,
         Command::ExportSnapshot(a) => snapshot::export(ctx, a).await,
         Command::ImportSnapshot(a) => snapshot::import(ctx, a).await,
+        Command::Schedule(ScheduleCommand::Run) => schedule::run(ctx).await,
     }
 }
 

@@ -26,8 +26,12 @@ pub enum ScheduleEvery {
 pub struct ScheduleConfig {
     /// Its name (in the run history and the bundles' reason).
     pub name: String,
-    /// How often.
-    pub every: ScheduleEvery,
+    /// How often (or give `cron` instead).
+    #[serde(default)]
+    pub every: Option<ScheduleEvery>,
+    /// A cron expression (`minute hour day-of-month month day-of-week`) instead of `every`.
+    #[serde(default)]
+    pub cron: Option<String>,
     /// Time of day, `HH:MM` (`00:00` when absent).
     #[serde(default)]
     pub at: Option<String>,
@@ -46,6 +50,9 @@ pub struct ScheduleConfig {
     /// Label of the bundles it makes.
     #[serde(default)]
     pub label: Option<String>,
+    /// Retention applied to this schedule's own bundles after each run.
+    #[serde(default)]
+    pub retention: Option<backup_repository::retention::RetentionPolicy>,
 }
 
 /// `HH:MM` → (hour, minute).
@@ -55,7 +62,7 @@ pub(crate) fn parse_at(at: &str) -> Option<(i8, i8)> {
     ((0..24).contains(&h) && (0..60).contains(&m)).then_some((h, m))
 }
 
-const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+pub(crate) const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl ScheduleConfig {
     pub(super) fn check(
@@ -72,20 +79,27 @@ impl ScheduleConfig {
                 issues.add(format!("{field}.at"), "must read HH:MM, e.g. \"02:30\"");
             }
         }
+        if self.every.is_some() == self.cron.is_some() {
+            issues.add(
+                field.to_string(),
+                "give `every` (hourly, daily, weekly, monthly) or `cron`, not both",
+            );
+        }
         match (self.every, &self.weekday, self.day) {
-            (ScheduleEvery::Weekly, None, _) => issues.add(
+            (Some(ScheduleEvery::Weekly), None, _) => issues.add(
                 format!("{field}.weekday"),
                 "a weekly schedule needs a weekday (mon … sun)",
             ),
-            (ScheduleEvery::Weekly, Some(w), _) if !WEEKDAYS.contains(&w.as_str()) => issues.add(
-                format!("{field}.weekday"),
-                "must be one of mon, tue, wed, thu, fri, sat, sun",
-            ),
-            (ScheduleEvery::Monthly, _, None) => issues.add(
+            (Some(ScheduleEvery::Weekly), Some(w), _) if !WEEKDAYS.contains(&w.as_str()) => issues
+                .add(
+                    format!("{field}.weekday"),
+                    "must be one of mon, tue, wed, thu, fri, sat, sun",
+                ),
+            (Some(ScheduleEvery::Monthly), _, None) => issues.add(
                 format!("{field}.day"),
                 "a monthly schedule needs a day (1-28)",
             ),
-            (ScheduleEvery::Monthly, _, Some(d)) if !(1..=28).contains(&d) => {
+            (Some(ScheduleEvery::Monthly), _, Some(d)) if !(1..=28).contains(&d) => {
                 issues.add(format!("{field}.day"), "must be between 1 and 28")
             }
             _ => {}

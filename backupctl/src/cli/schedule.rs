@@ -1,0 +1,148 @@
+//! `schedule run`: the configured schedules, in the foreground, until Ctrl-C.
+
+use std::sync::Arc;
+
+use backup_core::{Error, ErrorKind, Result};
+use backup_repository::schedule::{Schedule, Scheduler, SchedulerEvent};
+use jiff::civil::{Time, Weekday};
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use crate::config::{ScheduleConfig, ScheduleEvery};
+use crate::exit::Exit;
+use crate::output::{json_ok, line};
+
+/// A configured schedule as the scheduler's [`Schedule`].
+fn schedule(config: &ScheduleConfig) -> Result<Schedule> {
+    let (hour, minute) = config
+        .at
+        .as_deref()
+        .map(|at| {
+            crate::config::parse_at(at).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("schedule `{}`: `at` must read HH:MM", config.name),
+                )
+            })
+        })
+        .transpose()?
+        .unwrap_or((0, 0));
+    let at = Time::new(hour, minute, 0, 0).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            format!("schedule `{}`: {e}", config.name),
+        )
+    })?;
+    let tz = config.time_zone.as_deref().unwrap_or("UTC");
+    let name = config.name.as_str();
+    let mut s = match (config.every, &config.cron) {
+        (_, Some(cron)) => Schedule::cron(name, cron, tz)?,
+        (Some(ScheduleEvery::Hourly), None) => {
+            Schedule::cron(name, &format!("{minute} * * * *"), tz)?
+        }
+        (Some(ScheduleEvery::Daily), None) => Schedule::daily(name, at, tz)?,
+        (Some(ScheduleEvery::Weekly), None) => Schedule::weekly(
+            name,
+            weekday(config.weekday.as_deref().unwrap_or("mon")),
+            at,
+            tz,
+        )?,
+        (Some(ScheduleEvery::Monthly), None) => Schedule::monthly(
+            name,
+            i8::try_from(config.day.unwrap_or(1)).unwrap_or(1),
+            at,
+            tz,
+        )?,
+        (None, None) => {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("schedule `{name}` needs `every` or `cron`"),
+            ))
+        }
+    };
+    if let Some(services) = &config.services {
+        s = s.with_services(services.clone());
+    }
+    if let Some(label) = &config.label {
+        s = s.with_label(label.clone());
+    }
+    if let Some(policy) = &config.retention {
+        s = s.with_retention(policy.clone());
+    }
+    Ok(s)
+}
+
+fn weekday(name: &str) -> Weekday {
+    match name {
+        "tue" => Weekday::Tuesday,
+        "wed" => Weekday::Wednesday,
+        "thu" => Weekday::Thursday,
+        "fri" => Weekday::Friday,
+        "sat" => Weekday::Saturday,
+        "sun" => Weekday::Sunday,
+        _ => Weekday::Monday,
+    }
+}
+
+/// `schedule run`: runs until Ctrl-C (a run in progress finishes first), then exits 0.
+/// Prints a line per run as it ends; with `--json`, one object at the end: `{"runs":
+/// [run records: id, kind, trigger, services, label, scheduledFor, status, started,
+/// finished, durationMs, error]}`.
+pub(crate) async fn run(ctx: &Context) -> Result<Exit> {
+    let config = ctx.config()?;
+    let registry = ctx.registry()?;
+    config.validate(&registry)?;
+    if config.schedules.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidInput, "no schedules are configured")
+            .with_hint("add [[schedules]] to the configuration, e.g. name = \"nightly\", every = \"daily\", at = \"02:30\""));
+    }
+    let host = ctx.host(&config)?;
+    let repo = ctx.repository(&config).await?;
+    let mut scheduler = Scheduler::new(repo, Arc::new(host.clone()), Arc::new(registry))
+        .with_progress(ctx.progress.clone());
+    for s in &config.schedules {
+        let schedule = schedule(s)?;
+        if !ctx.json {
+            line(&format!("schedule {}: {}", s.name, schedule.trigger()));
+        }
+        scheduler = scheduler.with_schedule(schedule)?;
+    }
+    let mut handle = scheduler.start(CancellationToken::new());
+    let mut runs = Vec::new();
+    loop {
+        tokio::select! {
+            event = handle.next_event() => match event {
+                Some(SchedulerEvent::Ran(report)) => {
+                    if !ctx.json {
+                        let outcome = match &report.run.error {
+                            None => "ok".to_string(),
+                            Some(e) => format!("FAILED: {}", e.message),
+                        };
+                        line(&format!("{} run of {}: {outcome}", report.run.started, report.schedule));
+                    }
+                    runs.push(report.run.clone());
+                }
+                Some(other) => {
+                    if !ctx.json {
+                        line(&format!("{other:?}"));
+                    }
+                }
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => {
+                if !ctx.json {
+                    line("stopping: a run in progress finishes first");
+                }
+                break;
+            }
+        }
+    }
+    handle.stop().await?;
+    if let Err(e) = host.start_stopped().await {
+        eprintln!("warning: {e}");
+    }
+    if ctx.json {
+        json_ok("schedule run", &serde_json::json!({ "runs": runs }));
+    }
+    Ok(Exit::Ok)
+}
