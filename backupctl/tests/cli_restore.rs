@@ -112,8 +112,15 @@ fn restore_shows_what_it_replaces_and_needs_the_typed_service_name() {
     assert_eq!(ws.files_digest(), before);
 }
 
-#[test]
-fn a_restore_failing_midway_exits_4_and_leaves_the_data_as_before() {
+/// A workspace whose bundle holds two 8 MiB Redis values, and whose Redis then holds
+/// `current` (name, size) values under a `maxmemory` they no longer fit in together with
+/// the bundle's: the restore is refused mid-import (Redis answers OOM once over the
+/// limit). Returns the workspace after `restore latest --yes --json` with its envelope.
+fn restore_into_full_redis(
+    current: &[(&str, usize)],
+    maxmemory: &str,
+    code: i32,
+) -> (Workspace, serde_json::Value, String, String) {
     let ws = Workspace::new(Options {
         redis: true,
         ..Options::default()
@@ -125,14 +132,20 @@ fn a_restore_failing_midway_exits_4_and_leaves_the_data_as_before() {
     ws.ok(&["init"]);
     ws.ok(&["create"]);
     redis.cli(&["DEL", "big1", "big2"]);
-    redis.cli(&["SET", "now", "current"]);
+    for (key, size) in current {
+        redis.command(&[b"SET", key.as_bytes(), &vec![b'y'; *size]]);
+    }
     change_files(&ws);
     let (digest, files) = (redis.digest(), ws.files_digest());
-    // The bundle's data no longer fits: the second big value is refused mid-import.
-    redis.cli(&["CONFIG", "SET", "maxmemory", "4mb"]);
+    redis.cli(&["CONFIG", "SET", "maxmemory", maxmemory]);
     redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let out = ws.json(&["restore", "latest", "--yes"], code);
+    (ws, out, digest, files)
+}
 
-    let out = ws.json(&["restore", "latest", "--yes"], 4);
+#[test]
+fn a_restore_failing_midway_exits_4_and_leaves_the_data_as_before() {
+    let (ws, out, digest, files) = restore_into_full_redis(&[("now", 10)], "4mb", 4);
     assert_eq!(out["error"]["kind"], "restore-rolled-back", "{out}");
     assert!(
         out["error"]["message"]
@@ -141,11 +154,30 @@ fn a_restore_failing_midway_exits_4_and_leaves_the_data_as_before() {
             .contains("rolled back"),
         "{out}"
     );
-    assert_eq!(redis.digest(), digest, "redis holds what it held before");
+    assert_eq!(
+        ws.redis.as_ref().unwrap().digest(),
+        digest,
+        "redis holds what it held before"
+    );
     assert_eq!(
         ws.files_digest(),
         files,
         "the directory holds what it held before"
+    );
+}
+
+#[test]
+fn a_restore_whose_rollback_fails_too_exits_5_naming_the_service() {
+    // The current data (two 3 MiB values) cannot be put back under 2 MiB either.
+    let (_ws, out, _, _) =
+        restore_into_full_redis(&[("cur1", 3 << 20), ("cur2", 3 << 20)], "2mb", 5);
+    assert_eq!(out["error"]["kind"], "rollback-failed", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`cache` not rolled back"),
+        "{out}"
     );
 }
 

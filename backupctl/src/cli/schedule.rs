@@ -109,6 +109,9 @@ pub(crate) async fn run(ctx: &Context) -> Result<Exit> {
     }
     let mut handle = scheduler.start(CancellationToken::new());
     let mut runs = Vec::new();
+    let mut stopping = false;
+    // After Ctrl-C the scheduler is asked to stop, and its last events (a run in
+    // progress finishes first) are still read until it has ended.
     loop {
         tokio::select! {
             event = handle.next_event() => match event {
@@ -129,15 +132,16 @@ pub(crate) async fn run(ctx: &Context) -> Result<Exit> {
                 }
                 None => break,
             },
-            _ = tokio::signal::ctrl_c() => {
+            _ = tokio::signal::ctrl_c(), if !stopping => {
                 if !ctx.json {
                     line("stopping: a run in progress finishes first");
                 }
-                break;
+                handle.cancel();
+                stopping = true;
             }
         }
     }
-    handle.stop().await?;
+    handle.wait().await?;
     if let Err(e) = host.start_stopped().await {
         eprintln!("warning: {e}");
     }
