@@ -9,7 +9,7 @@ use backup_core::bundle::{BundleKind, BundleOptions};
 use backup_core::progress::no_progress;
 use backup_core::{Error, ErrorKind};
 use backup_repository::history::{
-    RunFilter, RunKind, RunRecord, RunStart, RunStatus, MAX_RUN_RECORD_BYTES,
+    RecordedBackup, RunFilter, RunKind, RunRecord, RunStart, RunStatus, MAX_RUN_RECORD_BYTES,
 };
 use backup_repository::{BundleFilter, PruneOptions, TokioClock};
 use bytes::Bytes;
@@ -27,32 +27,28 @@ fn request(label: &str) -> BackupRequest {
     }
 }
 
-async fn backup(f: &Fixture, kind: RunKind, trigger: &str) -> RunRecord {
+/// Backs up the fixture's workspace (label `label`) as the run `run`, recorded.
+async fn recorded(f: &Fixture, label: &str, run: RunStart) -> RecordedBackup {
     f.repo
         .backup_recorded(
             f.host.as_ref(),
             &f.registry,
-            &request(trigger),
-            RunStart::new(kind, trigger),
+            &request(label),
+            run,
             no_progress(),
         )
         .await
-        .run
+}
+
+async fn backup(f: &Fixture, kind: RunKind, trigger: &str) -> RunRecord {
+    recorded(f, trigger, RunStart::new(kind, trigger)).await.run
 }
 
 #[tokio::test]
 async fn a_successful_backup_is_recorded_with_its_bundle_size_duration_and_services() {
     let f = Fixture::new(&["files", "media"]).await;
-    let done = f
-        .repo
-        .backup_recorded(
-            f.host.as_ref(),
-            &f.registry,
-            &request("nightly"),
-            RunStart::new(RunKind::Manual, "user").label(Some("nightly".into())),
-            no_progress(),
-        )
-        .await;
+    let run = RunStart::new(RunKind::Manual, "user").label(Some("nightly".into()));
+    let done = recorded(&f, "nightly", run).await;
     let key = done.recorded.expect("recorded");
     assert!(key.starts_with("runs/") && key.ends_with(".json"), "{key}");
     let bundle = done.result.expect("backup");
@@ -83,16 +79,8 @@ async fn a_successful_backup_is_recorded_with_its_bundle_size_duration_and_servi
 async fn a_failed_backup_is_recorded_with_error_and_hint_and_leaves_no_bundle() {
     let f = Fixture::new(&["files"]).await;
     f.break_service("files", true);
-    let done = f
-        .repo
-        .backup_recorded(
-            f.host.as_ref(),
-            &f.registry,
-            &request("nightly"),
-            RunStart::new(RunKind::Scheduled, "schedule:nightly").services(["files"]),
-            no_progress(),
-        )
-        .await;
+    let run = RunStart::new(RunKind::Scheduled, "schedule:nightly").services(["files"]);
+    let done = recorded(&f, "nightly", run).await;
     let err = done.result.expect_err("the directory is gone");
     assert_eq!(err.kind(), ErrorKind::NotFound);
     done.recorded.expect("recorded");

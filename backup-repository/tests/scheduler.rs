@@ -4,6 +4,7 @@
 mod sched_support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use backup_core::progress::CollectedProgress;
 use backup_core::{ErrorKind, ProgressEvent};
@@ -11,9 +12,10 @@ use backup_repository::history::{RunFilter, RunKind, RunStart, RunStatus};
 use backup_repository::schedule::{
     MissedRun, RunReport, Schedule, Scheduler, SchedulerEvent, SchedulerHandle,
 };
-use backup_repository::{BundleFilter, TokioClock};
+use backup_repository::{BundleFilter, LockKind, LockRecord, TokioClock};
 use jiff::civil::Time;
 use jiff::Timestamp;
+use object_store::{ObjectStoreExt, PutPayload};
 use sched_support::Fixture;
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +36,7 @@ fn start(f: &Fixture, now: &str, schedules: Vec<Schedule>) -> (SchedulerHandle, 
         .with_clock(Arc::new(TokioClock::starting_at(ts(now))))
         .with_progress(Arc::new(progress.clone()));
     for schedule in schedules {
-        scheduler = scheduler.add(schedule).expect("add");
+        scheduler = scheduler.with_schedule(schedule).expect("add");
     }
     (scheduler.start(CancellationToken::new()), progress)
 }
@@ -46,6 +48,14 @@ async fn runs(handle: &mut SchedulerHandle, n: usize) -> Vec<RunReport> {
         out.push(handle.next_run().await.expect("a run"));
     }
     out
+}
+
+/// Runs `schedule` alone from `now` until it has run `n` times, then stops it.
+async fn run_alone(f: &Fixture, now: &str, schedule: Schedule, n: usize) -> Vec<RunReport> {
+    let (mut handle, _) = start(f, now, vec![schedule]);
+    let reports = runs(&mut handle, n).await;
+    handle.stop().await.expect("stop");
+    reports
 }
 
 fn scheduled_for(reports: &[RunReport]) -> Vec<String> {
@@ -67,9 +77,7 @@ async fn bundle_count(f: &Fixture) -> usize {
 async fn runs_at_the_local_time_across_spring_forward_once_at_the_jump() {
     let f = Fixture::new(&["files"]).await;
     let nightly = Schedule::daily("nightly", at(2, 30), NY).expect("schedule");
-    let (mut handle, _) = start(&f, "2026-03-06T12:00:00Z", vec![nightly]);
-    let reports = runs(&mut handle, 3).await;
-    handle.stop().await.expect("stop");
+    let reports = run_alone(&f, "2026-03-06T12:00:00Z", nightly, 3).await;
     // 02:30 EST, then 02:30 does not exist on 03-08: 03:00 EDT (the jump), then 02:30 EDT.
     assert_eq!(
         scheduled_for(&reports),
@@ -97,9 +105,7 @@ async fn runs_at_the_local_time_across_spring_forward_once_at_the_jump() {
 async fn runs_once_in_the_repeated_hour_of_fall_back() {
     let f = Fixture::new(&["files"]).await;
     let nightly = Schedule::daily("nightly", at(1, 30), NY).expect("schedule");
-    let (mut handle, _) = start(&f, "2026-10-31T00:00:00Z", vec![nightly]);
-    let reports = runs(&mut handle, 3).await;
-    handle.stop().await.expect("stop");
+    let reports = run_alone(&f, "2026-10-31T00:00:00Z", nightly, 3).await;
     // 01:30 EDT, 01:30 on 11-01 only before the clocks go back (EDT), then 01:30 EST.
     assert_eq!(
         scheduled_for(&reports),
@@ -115,9 +121,7 @@ async fn runs_once_in_the_repeated_hour_of_fall_back() {
 async fn a_cron_schedule_runs_a_skipped_hour_once_at_the_jump() {
     let f = Fixture::new(&["files"]).await;
     let cron = Schedule::cron("half-hourly", "*/30 2 * * *", NY).expect("schedule");
-    let (mut handle, _) = start(&f, "2026-03-07T06:00:00Z", vec![cron]);
-    let reports = runs(&mut handle, 5).await;
-    handle.stop().await.expect("stop");
+    let reports = run_alone(&f, "2026-03-07T06:00:00Z", cron, 5).await;
     assert_eq!(
         scheduled_for(&reports),
         [
@@ -288,9 +292,7 @@ async fn a_missed_run_runs_once_at_start_up() {
     // Last ran on 11-26; down for the runs of 11-27 … 11-30; starts on 11-30 at 12:00.
     past_run(&f, "2026-11-26T03:00:00Z").await;
     let nightly = Schedule::daily("nightly", at(3, 0), "UTC").expect("schedule");
-    let (mut handle, _) = start(&f, "2026-11-30T12:00:00Z", vec![nightly]);
-    let reports = runs(&mut handle, 2).await;
-    handle.stop().await.expect("stop");
+    let reports = run_alone(&f, "2026-11-30T12:00:00Z", nightly, 2).await;
     assert_eq!(
         scheduled_for(&reports),
         ["2026-11-30T03:00:00Z", "2026-12-01T03:00:00Z"],
@@ -333,10 +335,8 @@ async fn a_missed_run_is_skipped_when_configured() {
 async fn a_schedule_that_never_ran_has_missed_nothing() {
     let f = Fixture::new(&["files"]).await;
     let nightly = Schedule::daily("nightly", at(3, 0), "UTC").expect("schedule");
-    let (mut handle, _) = start(&f, "2026-11-30T12:00:00Z", vec![nightly]);
-    let first = handle.next_run().await.expect("run");
-    handle.stop().await.expect("stop");
-    assert_eq!(first.run.scheduled_for, Some(ts("2026-12-01T03:00:00Z")));
+    let first = run_alone(&f, "2026-11-30T12:00:00Z", nightly, 1).await;
+    assert_eq!(scheduled_for(&first), ["2026-12-01T03:00:00Z"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -344,8 +344,102 @@ async fn two_schedules_with_one_name_are_refused() {
     let f = Fixture::new(&[]).await;
     let one = Schedule::daily("nightly", at(3, 0), "UTC").expect("schedule");
     let err = Scheduler::new(f.repo.clone(), f.host.clone(), f.registry.clone())
-        .add(one.clone())
-        .and_then(|s| s.add(one))
+        .with_schedule(one.clone())
+        .and_then(|s| s.with_schedule(one))
         .expect_err("duplicate");
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+}
+
+/// Writes an exclusive lock of another host into the repository (a prune elsewhere);
+/// returns its key.
+async fn foreign_exclusive_lock(f: &Fixture) -> object_store::path::Path {
+    let now = Timestamp::now();
+    let record = LockRecord {
+        kind: LockKind::Exclusive,
+        host: "another-host".into(),
+        pid: 4242,
+        operation: "prune".into(),
+        since: now,
+        refreshed: now,
+    };
+    let key = f.repo.key("locks/foreign.json");
+    let json = serde_json::to_vec(&record).expect("json");
+    f.repo
+        .object_store()
+        .put(&key, PutPayload::from(json))
+        .await
+        .expect("put lock");
+    key
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_waits_for_another_processs_exclusive_lock_then_runs() {
+    let f = Fixture::new(&["files"]).await;
+    let key = foreign_exclusive_lock(&f).await;
+    let store = f.repo.object_store().clone();
+    // The other process finishes ten minutes after the run was due (03:00).
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3 * 3600 + 600)).await;
+        store.delete(&key).await.expect("unlock");
+    });
+    let nightly = Schedule::daily("nightly", at(3, 0), "UTC").expect("schedule");
+    let report = run_alone(&f, "2026-11-30T00:00:00Z", nightly, 1).await;
+    // Taking the lock while the other process held it would have failed the run.
+    assert!(report[0].succeeded(), "{:?}", report[0].run.error);
+    assert!(
+        report[0].run.finished >= ts("2026-11-30T03:10:00Z"),
+        "finished {} while the exclusive lock was held",
+        report[0].run.finished
+    );
+    assert_eq!(bundle_count(&f).await, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_cannot_get_the_lock_fails_recorded_and_the_next_one_runs() {
+    let f = Fixture::new(&["files"]).await;
+    let key = foreign_exclusive_lock(&f).await;
+    let nightly = Schedule::daily("nightly", at(3, 0), "UTC").expect("schedule");
+    let progress = CollectedProgress::new();
+    let scheduler = Scheduler::new(f.repo.clone(), f.host.clone(), f.registry.clone())
+        .with_clock(Arc::new(TokioClock::starting_at(ts(
+            "2026-11-30T00:00:00Z",
+        ))))
+        .with_progress(Arc::new(progress))
+        .with_lock_wait(Duration::from_secs(300))
+        .with_schedule(nightly)
+        .expect("schedule");
+    let mut handle = scheduler.start(CancellationToken::new());
+    let locked = handle.next_run().await.expect("first run");
+    f.repo.object_store().delete(&key).await.expect("unlock");
+    let next = handle.next_run().await.expect("second run");
+    handle.stop().await.expect("stop");
+    assert!(!locked.succeeded());
+    let error = locked.run.error.as_ref().expect("error");
+    assert_eq!(error.kind, ErrorKind::Unavailable);
+    assert!(error.message.contains("another-host"), "{}", error.message);
+    assert!(next.succeeded(), "{:?}", next.run.error);
+    let history = f.repo.runs(&RunFilter::default()).await.expect("runs").runs;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].status, RunStatus::Failed);
+    assert_eq!(bundle_count(&f).await, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_lets_a_run_in_progress_finish_and_record_then_ends() {
+    let f = Fixture::with_slow(&[], &["slow"]).await;
+    let slow = Schedule::daily("slow", at(2, 0), "UTC").expect("schedule");
+    let (mut handle, _) = start(&f, "2026-11-30T00:00:00Z", vec![slow]);
+    // An hour into the three-hour run.
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    handle.cancel();
+    let report = handle
+        .next_run()
+        .await
+        .expect("the run in progress finishes");
+    assert!(report.succeeded(), "{:?}", report.run.error);
+    assert!(handle.next_event().await.is_none(), "no run after the stop");
+    handle.wait().await.expect("ended");
+    let history = f.repo.runs(&RunFilter::default()).await.expect("runs").runs;
+    assert_eq!(history.len(), 1);
+    assert_eq!(bundle_count(&f).await, 1);
 }

@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use backup_core::{Error, ErrorKind, Result};
 use croner::errors::CronError;
@@ -19,7 +20,7 @@ use jiff::SignedDuration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CronExpr {
     text: String,
-    cron: Cron,
+    cron: Arc<Cron>,
 }
 
 impl CronExpr {
@@ -38,7 +39,7 @@ impl CronExpr {
         let cron = parser.parse(text).map_err(|e| bad(text, &e.to_string()))?;
         let expr = CronExpr {
             text: text.trim().to_string(),
-            cron,
+            cron: Arc::new(cron),
         };
         let probe = DateTime::constant(2000, 1, 1, 0, 0, 0, 0);
         expr.next_civil(probe)
