@@ -8,7 +8,7 @@ use backup_core::memory_host::HostCall;
 use backup_core::progress::no_progress;
 use backup_core::{RecipeRegistry, Result, WorkspaceHost};
 use backup_repository::{guard, BundleInfo, GuardReason, Repository};
-use restore_support::{faulty, registry, Env, Fault};
+use restore_support::{failing_export, registry, Env};
 
 /// The host's destructive operation, as an embedding would write it: guard first, then
 /// remove. Returns what the repository listed when the removal started.
@@ -72,13 +72,7 @@ async fn guard_backup_exists_before_the_host_removes_the_service() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_guard_blocks_the_operation() {
     let env = Env::start().await;
-    let (registry, _) = faulty(
-        "directory",
-        Fault {
-            export: true,
-            ..Fault::default()
-        },
-    );
+    let registry = failing_export();
     let error = remove_guarded(&env, &registry, None)
         .await
         .expect_err("blocked");
@@ -100,13 +94,7 @@ async fn failing_guard_blocks_the_operation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_guard_overridden_lets_the_operation_run() {
     let env = Env::start().await;
-    let (registry, _) = faulty(
-        "directory",
-        Fault {
-            export: true,
-            ..Fault::default()
-        },
-    );
+    let registry = failing_export();
     let seen = remove_guarded(&env, &registry, Some("the operator accepted data loss"))
         .await
         .expect("overridden");

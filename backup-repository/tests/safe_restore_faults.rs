@@ -6,26 +6,17 @@ mod restore_support;
 use std::sync::atomic::Ordering;
 
 use backup_core::bundle::BundleKind;
-use backup_core::progress::no_progress;
 use backup_core::{Error, ErrorKind, RecipeRegistry};
-use backup_repository::{safe_restore, RestoreFailure, SafeRestoreOptions, SafeRestoreReport};
-use restore_support::{faulty, Env, Fault};
+use backup_repository::{RestoreFailure, SafeRestoreOptions, SafeRestoreReport};
+use restore_support::{failing_export, faulty, Env, Fault};
 
 async fn restore_with(
     env: &Env,
     bundle: &str,
     registry: &RecipeRegistry,
 ) -> Result<SafeRestoreReport, Error> {
-    let options = SafeRestoreOptions::default();
-    safe_restore(
-        &env.repo,
-        bundle,
-        &env.host,
-        registry,
-        &options,
-        no_progress(),
-    )
-    .await
+    env.restore(bundle, registry, &SafeRestoreOptions::default())
+        .await
 }
 
 async fn safety_bundles(env: &Env) -> Vec<String> {
@@ -90,27 +81,15 @@ async fn safety_backup_failure_can_be_overridden_explicitly() {
     let bundle = env.backup("good").await;
     let backed_up = env.state();
     env.change(1);
-    let (registry, _) = faulty(
-        "directory",
-        Fault {
-            export: true,
-            ..Fault::default()
-        },
-    );
+    let registry = failing_export();
     let options = SafeRestoreOptions {
         proceed_without_safety_backup: true,
         ..SafeRestoreOptions::default()
     };
-    let report = safe_restore(
-        &env.repo,
-        &bundle.id,
-        &env.host,
-        &registry,
-        &options,
-        no_progress(),
-    )
-    .await
-    .expect("restored without a way back");
+    let report = env
+        .restore(&bundle.id, &registry, &options)
+        .await
+        .expect("restored without a way back");
     assert!(report.safety_bundle.is_none());
     assert!(
         report.notes.iter().any(|n| n.contains("no safety backup")),

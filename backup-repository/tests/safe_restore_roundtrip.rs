@@ -9,7 +9,7 @@ use backup_core::memory_host::HostCall;
 use backup_core::progress::no_progress;
 use backup_repository::safe_restore::LATEST;
 use backup_repository::{safe_restore, SafeRestoreOptions, SmokeTest};
-use restore_support::{registry, Env};
+use restore_support::{only_files, registry, Env};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn safe_restore_brings_back_the_bundle_and_keeps_a_locked_safety_bundle() {
@@ -213,21 +213,10 @@ async fn a_service_that_must_be_stopped_is_stopped_and_started_again() {
     let bundle = env.backup("good").await;
     env.change(1);
     env.host.clear_calls();
-    let options = SafeRestoreOptions {
-        services: Some(vec!["files".into()]),
-        with_dependencies: false,
-        ..SafeRestoreOptions::default()
-    };
-    let report = safe_restore(
-        &env.repo,
-        &bundle.id,
-        &env.host,
-        &registry(),
-        &options,
-        no_progress(),
-    )
-    .await
-    .expect("restore");
+    let report = env
+        .restore(&bundle.id, &registry(), &only_files())
+        .await
+        .expect("restore");
     assert_eq!(report.restarted, ["files"]);
     let calls = env.host.calls();
     assert_eq!(
@@ -252,21 +241,10 @@ async fn a_stopped_service_stays_stopped() {
         .await
         .expect("stop");
     env.host.clear_calls();
-    let options = SafeRestoreOptions {
-        services: Some(vec!["files".into()]),
-        with_dependencies: false,
-        ..SafeRestoreOptions::default()
-    };
-    let report = safe_restore(
-        &env.repo,
-        &bundle.id,
-        &env.host,
-        &registry(),
-        &options,
-        no_progress(),
-    )
-    .await
-    .expect("restore");
+    let report = env
+        .restore(&bundle.id, &registry(), &only_files())
+        .await
+        .expect("restore");
     assert!(report.restarted.is_empty());
     let calls = env.host.calls();
     assert!(

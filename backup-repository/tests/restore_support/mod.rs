@@ -297,3 +297,40 @@ pub(crate) fn steps(events: &Mutex<Vec<ProgressEvent>>, operation: &str) -> Vec<
         })
         .collect()
 }
+
+impl Env {
+    /// [`backup_repository::safe_restore`] of `selector` into this host.
+    pub(crate) async fn restore(
+        &self,
+        selector: &str,
+        registry: &RecipeRegistry,
+        options: &backup_repository::SafeRestoreOptions,
+    ) -> Result<backup_repository::SafeRestoreReport> {
+        let progress = backup_core::progress::no_progress();
+        backup_repository::safe_restore(
+            &self.repo, selector, &self.host, registry, options, progress,
+        )
+        .await
+    }
+}
+
+/// Options restoring only `files`, without the services it depends on.
+pub(crate) fn only_files() -> backup_repository::SafeRestoreOptions {
+    backup_repository::SafeRestoreOptions {
+        services: Some(vec!["files".into()]),
+        with_dependencies: false,
+        ..backup_repository::SafeRestoreOptions::default()
+    }
+}
+
+/// The real registry with the directory exporter failing (a backup of `files` fails).
+pub(crate) fn failing_export() -> RecipeRegistry {
+    faulty(
+        "directory",
+        Fault {
+            export: true,
+            ..Fault::default()
+        },
+    )
+    .0
+}
