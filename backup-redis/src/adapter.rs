@@ -13,9 +13,10 @@ use backup_core::{
 };
 
 use crate::config::{ExportFormat, RedisConfig};
+use crate::held::held_data;
 use crate::rdb_import::RedisServerControl;
 use crate::resp::Connection;
-use crate::server::{ensure_empty, ensure_not_cluster, held_data, server_info};
+use crate::server::{ensure_empty, ensure_not_cluster, server_info};
 use crate::{logical_export, logical_import, rdb_export, rdb_import, RECIPE};
 
 /// Artifact name of an RDB export.

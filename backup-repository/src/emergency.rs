@@ -19,7 +19,7 @@ const EMERGENCY: &str = "emergency-restore";
 /// holds data of all of them **and verifies**: newer bundles that fail verification are
 /// skipped and listed in [`SafeRestoreReport::skipped_bundles`]. No confirmation is asked.
 ///
-/// Otherwise as [`crate::safe_restore`], except for the safety backup: it is taken when
+/// Otherwise as [`crate::safe_restore()`], except for the safety backup: it is taken when
 /// the current state can be read; when it cannot (the database is down), the restore
 /// goes on and [`SafeRestoreReport::notes`] says so (a failure is then not rolled back).
 ///
@@ -31,7 +31,7 @@ const EMERGENCY: &str = "emergency-restore";
 /// # Errors
 ///
 /// [`ErrorKind::NotFound`] when no bundle holds the services, [`ErrorKind::Integrity`]
-/// when none of them verifies (naming each), and the errors of [`crate::safe_restore`].
+/// when none of them verifies (naming each), and the errors of [`crate::safe_restore()`].
 pub async fn emergency_restore(
     repo: &Repository,
     host: &dyn WorkspaceHost,

@@ -1,5 +1,33 @@
 //! [`guard`]: an automatic backup before the host does something destructive (removes
 //! a service, applies a new config), which the host must have or explicitly override.
+//!
+//! ```no_run
+//! use backup_core::{RecipeRegistry, Result, WorkspaceHost};
+//! use backup_repository::{guard, GuardReason, Repository};
+//!
+//! /// The host's "remove service" button.
+//! async fn remove_service(
+//!     repo: &Repository,
+//!     host: &dyn WorkspaceHost,
+//!     registry: &RecipeRegistry,
+//!     name: &str,
+//!     operator_accepts_data_loss: bool,
+//! ) -> Result<()> {
+//!     let services = vec![name.to_string()];
+//!     let progress = backup_core::progress::no_progress();
+//!     let outcome = guard(repo, host, registry, &services, GuardReason::BeforeRemove, progress).await;
+//!     if operator_accepts_data_loss {
+//!         let overridden = outcome.override_failure("the operator confirmed removal without a backup");
+//!         if let Some(error) = &overridden.error {
+//!             eprintln!("removing `{name}` without a backup: {error}");
+//!         }
+//!     } else {
+//!         let backup = outcome.proceed()?; // no backup, no removal
+//!         eprintln!("backed up as {} before removing `{name}`", backup.name);
+//!     }
+//!     host.remove_deployment(name).await
+//! }
+//! ```
 
 use backup_core::backup::BackupRequest;
 use backup_core::bundle::{BundleKind, BundleOptions};

@@ -72,6 +72,18 @@
 //! [`schedule`]: daily, weekly, monthly or cron backups in an IANA time zone, each with
 //! its services, label and retention policy, run by a [`schedule::Scheduler`] inside
 //! the host's tokio runtime; the module docs say what happens around DST changes.
+//!
+//! # Safe restore, emergency restore, guards
+//!
+//! [`safe_restore()`] restores a bundle (by `latest`, index, id or name) into the host's
+//! existing services with a way back: verify everything, check every importer, take a
+//! locked safety backup of what will be replaced, import stage by stage, and on failure
+//! put the safety backup back ([`backup_core::ErrorKind::RestoreRolledBack`]) or say
+//! exactly what is left where ([`backup_core::ErrorKind::RollbackFailed`]); see
+//! [`safe_restore`](mod@safe_restore) for the order of work. [`emergency_restore`]
+//! does the same from the newest bundle that verifies, without asking. [`guard()`]
+//! takes an automatic backup before the host's destructive operation and returns a
+//! [`GuardOutcome`] the host must act on. Every run is recorded in [`history`].
 
 mod clock;
 mod emergency;

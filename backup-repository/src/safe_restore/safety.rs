@@ -23,6 +23,7 @@ pub const BEFORE_RESTORE: &str = "before-restore";
 ///
 /// The backup's error (nothing is listed then), or the lock's (the bundle exists but is
 /// not locked: the error says so).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn take(
     repo: &Repository,
     host: &dyn WorkspaceHost,

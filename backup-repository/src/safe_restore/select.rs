@@ -155,18 +155,7 @@ pub(crate) async fn verified_reader(
     entry: &IndexEntry,
     progress: &dyn ProgressSink,
 ) -> Result<BundleReader> {
-    let mut reader = repo.open_reader(entry).await?;
-    if let Some(decryption) = &repo.decryption {
-        reader = reader.with_decryption(decryption.clone());
-    }
-    if reader.manifest().id != entry.manifest.id {
-        return Err(Error::integrity(format!(
-            "bundle `{}` holds manifest {}, its index entry says {}",
-            entry.name,
-            reader.manifest().id,
-            entry.manifest.id
-        )));
-    }
+    let reader = repo.checked_reader(entry).await?;
     reader.ensure_decryptable()?;
     reader.verify(&WithoutFinished(progress)).await?;
     Ok(reader)

@@ -28,6 +28,7 @@
 //! (however many occurrences were missed); [`MissedRun::Skip`] waits for the next
 //! occurrence and reports the skip. A schedule that has never run has missed nothing.
 
+mod config;
 mod cron;
 mod occurrence;
 mod retention;
@@ -41,6 +42,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 pub use self::cron::CronExpr;
+pub use config::{Every, ScheduleConfig};
 pub use occurrence::Recurrence;
 pub use scheduler::{RunReport, Scheduler, SchedulerEvent, SchedulerHandle, DEFAULT_LOCK_WAIT};
 

@@ -104,6 +104,41 @@ pub enum SchedulerEvent {
 /// - **Stopping.** Cancelling the token (or [`SchedulerHandle::stop`]) ends the scheduler
 ///   between runs: a run in progress finishes first (so its services are started again
 ///   and it is recorded).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use backup_core::{directory, RecipeRegistry, WorkspaceHost};
+/// use backup_repository::retention::RetentionPolicy;
+/// use backup_repository::schedule::{Schedule, Scheduler, SchedulerEvent};
+/// use backup_repository::{Repository, Storage};
+/// use jiff::civil::time;
+/// use tokio_util::sync::CancellationToken;
+///
+/// async fn schedules(host: Arc<dyn WorkspaceHost>) -> backup_core::Result<()> {
+///     let repo = Repository::open(Storage::Local("/var/backups/repo".into())).await?;
+///     let mut registry = RecipeRegistry::new();
+///     directory::register(&mut registry)?;
+///     let keep = RetentionPolicy::from_json(r#"{"default": {"keepDaily": 7, "keepWeekly": 4}}"#)?;
+///     let nightly = Schedule::daily("nightly", time(2, 30, 0, 0), "Europe/Berlin")?
+///         .with_services(["db", "files"])
+///         .with_retention(keep);
+///     let weekly = Schedule::cron("weekly-full", "0 4 * * SUN", "Europe/Berlin")?;
+///     let cancel = CancellationToken::new(); // cancel it on shutdown
+///     let mut handle = Scheduler::new(repo, host, Arc::new(registry))
+///         .with_schedule(nightly)?
+///         .with_schedule(weekly)?
+///         .start(cancel.clone());
+///     while let Some(event) = handle.next_event().await {
+///         if let SchedulerEvent::Ran(report) = event {
+///             match &report.run.error {
+///                 None => println!("{}: {:?}", report.schedule, report.run.bundle),
+///                 Some(e) => eprintln!("{} failed: {} ({:?})", report.schedule, e.message, e.hint),
+///             }
+///         }
+///     }
+///     Ok(())
+/// }
+/// ```
 pub struct Scheduler {
     repo: Repository,
     host: Arc<dyn WorkspaceHost>,
