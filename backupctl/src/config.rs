@@ -23,6 +23,7 @@
 //! name = "nightly"
 //! every = "daily"
 //! at = "02:30"
+//! timeZone = "Europe/Berlin"
 //!
 //! [retention.default]
 //! keepLast = 7
@@ -44,11 +45,9 @@ use backup_repository::{S3Options, Storage};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-mod schedule;
 mod secret;
 
-pub(crate) use schedule::parse_at;
-pub use schedule::{ScheduleConfig, ScheduleEvery};
+pub use backup_repository::schedule::ScheduleConfig;
 pub use secret::SecretSource;
 
 /// The environment variable naming the configuration file when `--config` is not given.
@@ -71,7 +70,9 @@ pub struct Config {
     /// The services, by name.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
-    /// When backups are made by `schedule run`.
+    /// When backups are made by `schedule run` (the scheduler's own format: `name`,
+    /// `every` daily/weekly/monthly with `at`, `weekday`, `day`, or `cron`; `timeZone`,
+    /// `services`, `label`, `retention`, `missedRun`).
     #[serde(default)]
     pub schedules: Vec<ScheduleConfig>,
     /// What `prune` keeps (restic-style rules; see `backup_repository::retention`).
@@ -275,7 +276,18 @@ impl Config {
         let _ = self.resolve_services(registry, &mut issues);
         self.check_dependencies(&mut issues);
         for (i, schedule) in self.schedules.iter().enumerate() {
-            schedule.check(&format!("schedules[{i}]"), &self.services, &mut issues);
+            let field = format!("schedules[{i}]");
+            if let Err(e) = schedule.to_schedule() {
+                issues.add(field.clone(), e.to_string());
+            }
+            for name in schedule.services.iter().flatten() {
+                if !self.services.contains_key(name) {
+                    issues.add(
+                        format!("{field}.services"),
+                        format!("`{name}` is not a configured service"),
+                    );
+                }
+            }
         }
         if let Some(policy) = &self.retention {
             if let Err(e) = backup_repository::retention::plan(&[], policy, jiff::Timestamp::now())
@@ -652,5 +664,32 @@ mod tests {
         let text = format!("{:?}", config.check(&registry()));
         assert!(text.contains("cycle"), "{text}");
         assert!(text.contains("zzz"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_schedule_and_an_unknown_scheduled_service_are_reported() {
+        let config = parse(
+            r#"
+            [repository]
+            path = "/tmp/r"
+            [[schedules]]
+            name = "nightly"
+            every = "daily"
+            [[schedules]]
+            name = "hourly"
+            cron = "0 * * * *"
+            services = ["nope"]
+            "#,
+        )
+        .unwrap();
+        let issues = config.check(&registry());
+        assert!(
+            issues.iter().any(|i| i.pointer == "schedules[0]"),
+            "{issues:?}"
+        );
+        assert!(
+            issues.iter().any(|i| i.pointer == "schedules[1].services"),
+            "{issues:?}"
+        );
     }
 }

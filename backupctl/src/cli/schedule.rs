@@ -3,86 +3,12 @@
 use std::sync::Arc;
 
 use backup_core::{Error, ErrorKind, Result};
-use backup_repository::schedule::{Schedule, Scheduler, SchedulerEvent};
-use jiff::civil::{Time, Weekday};
+use backup_repository::schedule::{Scheduler, SchedulerEvent};
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
-use crate::config::{ScheduleConfig, ScheduleEvery};
 use crate::exit::Exit;
 use crate::output::{json_ok, line};
-
-/// A configured schedule as the scheduler's [`Schedule`].
-fn schedule(config: &ScheduleConfig) -> Result<Schedule> {
-    let (hour, minute) = config
-        .at
-        .as_deref()
-        .map(|at| {
-            crate::config::parse_at(at).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("schedule `{}`: `at` must read HH:MM", config.name),
-                )
-            })
-        })
-        .transpose()?
-        .unwrap_or((0, 0));
-    let at = Time::new(hour, minute, 0, 0).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidConfig,
-            format!("schedule `{}`: {e}", config.name),
-        )
-    })?;
-    let tz = config.time_zone.as_deref().unwrap_or("UTC");
-    let name = config.name.as_str();
-    let mut s = match (config.every, &config.cron) {
-        (_, Some(cron)) => Schedule::cron(name, cron, tz)?,
-        (Some(ScheduleEvery::Hourly), None) => {
-            Schedule::cron(name, &format!("{minute} * * * *"), tz)?
-        }
-        (Some(ScheduleEvery::Daily), None) => Schedule::daily(name, at, tz)?,
-        (Some(ScheduleEvery::Weekly), None) => Schedule::weekly(
-            name,
-            weekday(config.weekday.as_deref().unwrap_or("mon")),
-            at,
-            tz,
-        )?,
-        (Some(ScheduleEvery::Monthly), None) => Schedule::monthly(
-            name,
-            i8::try_from(config.day.unwrap_or(1)).unwrap_or(1),
-            at,
-            tz,
-        )?,
-        (None, None) => {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!("schedule `{name}` needs `every` or `cron`"),
-            ))
-        }
-    };
-    if let Some(services) = &config.services {
-        s = s.with_services(services.clone());
-    }
-    if let Some(label) = &config.label {
-        s = s.with_label(label.clone());
-    }
-    if let Some(policy) = &config.retention {
-        s = s.with_retention(policy.clone());
-    }
-    Ok(s)
-}
-
-fn weekday(name: &str) -> Weekday {
-    match name {
-        "tue" => Weekday::Tuesday,
-        "wed" => Weekday::Wednesday,
-        "thu" => Weekday::Thursday,
-        "fri" => Weekday::Friday,
-        "sat" => Weekday::Saturday,
-        "sun" => Weekday::Sunday,
-        _ => Weekday::Monday,
-    }
-}
 
 /// `schedule run`: runs until Ctrl-C (a run in progress finishes first), then exits 0.
 /// Prints a line per run as it ends; with `--json`, one object at the end: `{"runs":
@@ -101,7 +27,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Exit> {
     let mut scheduler = Scheduler::new(repo, Arc::new(host.clone()), Arc::new(registry))
         .with_progress(ctx.progress.clone());
     for s in &config.schedules {
-        let schedule = schedule(s)?;
+        let schedule = s.to_schedule()?;
         if !ctx.json {
             line(&format!("schedule {}: {}", s.name, schedule.trigger()));
         }
