@@ -33,8 +33,9 @@ fn sigint_during_create_leaves_no_bundle_no_lock_and_starts_the_stopped_service(
         ..Options::default()
     });
     ws.ok(&["init"]);
-    let mut child = ws
+    let child = ws
         .command(&["create", "--label", "interrupted"])
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // The repository lock is taken, and the service is being stopped for its export.
@@ -42,8 +43,13 @@ fn sigint_during_create_leaves_no_bundle_no_lock_and_starts_the_stopped_service(
     assert_eq!(ws.lock_files().len(), 1, "create holds a repository lock");
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
     kill_process(pid, Signal::INT).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        common::stderr(&out).contains("interrupted"),
+        "{}",
+        common::stderr(&out)
+    );
     assert!(
         ws.ok(&["list"]).as_array().unwrap().is_empty(),
         "no bundle is listed"

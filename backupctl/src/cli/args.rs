@@ -12,7 +12,9 @@ const AFTER_HELP: &str = concat!(
     "With --json every command prints exactly one JSON object on stdout:\n",
     "  {\"command\": NAME, \"ok\": true, \"result\": …}\n",
     "  {\"command\": NAME, \"ok\": false, \"exitCode\": N, \"error\": {\"kind\", \"message\", \"hint\", \"fieldErrors\": [{\"field\", \"message\"}]}}\n",
-    "Progress goes to stderr: bars on a terminal, plain lines otherwise, nothing with --json.\n\n",
+    "Progress goes to stderr: bars on a terminal, plain lines otherwise, nothing with --json.\n",
+    "Ctrl-C cancels cleanly (exit 130): nothing half-written is listed, locks are released, stopped\n",
+    "services are started again. A restore is never stopped halfway: it finishes or rolls back.\n\n",
 );
 
 /// The operator's command line over a backup repository.
