@@ -105,6 +105,11 @@ async fn a_200_mb_download_and_upload_keep_server_memory_flat() {
     );
 
     let peak = server.peak_rss();
+    eprintln!(
+        "server peak RSS: {} MiB (at start {} MiB)",
+        peak >> 20,
+        before >> 20
+    );
     assert!(
         peak < 64 * 1024 * 1024,
         "server peak RSS {peak} (at start {before}) is not far below the {DATA} bytes moved"
