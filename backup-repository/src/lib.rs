@@ -15,6 +15,10 @@
 //!                                manifest, the label and lock set after the fact
 //! locks/<id>.json                repository locks (shared for create, exclusive for
 //!                                delete and prune)
+//! runs/<started>_<id>.json       run history: one record per run (scheduled, guard,
+//!                                manual, restore), succeeded or failed, written
+//!                                create-only; `<started>` is UTC to the millisecond
+//!                                (`20261130T021500.123Z`), so keys sort by start time
 //! ```
 //!
 //! Bundle names read as `{UTC timestamp}_{label or kind}_{short id}`, for example
@@ -56,8 +60,23 @@
 //! A bundle's own manifest is immutable. [`Repository::set_label`] and
 //! [`Repository::lock_bundle`] rewrite its index entry; the index label wins over the
 //! manifest's label everywhere the repository shows one.
+//!
+//! # Run history
+//!
+//! [`history`]: every run is recorded under `runs/` with its status, error and hint,
+//! duration, bundle and size, and the warnings its exporters reported;
+//! [`Repository::runs`] lists them newest first. [`Repository::backup_recorded`] backs up
+//! and records in one call. `check` and `prune` do not touch `runs/`.
+//!
+//! # Schedules
+//!
+//! [`schedule`]: daily, weekly, monthly or cron backups in an IANA time zone, each with
+//! its services, label and retention policy, run by a [`schedule::Scheduler`] inside
+//! the host's tokio runtime; the module docs say what happens around DST changes.
 
+mod clock;
 mod error;
+pub mod history;
 mod index;
 mod locks;
 mod maintain;
@@ -65,11 +84,13 @@ mod multipart;
 mod naming;
 mod repo;
 pub mod retention;
+pub mod schedule;
 mod source;
 mod storage;
 mod upload;
 mod write;
 
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use index::{BundleFilter, BundleInfo, BundleLock, IndexEntry};
 pub use locks::{LockKind, LockRecord, LockTiming, REFRESH_EVERY, STALE_AFTER};
 pub use maintain::{CheckReport, Orphan, OrphanKind, PruneOptions, PruneReport};

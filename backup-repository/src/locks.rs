@@ -17,6 +17,7 @@ use jiff::Timestamp;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::store_error;
@@ -92,13 +93,20 @@ pub(crate) struct LockGuard {
     store: Arc<dyn ObjectStore>,
     path: Path,
     refresh: Option<JoinHandle<()>>,
+    /// Tells the refresh task to stop after any write under way.
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl LockGuard {
-    /// Stops refreshing and removes the lock.
+    /// Stops refreshing and removes the lock. Waits for a refresh under way to finish
+    /// first: aborting it could let its write land after the delete and bring the lock
+    /// back until it goes stale.
     pub(crate) async fn release(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(task) = self.refresh.take() {
-            task.abort();
+            let _ = task.await;
         }
         let _ = self.store.delete(&self.path).await;
     }
@@ -178,6 +186,7 @@ pub(crate) async fn acquire(
         store: Arc::clone(store),
         path: path.clone(),
         refresh: None,
+        stop: None,
     };
     let others = match list_locks(store, dir).await {
         Ok(others) => others,
@@ -216,10 +225,15 @@ pub(crate) async fn acquire(
         )));
     }
     let (store2, path2) = (Arc::clone(store), path.clone());
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    guard.stop = Some(stop);
     guard.refresh = Some(tokio::spawn(async move {
         let mut record = record;
         loop {
-            tokio::time::sleep(timing.refresh_every).await;
+            tokio::select! {
+                _ = &mut stopped => return,
+                () = tokio::time::sleep(timing.refresh_every) => {}
+            }
             record.refreshed = Timestamp::now();
             if let Ok(payload) = encode(&record) {
                 let _ = store2.put(&path2, payload).await;
@@ -255,5 +269,36 @@ pub(crate) async fn probe_create_only(store: &Arc<dyn ObjectStore>, dir: &Path) 
         )
         .with_hint("use a server that honours If-None-Match on PUT (AWS S3, MinIO, moto ≥ 5)")),
         Err(e) => Err(store_error("probing create-only writes", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::local::LocalFileSystem;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_released_lock_stays_released_even_when_a_refresh_was_under_way() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("store"));
+        let locks = Path::from("locks");
+        let timing = LockTiming {
+            stale_after: Duration::from_secs(120),
+            refresh_every: Duration::from_millis(1),
+        };
+        for _ in 0..200 {
+            let shared = acquire(&store, &locks, LockKind::Shared, "create", timing)
+                .await
+                .expect("shared");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            shared.release().await;
+            // A refresh that landed after the delete would bring the shared lock back and
+            // refuse this.
+            let exclusive = acquire(&store, &locks, LockKind::Exclusive, "prune", timing)
+                .await
+                .expect("no lock left behind by a release");
+            exclusive.release().await;
+        }
     }
 }

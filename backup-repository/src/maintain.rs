@@ -10,7 +10,7 @@ use object_store::ObjectStoreExt;
 use serde::Serialize;
 
 use crate::error::store_error;
-use crate::index::created_of;
+use crate::index::{created_of, IndexEntry};
 use crate::locks::LockKind;
 use crate::repo::refuse_locked;
 use crate::repo::{Repository, BUNDLES, BUNDLE_SUFFIX};
@@ -279,30 +279,46 @@ impl Repository {
         }
         if let Some(policy) = &options.policy {
             let entries = self.entries().await?;
-            let items: Vec<RetentionItem> = entries
-                .iter()
-                .map(|e| RetentionItem {
-                    id: e.manifest.id.clone(),
-                    created: created_of(&e.manifest),
-                    label: e.effective_label().map(str::to_string),
-                    kind: e.manifest.kind,
-                    services: e.manifest.includes.services.clone(),
-                    locked: e.lock.as_ref().is_some_and(|l| l.holds_at(now)),
-                })
-                .collect();
-            let decided = plan(&items, policy, now)?;
-            for id in decided.to_remove() {
-                let Some(entry) = entries.iter().find(|e| e.manifest.id == id) else {
-                    continue;
-                };
-                refuse_locked(entry, now, "pruned")?;
-                if !options.dry_run {
-                    self.remove(entry).await?;
-                }
-                report.removed_bundles.push(entry.name.clone());
-            }
-            report.plan = Some(decided);
+            self.retain(&entries, policy, now, options.dry_run, &mut report)
+                .await?;
         }
         Ok(report)
+    }
+
+    /// Applies `policy` to `entries` (the bundles it judges, newest first): removes what
+    /// it does not keep (unless `dry_run`), recording the plan and names in `report`.
+    /// The caller holds an exclusive lock.
+    pub(crate) async fn retain(
+        &self,
+        entries: &[IndexEntry],
+        policy: &RetentionPolicy,
+        now: Timestamp,
+        dry_run: bool,
+        report: &mut PruneReport,
+    ) -> Result<()> {
+        let items: Vec<RetentionItem> = entries
+            .iter()
+            .map(|e| RetentionItem {
+                id: e.manifest.id.clone(),
+                created: created_of(&e.manifest),
+                label: e.effective_label().map(str::to_string),
+                kind: e.manifest.kind,
+                services: e.manifest.includes.services.clone(),
+                locked: e.lock.as_ref().is_some_and(|l| l.holds_at(now)),
+            })
+            .collect();
+        let decided = plan(&items, policy, now)?;
+        for id in decided.to_remove() {
+            let Some(entry) = entries.iter().find(|e| e.manifest.id == id) else {
+                continue;
+            };
+            refuse_locked(entry, now, "pruned")?;
+            if !dry_run {
+                self.remove(entry).await?;
+            }
+            report.removed_bundles.push(entry.name.clone());
+        }
+        report.plan = Some(decided);
+        Ok(())
     }
 }

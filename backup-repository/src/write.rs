@@ -76,6 +76,21 @@ impl Repository {
         request: &BackupRequest,
         progress: SharedProgress,
     ) -> Result<BundleInfo> {
+        let entry = self
+            .create_backup_entry(host, registry, request, progress)
+            .await?;
+        Ok(BundleInfo::from_entry(&entry, 1, Timestamp::now()))
+    }
+
+    /// [`create_backup`](Self::create_backup), returning the published index entry (with
+    /// the manifest, where exporters' warnings are).
+    pub(crate) async fn create_backup_entry(
+        &self,
+        host: &dyn WorkspaceHost,
+        registry: &RecipeRegistry,
+        request: &BackupRequest,
+        progress: SharedProgress,
+    ) -> Result<IndexEntry> {
         let mut pending = self.begin(request.bundle.clone()).await?;
         let Some(writer) = pending.writer.take() else {
             return Err(closed());
@@ -120,7 +135,10 @@ impl PendingBundle {
             return Err(closed());
         };
         match writer.finish().await {
-            Ok(manifest) => self.publish_manifest(manifest).await,
+            Ok(manifest) => {
+                let entry = self.publish_manifest(manifest).await?;
+                Ok(BundleInfo::from_entry(&entry, 1, Timestamp::now()))
+            }
             Err(e) => {
                 self.abort().await;
                 Err(e)
@@ -128,7 +146,7 @@ impl PendingBundle {
         }
     }
 
-    async fn publish_manifest(self, manifest: Manifest) -> Result<BundleInfo> {
+    async fn publish_manifest(self, manifest: Manifest) -> Result<IndexEntry> {
         let PendingBundle {
             repo,
             writer: _,
@@ -153,7 +171,7 @@ impl PendingBundle {
                 manifest,
             };
             repo.put_index(&entry, PutMode::Create).await?;
-            Ok(BundleInfo::from_entry(&entry, 1, Timestamp::now()))
+            Ok(entry)
         }
         .await;
         if result.is_err() {
