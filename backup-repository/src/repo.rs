@@ -574,7 +574,7 @@ fn resolve(entries: Vec<IndexEntry>, selector: &str) -> Result<IndexEntry> {
         )
         .with_hint("list the bundles; select one by index number, id or name")
     };
-    if let Ok(n) = selector.parse::<usize>() {
+    if let Some(n) = as_index(selector) {
         return n
             .checked_sub(1)
             .and_then(|i| entries.get(i).cloned())
@@ -602,6 +602,15 @@ fn resolve(entries: Vec<IndexEntry>, selector: &str) -> Result<IndexEntry> {
         }
     }
     Err(not_found())
+}
+
+/// A selector read as a list index: digits, shorter than the 8 characters an id prefix
+/// needs (an id such as `50174870…` starts with digits only).
+fn as_index(selector: &str) -> Option<usize> {
+    if selector.len() >= 8 || !selector.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    selector.parse().ok()
 }
 
 /// The tag in a bundle's name: its label, else its kind.
@@ -649,5 +658,19 @@ fn encryption_info(encryption: &Encryption) -> Option<EncryptionInfo> {
             recipients: keys.clone(),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::as_index;
+
+    #[test]
+    fn an_id_prefix_of_digits_only_is_not_read_as_an_index() {
+        assert_eq!(as_index("2"), Some(2));
+        assert_eq!(as_index("1234567"), Some(1_234_567));
+        assert_eq!(as_index("50174870"), None, "an 8-digit id prefix");
+        assert_eq!(as_index("+2"), None);
+        assert_eq!(as_index("2a"), None);
     }
 }
