@@ -98,6 +98,24 @@ pub struct ImportMode {
     pub force: bool,
 }
 
+/// One thing a target holds now (a database, a Redis database, a directory tree, a
+/// file, a volume), as [`DataImporter::describe_target`] reports it: what a restore
+/// would replace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldData {
+    /// What it is: `database`, `keys`, `files`, `file`, `volume`, …
+    pub kind: String,
+    /// Its name: a database name, `db0`, a path.
+    pub name: String,
+    /// Its size in bytes, when the service tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// How many things it holds (keys, files), when the service tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
 /// Exports a service's data as one or more artifacts, each a stream.
 ///
 /// # Contract
@@ -203,6 +221,25 @@ pub trait DataImporter: Send + Sync + Debug + 'static {
         data: ByteStream,
         mode: ImportMode,
     ) -> Result<()>;
+
+    /// Describes what the service holds now, which an import with `force` would replace
+    /// (databases with their sizes, Redis databases with their key counts, a directory's
+    /// file count and bytes). Read-only; used by dry runs and restore reports. The
+    /// default returns `Ok(None)`: the importer cannot tell.
+    ///
+    /// # Errors
+    ///
+    /// When the service cannot be read (a database that is down).
+    async fn describe_target(&self, _service: &ServiceTarget) -> Result<Option<Vec<HeldData>>> {
+        Ok(None)
+    }
+
+    /// Whether the service must be stopped while its data is replaced (a SQLite file
+    /// swapped under an app). A safe restore then stops it through the host before the
+    /// safety backup and starts it after the restore. The default is `false`.
+    fn requires_stopped_service(&self) -> bool {
+        false
+    }
 
     /// Checks after a restore that the service holds what the artifact promised (row
     /// counts, key counts, …). The default does nothing.

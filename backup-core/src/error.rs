@@ -47,6 +47,13 @@ pub enum ErrorKind {
     Io,
     /// The target ran out of space or memory.
     ResourceExhausted,
+    /// A restore failed and what it had touched was restored from the safety backup taken
+    /// before it: the services hold what they held before the restore.
+    RestoreRolledBack,
+    /// A restore failed and restoring the safety backup failed too: some services hold
+    /// neither their old nor the new data. The hint lists what is left where and the
+    /// manual steps; the safety backup is kept.
+    RollbackFailed,
 }
 
 impl ErrorKind {
@@ -71,6 +78,8 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Io => "io",
             ErrorKind::ResourceExhausted => "resource exhausted",
+            ErrorKind::RestoreRolledBack => "restore rolled back",
+            ErrorKind::RollbackFailed => "rollback failed",
         }
     }
 }

@@ -62,7 +62,8 @@ pub use command::{
     CommandRunner, CommandRunnerExt, CommandSpec, ExecRunner, ExecTarget, LocalRunner,
 };
 pub use data::{
-    DataExporter, DataImporter, ExportRequirements, ImportMode, RequiredState, ServiceTarget,
+    DataExporter, DataImporter, ExportRequirements, HeldData, ImportMode, RequiredState,
+    ServiceTarget,
 };
 pub use error::{Error, ErrorKind, FieldError, Result};
 pub use host::{Deployment, NewDeployment, WorkspaceHost};

@@ -93,6 +93,16 @@ pub enum ProgressEvent {
         /// The error's one-line text.
         error: String,
     },
+    /// A step of a longer operation (a safe or emergency restore, a guard) with what it
+    /// found, e.g. "skipped bundle … : it does not verify" or "no safety backup: the
+    /// database is down". Never a secret.
+    #[serde(rename_all = "camelCase")]
+    Step {
+        /// The operation: "safe-restore", "emergency-restore", "guard".
+        operation: String,
+        /// The step, in words.
+        message: String,
+    },
 }
 
 /// Receives progress events. Implementations must be cheap and must not block.

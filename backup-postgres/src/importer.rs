@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use backup_core::command::{CommandRunner, CommandRunnerExt, CommandSpec};
 use backup_core::data::ensure_format_supported;
 use backup_core::{
-    ArtifactDescriptor, ByteStream, DataImporter, Error, ErrorKind, ImportMode, Result,
+    ArtifactDescriptor, ByteStream, DataImporter, Error, ErrorKind, HeldData, ImportMode, Result,
     ServiceTarget,
 };
 
@@ -446,6 +446,11 @@ impl DataImporter for PostgresImporter {
             }
         }
         Ok(())
+    }
+
+    /// Each configured database that exists, with its size (`pg_database_size`).
+    async fn describe_target(&self, service: &ServiceTarget) -> Result<Option<Vec<HeldData>>> {
+        crate::held::describe(service).await
     }
 
     async fn import(

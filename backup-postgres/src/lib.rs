@@ -54,6 +54,7 @@ mod connection;
 mod diff;
 mod errors;
 mod exporter;
+mod held;
 mod importer;
 pub mod metadata;
 mod properties;

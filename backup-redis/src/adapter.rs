@@ -13,6 +13,7 @@ use backup_core::{
 };
 
 use crate::config::{ExportFormat, RedisConfig};
+use crate::held::held_data;
 use crate::rdb_import::RedisServerControl;
 use crate::resp::Connection;
 use crate::server::{ensure_empty, ensure_not_cluster, server_info};
@@ -185,6 +186,16 @@ impl DataImporter for RedisImporter {
                 .await
                 .map(|_| ())
         }
+    }
+
+    /// Keys per database and the dataset's memory (`INFO keyspace`, `INFO memory`).
+    async fn describe_target(
+        &self,
+        service: &ServiceTarget,
+    ) -> Result<Option<Vec<backup_core::HeldData>>> {
+        let config = RedisConfig::from_service(service)?;
+        let mut conn = Connection::open(&config).await?;
+        held_data(&mut conn).await.map(Some)
     }
 
     async fn smoke_test(

@@ -151,6 +151,7 @@ mod chunks;
 mod config;
 mod errors;
 mod format;
+mod held;
 mod logical_export;
 mod logical_import;
 mod rdb_check;

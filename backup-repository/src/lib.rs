@@ -73,17 +73,33 @@
 //! [`schedule`]: daily, weekly, monthly or cron backups in an IANA time zone, each with
 //! its services, label and retention policy, run by a [`schedule::Scheduler`] inside
 //! the host's tokio runtime; the module docs say what happens around DST changes.
+//!
+//! # Safe restore, emergency restore, guards
+//!
+//! [`safe_restore()`] restores a bundle (by `latest`, index, id or name) into the host's
+//! existing services with a way back: verify everything, check every importer, take a
+//! locked safety backup of what will be replaced, import stage by stage, and on failure
+//! put the safety backup back ([`backup_core::ErrorKind::RestoreRolledBack`]) or say
+//! exactly what is left where ([`backup_core::ErrorKind::RollbackFailed`]); see
+//! [`safe_restore`](mod@safe_restore) for the order of work. [`emergency_restore`]
+//! does the same from the newest bundle that verifies, without asking. [`guard()`]
+//! takes an automatic backup before the host's destructive operation and returns a
+//! [`GuardOutcome`] the host must act on. Every run is recorded in [`history`].
 
 mod clock;
+mod emergency;
 mod error;
+mod guard;
 pub mod history;
 mod index;
 mod locks;
 mod maintain;
 mod multipart;
 mod naming;
+mod quiesce;
 mod repo;
 pub mod retention;
+pub mod safe_restore;
 pub mod schedule;
 mod source;
 mod storage;
@@ -91,10 +107,15 @@ mod upload;
 mod write;
 
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use emergency::emergency_restore;
+pub use guard::{guard, GuardOutcome, GuardReason, Overridden};
 pub use index::{BundleFilter, BundleInfo, BundleLock, IndexEntry};
 pub use locks::{LockKind, LockRecord, LockTiming, REFRESH_EVERY, STALE_AFTER};
 pub use maintain::{CheckReport, Orphan, OrphanKind, PruneOptions, PruneReport};
 pub use repo::{Repository, BUNDLE_SUFFIX};
+pub use safe_restore::{
+    safe_restore, RestoreFailure, SafeRestoreOptions, SafeRestoreReport, ServiceReport, SmokeTest,
+};
 pub use source::ObjectSource;
 pub use storage::{RepositoryConfig, S3Options, Storage, REPOSITORY_FORMAT_VERSION};
 pub use upload::UploadOptions;

@@ -410,7 +410,16 @@ impl Repository {
         progress: &dyn backup_core::ProgressSink,
     ) -> Result<backup_core::bundle::VerifyReport> {
         let entry = self.info(selector).await?;
-        let mut reader = self.open_reader(&entry).await?;
+        self.checked_reader(&entry).await?.verify(progress).await
+    }
+
+    /// [`open_reader`](Self::open_reader) with the repository's key, after checking the
+    /// bundle's manifest is the one its index entry says.
+    pub(crate) async fn checked_reader(
+        &self,
+        entry: &IndexEntry,
+    ) -> Result<backup_core::BundleReader> {
+        let mut reader = self.open_reader(entry).await?;
         if let Some(decryption) = &self.decryption {
             reader = reader.with_decryption(decryption.clone());
         }
@@ -422,7 +431,7 @@ impl Repository {
                 entry.manifest.id
             )));
         }
-        reader.verify(progress).await
+        Ok(reader)
     }
 
     /// A reader over a bundle's object (ranged reads): for verify and restore.

@@ -7,8 +7,8 @@ use backup_core::artifact::{formats, late_metadata_channel, ArtifactData, Artifa
 use backup_core::blocking_io::{consume_stream_blocking, stream_from_blocking_writer};
 use backup_core::data::ensure_format_supported;
 use backup_core::{
-    ByteStream, DataExporter, DataImporter, Error, ErrorKind, ExportRequirements, ImportMode,
-    RequiredState, Result, ServiceTarget,
+    ByteStream, DataExporter, DataImporter, Error, ErrorKind, ExportRequirements, HeldData,
+    ImportMode, RequiredState, Result, ServiceTarget,
 };
 
 use crate::config::{Layout, Mode, SqliteConfig};
@@ -196,6 +196,27 @@ impl DataImporter for SqliteImporter {
         let (config, path) = resolve(service, self.layout)?;
         local_only(service, &config)?;
         ensure_target_usable(service, path, &config, mode).await
+    }
+
+    /// The database file and its size (a missing file holds nothing).
+    async fn describe_target(&self, service: &ServiceTarget) -> Result<Option<Vec<HeldData>>> {
+        let (config, path) = resolve(service, self.layout)?;
+        local_only(service, &config)?;
+        match std::fs::metadata(&path) {
+            Ok(meta) => Ok(Some(vec![HeldData {
+                kind: "file".into(),
+                name: path.display().to_string(),
+                size: Some(meta.len()),
+                count: None,
+            }])),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(Vec::new())),
+            Err(e) => Err(Error::io(format!("reading `{}`", path.display()), e)),
+        }
+    }
+
+    /// The app must not hold the file while it is swapped.
+    fn requires_stopped_service(&self) -> bool {
+        true
     }
 
     async fn import(

@@ -28,6 +28,7 @@
 //! ```
 
 mod export;
+mod held;
 mod swap;
 mod sys;
 mod unpack;
@@ -42,7 +43,7 @@ use serde_json::json;
 use crate::artifact::{formats, ArtifactData, ArtifactDescriptor, ByteStream};
 use crate::blocking_io::{consume_stream_blocking, stream_from_blocking_writer};
 use crate::data::{
-    ensure_format_supported, DataExporter, DataImporter, ExportRequirements, ImportMode,
+    ensure_format_supported, DataExporter, DataImporter, ExportRequirements, HeldData, ImportMode,
     RequiredState, ServiceTarget,
 };
 use crate::recipe::Recipe;
@@ -255,6 +256,11 @@ impl DataImporter for DirectoryImporter {
         mode: ImportMode,
     ) -> Result<()> {
         self.check(service, artifacts, mode).await
+    }
+
+    /// The directory's regular files: how many and their bytes.
+    async fn describe_target(&self, service: &ServiceTarget) -> Result<Option<Vec<HeldData>>> {
+        held::describe(DirectoryConfig::from_service(service)?.path).await
     }
 
     async fn import(
