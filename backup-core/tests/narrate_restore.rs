@@ -257,3 +257,25 @@ fn a_rollback_that_cannot_remove_a_service_says_so() {
          could not remove PostgreSQL; please check it by hand."
     );
 }
+
+#[test]
+fn without_known_dependencies_a_later_stage_waits_for_the_earlier_ones() {
+    let plan = backup_core::RestorePlan::from_dependencies([
+        ("files", &[][..]),
+        ("app", &["files".to_string()][..]),
+    ])
+    .expect("plan");
+    let mut narrator = RestoreNarrator::from_plan(&plan);
+    assert_eq!(
+        narrator.status_line(),
+        "Restoring 2 services… files is waiting to start, app is waiting for dependencies…"
+    );
+    narrator.observe(&ProgressEvent::ServiceFinished {
+        service: "files".into(),
+        operation: "create".into(),
+    });
+    assert_eq!(
+        narrator.status_line(),
+        "Restoring 2 services… files is running, app is waiting to start…"
+    );
+}
