@@ -262,7 +262,8 @@ pub struct BackupRequest {
 /// A service whose exporter requires [`crate::RequiredState::Stopped`] is stopped with
 /// [`WorkspaceHost::stop_service`] just before its export and started again with
 /// [`WorkspaceHost::start_service`] right after, also when the export fails or panics;
-/// unless it is listed in [`BackupRequest::already_stopped`]. When the host cannot stop
+/// unless it is listed in [`BackupRequest::already_stopped`] or its status says it is not
+/// running ([`Deployment::is_stopped`]: it stays stopped). When the host cannot stop
 /// it ([`WorkspaceHost::can_stop`] is `false`), the backup is refused before anything is
 /// written.
 ///
@@ -344,6 +345,7 @@ async fn create_backup_with(
         let requirements = exporter.requirements();
         if requirements.required_state == RequiredState::Stopped
             && !request.already_stopped.contains(&deployment.name)
+            && !deployment.is_stopped()
         {
             if host.can_stop(deployment) {
                 quiesce.stop.insert(deployment.name.clone());

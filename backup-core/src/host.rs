@@ -34,8 +34,21 @@ pub struct Deployment {
     /// Names of the deployments this one depends on.
     #[serde(default)]
     pub depends_on: Vec<String>,
-    /// The host's status word, e.g. `running`.
+    /// The host's status word, e.g. `running`. The words [`Deployment::is_stopped`]
+    /// reads as "not running" are `stopped`, `exited` and `created`.
     pub status: String,
+}
+
+impl Deployment {
+    /// Whether the host's status word says the service is not running (`stopped`,
+    /// `exited` or `created`, any case). Operations that stop a service around their
+    /// work leave such a service alone: it is neither stopped nor started, so it stays
+    /// stopped.
+    pub fn is_stopped(&self) -> bool {
+        ["stopped", "exited", "created"]
+            .iter()
+            .any(|word| self.status.eq_ignore_ascii_case(word))
+    }
 }
 
 impl fmt::Debug for Deployment {

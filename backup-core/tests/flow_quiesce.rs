@@ -296,3 +296,34 @@ async fn a_backup_cancelled_while_a_service_is_stopped_reports_it_left_stopped()
     );
     assert!(!path.exists());
 }
+
+#[tokio::test]
+async fn a_service_that_was_not_running_is_backed_up_and_stays_stopped() {
+    use backup_core::WorkspaceHost;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = source_host(&tmp.path().join("src"), json!({}));
+    host.stop_service("files")
+        .await
+        .expect("stop files by hand");
+    let path = tmp.path().join("b.backup.zip");
+    create_backup(
+        &host,
+        &registry(),
+        &BackupRequest::default(),
+        &path,
+        Arc::new(CollectedProgress::new()),
+    )
+    .await
+    .expect("backup");
+    assert_eq!(
+        quiesce_calls(&host),
+        [
+            HostCall::Stopped("files".into()),
+            HostCall::Stopped("app".into()),
+            HostCall::Started("app".into()),
+        ],
+        "only the running service is stopped and started; `files` is left alone"
+    );
+    assert_eq!(host.get("files").expect("files").status, STATUS_STOPPED);
+    assert!(path.exists());
+}

@@ -7,7 +7,8 @@
 //! ([`object_store::local::LocalFileSystem`]) or an S3-compatible bucket and prefix.
 //!
 //! ```text
-//! config.json                    format version, repository id, encryption parameters
+//! config.json                    format version, repository id, encryption parameters,
+//!                                key check (passphrase repositories)
 //!                                (never a secret)
 //! bundles/<name>.backup.zip      the bundles, byte for byte what a BundleWriter wrote
 //! index/<id>.json                one entry per published bundle: name, size, a copy of its
@@ -93,6 +94,7 @@ pub mod history;
 mod index;
 mod locks;
 mod maintain;
+mod multipart;
 mod naming;
 mod quiesce;
 mod repo;

@@ -27,6 +27,9 @@ pub enum OrphanKind {
     IndexWithoutBundle,
     /// An abandoned partial (multipart) upload left by a killed writer (local storage).
     PartialUpload,
+    /// An incomplete S3 multipart upload under the repository's `bundles/` (a writer
+    /// killed mid-upload); its parts stay on the server until aborted.
+    IncompleteMultipartUpload,
 }
 
 /// Something in the repository that is not a listed, complete bundle.
@@ -37,8 +40,11 @@ pub struct Orphan {
     pub kind: OrphanKind,
     /// Its object key (or, for a partial upload, its file path).
     pub path: String,
-    /// When it was last written.
+    /// When it was last written (for a multipart upload: when it was started).
     pub modified: Timestamp,
+    /// The server's upload id, for an incomplete multipart upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
 }
 
 /// What [`Repository::check`] found.
@@ -49,6 +55,10 @@ pub struct CheckReport {
     pub bundles: usize,
     /// Orphans.
     pub orphans: Vec<Orphan>,
+    /// What could not be checked, and why (for example a server that cannot list
+    /// incomplete multipart uploads).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What [`Repository::prune`] does.
@@ -90,7 +100,8 @@ pub struct PruneReport {
 
 impl Repository {
     /// Finds orphans: bundle objects no index entry names, index entries without their
-    /// bundle, and (on local storage) abandoned partial uploads. Reads no bundle data.
+    /// bundle, abandoned partial uploads (local storage) and incomplete multipart uploads
+    /// (S3; one `ListMultipartUploads` call per 1,000). Reads no bundle data.
     ///
     /// # Errors
     ///
@@ -116,6 +127,7 @@ impl Repository {
                     path: meta.location.to_string(),
                     modified: Timestamp::from_second(meta.last_modified.timestamp())
                         .unwrap_or(Timestamp::UNIX_EPOCH),
+                    upload_id: None,
                 });
             }
         }
@@ -125,19 +137,51 @@ impl Repository {
                     kind: OrphanKind::IndexWithoutBundle,
                     path: self.index_path(&entry.manifest.id).to_string(),
                     modified: crate::index::created_of(&entry.manifest),
+                    upload_id: None,
                 });
             }
         }
         orphans.extend(self.partial_uploads()?);
+        let mut warnings = Vec::new();
+        match self.incomplete_multipart_uploads().await? {
+            Some(uploads) => orphans.extend(uploads),
+            None => warnings.push(format!(
+                "{} cannot list incomplete multipart uploads (ListMultipartUploads is not implemented); add a bucket lifecycle rule that aborts them",
+                self.storage.describe()
+            )),
+        }
         Ok(CheckReport {
             bundles: entries.len(),
             orphans,
+            warnings,
         })
     }
 
+    /// Incomplete multipart uploads under `bundles/` on S3 storage (none elsewhere);
+    /// `None` when the server cannot list them.
+    async fn incomplete_multipart_uploads(&self) -> Result<Option<Vec<Orphan>>> {
+        let Storage::S3(options) = &self.storage else {
+            return Ok(Some(Vec::new()));
+        };
+        let prefix = format!("{}/", self.key(BUNDLES));
+        let Some(uploads) = crate::multipart::list(options, &prefix).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            uploads
+                .into_iter()
+                .map(|upload| Orphan {
+                    kind: OrphanKind::IncompleteMultipartUpload,
+                    path: upload.key,
+                    modified: upload.initiated,
+                    upload_id: Some(upload.upload_id),
+                })
+                .collect(),
+        ))
+    }
+
     /// Partial uploads on local storage: `bundles/<name>.backup.zip#<n>` staging files,
-    /// which the object store never lists. (On S3, abandoned multipart uploads are
-    /// invisible to this API; a bucket lifecycle rule removes them.)
+    /// which the object store never lists.
     fn partial_uploads(&self) -> Result<Vec<Orphan>> {
         let Storage::Local(root) = &self.storage else {
             return Ok(Vec::new());
@@ -165,6 +209,7 @@ impl Repository {
                 kind: OrphanKind::PartialUpload,
                 path: item.path().display().to_string(),
                 modified,
+                upload_id: None,
             });
         }
         Ok(out)
@@ -199,6 +244,18 @@ impl Repository {
             }
             if !options.dry_run {
                 match orphan.kind {
+                    OrphanKind::IncompleteMultipartUpload => {
+                        if let (Storage::S3(s3), Some(upload_id)) =
+                            (&self.storage, orphan.upload_id.clone())
+                        {
+                            let upload = crate::multipart::IncompleteUpload {
+                                key: orphan.path.clone(),
+                                upload_id,
+                                initiated: orphan.modified,
+                            };
+                            crate::multipart::abort(s3, &upload).await?;
+                        }
+                    }
                     OrphanKind::PartialUpload => {
                         if let Err(e) = std::fs::remove_file(&orphan.path) {
                             if e.kind() != std::io::ErrorKind::NotFound {

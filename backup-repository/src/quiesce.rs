@@ -13,9 +13,7 @@ use backup_core::{
 
 /// Whether the host's status word says the service is not running.
 pub(crate) fn not_running(deployment: &Deployment) -> bool {
-    ["stopped", "exited", "created"]
-        .iter()
-        .any(|s| deployment.status.eq_ignore_ascii_case(s))
+    deployment.is_stopped()
 }
 
 /// Whether the service must be stopped while it is backed up or its data replaced.

@@ -1,6 +1,6 @@
 //! [`Repository`]: open or create one, list, inspect, label, lock and delete bundles.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use backup_core::bundle::{
     BundleKind, Decryption, Encryption, EncryptionInfo, EncryptionMethod, Identities, Passphrase,
@@ -33,6 +33,8 @@ pub struct Repository {
     pub(crate) encryption: Encryption,
     /// What bundles are decrypted with when read.
     pub(crate) decryption: Option<Decryption>,
+    /// Set once the key given has passed [`Repository::check_key`] (reset by a new key).
+    pub(crate) key_checked: Arc<OnceLock<()>>,
 }
 
 pub(crate) const CONFIG: &str = "config.json";
@@ -81,6 +83,7 @@ impl Repository {
             id: uuid::Uuid::new_v4().to_string(),
             created_at: Timestamp::now().to_string(),
             encryption: encryption_info(&encryption),
+            key_check: seal_key_check(&encryption).await?,
         };
         let json = serde_json::to_vec_pretty(&config)
             .map_err(|e| Error::new(ErrorKind::Io, format!("serialising config.json: {e}")))?;
@@ -112,6 +115,7 @@ impl Repository {
             lock_timing: LockTiming::default(),
             encryption,
             decryption: None,
+            key_checked: Arc::default(),
         })
     }
 
@@ -160,6 +164,7 @@ impl Repository {
             lock_timing: LockTiming::default(),
             encryption: Encryption::None,
             decryption: None,
+            key_checked: Arc::default(),
         })
     }
 
@@ -190,6 +195,7 @@ impl Repository {
             work_factor,
         };
         self.decryption = Some(Decryption::Passphrase(passphrase));
+        self.key_checked = Arc::default();
         self
     }
 
@@ -198,7 +204,72 @@ impl Repository {
     /// `config.json`.)
     pub fn with_identities(mut self, identities: Identities) -> Self {
         self.decryption = Some(Decryption::Identities(identities));
+        self.key_checked = Arc::default();
         self
+    }
+
+    /// Checks the key given against `config.json` before anything is written or read
+    /// with it: a passphrase against the key check sealed at [`init_encrypted`]
+    /// (one scrypt run, off the async workers; done once per key, and by
+    /// [`begin`](Self::begin) before every first write), identities against the
+    /// recipients' public keys. Passes when there is nothing to check (no encryption,
+    /// no key given, a repository created before key checks).
+    ///
+    /// [`init_encrypted`]: Self::init_encrypted
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::PermissionDenied`] "wrong passphrase for the repository at …", or
+    /// "none of the given identities is a recipient of …", with a hint.
+    pub async fn check_key(&self) -> Result<()> {
+        if self.key_checked.get().is_some() {
+            return Ok(());
+        }
+        let Some(info) = &self.config.encryption else {
+            return Ok(());
+        };
+        let what = format!("the repository at {}", self.storage.describe());
+        match (&self.decryption, info.method) {
+            (Some(Decryption::Passphrase(passphrase)), EncryptionMethod::Passphrase) => {
+                if let Some(sealed) = self.config.key_check.clone() {
+                    let passphrase = passphrase.clone();
+                    let work_factor = info.work_factor;
+                    tokio::task::spawn_blocking(move || {
+                        passphrase.open_key_check(&sealed, work_factor, &what)
+                    })
+                    .await
+                    .map_err(|e| Error::new(ErrorKind::Io, format!("checking the key: {e}")))??;
+                }
+            }
+            (Some(Decryption::Identities(identities)), EncryptionMethod::Recipients) => {
+                let ours = identities.public_keys();
+                if !ours.iter().any(|key| info.recipients.contains(key)) {
+                    return Err(Error::new(
+                        ErrorKind::PermissionDenied,
+                        format!("none of the given identities is a recipient of {what}"),
+                    )
+                    .with_hint(format!(
+                        "give an identity file for one of: {}",
+                        info.recipients.join(", ")
+                    )));
+                }
+            }
+            (Some(_), method) => {
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "{what} is encrypted with {method:?}, and another kind of key was given"
+                    ),
+                )
+                .with_hint(match method {
+                    EncryptionMethod::Passphrase => "open it with Repository::with_passphrase",
+                    EncryptionMethod::Recipients => "open it with Repository::with_identities",
+                }))
+            }
+            (None, _) => return Ok(()),
+        }
+        let _ = self.key_checked.set(());
+        Ok(())
     }
 
     /// What a new bundle is encrypted with, from `config.json` and the key given.
@@ -512,7 +583,7 @@ fn resolve(entries: Vec<IndexEntry>, selector: &str) -> Result<IndexEntry> {
         )
         .with_hint("list the bundles; select one by index number, id or name")
     };
-    if let Ok(n) = selector.parse::<usize>() {
+    if let Some(n) = as_index(selector) {
         return n
             .checked_sub(1)
             .and_then(|i| entries.get(i).cloned())
@@ -542,6 +613,15 @@ fn resolve(entries: Vec<IndexEntry>, selector: &str) -> Result<IndexEntry> {
     Err(not_found())
 }
 
+/// A selector read as a list index: digits, shorter than the 8 characters an id prefix
+/// needs (an id such as `50174870…` starts with digits only).
+fn as_index(selector: &str) -> Option<usize> {
+    if selector.len() >= 8 || !selector.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    selector.parse().ok()
+}
+
 /// The tag in a bundle's name: its label, else its kind.
 pub(crate) fn name_tag(label: Option<&str>, kind: BundleKind) -> String {
     match label {
@@ -555,6 +635,23 @@ pub(crate) fn name_tag(label: Option<&str>, kind: BundleKind) -> String {
 }
 
 /// What `config.json` records of an encryption: public parameters only.
+/// The key check a passphrase repository's `config.json` holds (one scrypt run, off the
+/// async workers).
+async fn seal_key_check(encryption: &Encryption) -> Result<Option<String>> {
+    let Encryption::Passphrase {
+        passphrase,
+        work_factor,
+    } = encryption
+    else {
+        return Ok(None);
+    };
+    let (passphrase, work_factor) = (passphrase.clone(), *work_factor);
+    tokio::task::spawn_blocking(move || passphrase.seal_key_check(work_factor))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("sealing the key check: {e}")))?
+        .map(Some)
+}
+
 fn encryption_info(encryption: &Encryption) -> Option<EncryptionInfo> {
     match encryption {
         Encryption::Passphrase { work_factor, .. } => Some(EncryptionInfo {
@@ -570,5 +667,19 @@ fn encryption_info(encryption: &Encryption) -> Option<EncryptionInfo> {
             recipients: keys.clone(),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::as_index;
+
+    #[test]
+    fn an_id_prefix_of_digits_only_is_not_read_as_an_index() {
+        assert_eq!(as_index("2"), Some(2));
+        assert_eq!(as_index("1234567"), Some(1_234_567));
+        assert_eq!(as_index("50174870"), None, "an 8-digit id prefix");
+        assert_eq!(as_index("+2"), None);
+        assert_eq!(as_index("2a"), None);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use backup_core::bundle::EncryptionInfo;
 use backup_core::{Error, ErrorKind, Result};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,30 @@ fn is_loopback(endpoint: &str) -> bool {
     rest.starts_with("127.") || rest.starts_with("localhost") || rest.starts_with("[::1]")
 }
 
+/// The S3 store of `o`: path style, endpoint, region and credentials as given, the rest
+/// from the environment.
+pub(crate) fn build_s3(o: &S3Options) -> Result<AmazonS3> {
+    let mut b = AmazonS3Builder::from_env()
+        .with_bucket_name(&o.bucket)
+        .with_virtual_hosted_style_request(false)
+        .with_region(o.region.clone().unwrap_or_else(|| "us-east-1".into()));
+    if let Some(endpoint) = &o.endpoint {
+        b = b
+            .with_endpoint(endpoint)
+            .with_allow_http(o.allow_http || is_loopback(endpoint));
+    }
+    if let Some(key) = &o.access_key_id {
+        b = b.with_access_key_id(key);
+    }
+    if let Some(secret) = &o.secret_access_key {
+        b = b.with_secret_access_key(secret);
+    }
+    b.build().map_err(|e| {
+        crate::error::store_error(format!("configuring bucket `{}`", o.bucket), e)
+            .with_hint("check the bucket name, endpoint and region")
+    })
+}
+
 impl Storage {
     /// Builds the object store and the key prefix every path lives under.
     pub(crate) fn build(&self, create_dir: bool) -> Result<(Arc<dyn ObjectStore>, String)> {
@@ -102,25 +126,7 @@ impl Storage {
                 Ok((Arc::new(store), String::new()))
             }
             Storage::S3(o) => {
-                let mut b = AmazonS3Builder::from_env()
-                    .with_bucket_name(&o.bucket)
-                    .with_virtual_hosted_style_request(false)
-                    .with_region(o.region.clone().unwrap_or_else(|| "us-east-1".into()));
-                if let Some(endpoint) = &o.endpoint {
-                    b = b
-                        .with_endpoint(endpoint)
-                        .with_allow_http(o.allow_http || is_loopback(endpoint));
-                }
-                if let Some(key) = &o.access_key_id {
-                    b = b.with_access_key_id(key);
-                }
-                if let Some(secret) = &o.secret_access_key {
-                    b = b.with_secret_access_key(secret);
-                }
-                let store = b.build().map_err(|e| {
-                    crate::error::store_error(format!("configuring bucket `{}`", o.bucket), e)
-                        .with_hint("check the bucket name, endpoint and region")
-                })?;
+                let store = build_s3(o)?;
                 let prefix = o.prefix.trim_matches('/').to_string();
                 Ok((Arc::new(store), prefix))
             }
@@ -160,4 +166,11 @@ pub struct RepositoryConfig {
     /// a secret (`None`: bundles are not encrypted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionInfo>,
+    /// For a passphrase repository: a small age file sealed with the passphrase
+    /// ([`backup_core::bundle::Passphrase::seal_key_check`]), so a wrong passphrase is
+    /// refused before a bundle is written with it. Holds no secret; absent in
+    /// repositories created before it existed (then a wrong passphrase is found at the
+    /// first read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_check: Option<String>,
 }

@@ -36,11 +36,12 @@ impl Repository {
     /// # Errors
     ///
     /// [`backup_core::ErrorKind::PermissionDenied`] for a passphrase repository opened
-    /// without its passphrase;
+    /// without its passphrase or with a wrong one ([`Repository::check_key`]);
     /// Lock errors (an exclusive lock held by a live process: host, pid, since).
     pub async fn begin(&self, mut options: BundleOptions) -> Result<PendingBundle> {
         if !options.encryption.is_enabled() {
             options.encryption = self.write_encryption()?;
+            self.check_key().await?;
         }
         let lock = self.lock(LockKind::Shared, "create").await?;
         let (upload, sink) = Upload::new(&self.store, self.upload);

@@ -160,9 +160,22 @@ async fn killed_writer_leaves_nothing_listed_on_s3() {
     repo.verify(&kept.id, &backup_core::progress::NoProgress)
         .await
         .expect("verify");
-    // The incomplete multipart upload is no object: nothing to report or remove, and the
-    // killed child's lock is cleared by the next exclusive operation.
+    // The incomplete multipart upload is no object, but `check` asks the server for it and
+    // `prune` aborts it; the killed child's lock is cleared by the next exclusive operation.
     let check = repo.check().await.expect("check");
-    assert!(check.orphans.is_empty(), "{check:?}");
-    repo.prune(&PruneOptions::default()).await.expect("prune");
+    assert_eq!(check.orphans.len(), 1, "{check:?}");
+    let orphan = &check.orphans[0];
+    assert_eq!(orphan.kind, OrphanKind::IncompleteMultipartUpload);
+    assert!(orphan.path.starts_with("bundles/"), "{orphan:?}");
+    assert!(orphan.upload_id.is_some(), "{orphan:?}");
+    let report = repo
+        .prune(&PruneOptions {
+            grace: Duration::ZERO,
+            ..PruneOptions::default()
+        })
+        .await
+        .expect("prune");
+    assert_eq!(report.removed_orphans, check.orphans);
+    let check = repo.check().await.expect("check");
+    assert!(check.orphans.is_empty(), "aborted: {check:?}");
 }

@@ -127,3 +127,83 @@ async fn recipients_repository_writes_without_a_secret_and_reads_with_an_identit
         .expect("verify with identity");
     assert!(report.not_decrypted.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_passphrase_is_refused_before_a_bundle_is_written_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("repo");
+    let encryption = Encryption::Passphrase {
+        passphrase: Passphrase::new(PASSPHRASE),
+        work_factor: 10,
+    };
+    Repository::init_encrypted(Storage::Local(root.clone()), encryption)
+        .await
+        .expect("init");
+    let config = std::fs::read_to_string(root.join("config.json")).expect("config");
+    assert!(config.contains("\"keyCheck\""), "{config}");
+    assert!(
+        !config.contains(PASSPHRASE),
+        "never a secret in config.json"
+    );
+    let keyless = Repository::open(Storage::Local(root.clone()))
+        .await
+        .expect("open");
+
+    let wrong = keyless.clone().with_passphrase(Passphrase::new("wrong"));
+    let err = wrong.check_key().await.expect_err("a wrong passphrase");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("wrong passphrase"), "{err}");
+    let err = wrong
+        .begin(Default::default())
+        .await
+        .expect_err("no bundle is started with a wrong passphrase");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    let bundles = std::fs::read_dir(root.join("bundles"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(bundles, 0, "nothing written");
+    assert!(keyless
+        .list(&BundleFilter::default())
+        .await
+        .expect("list")
+        .is_empty());
+
+    let right = keyless.with_passphrase(Passphrase::new(PASSPHRASE));
+    right
+        .check_key()
+        .await
+        .expect("the right passphrase passes");
+    write_bundle(&right, None, BundleKind::Manual, "db", 10_000, 7).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_of_no_recipient_are_refused_by_check_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("repo");
+    let key = age::x25519::Identity::generate();
+    let encryption = Encryption::recipients([key.to_public().to_string()]).expect("recipients");
+    let repo = Repository::init_encrypted(Storage::Local(root), encryption)
+        .await
+        .expect("init");
+    let identities_of = |identity: &age::x25519::Identity| {
+        Identities::parse(&format!("{}\n", identity.to_string().expose_secret())).expect("identity")
+    };
+    let stranger = age::x25519::Identity::generate();
+    let err = repo
+        .clone()
+        .with_identities(identities_of(&stranger))
+        .check_key()
+        .await
+        .expect_err("a stranger's identity");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(
+        err.hint()
+            .unwrap_or("")
+            .contains(&key.to_public().to_string()),
+        "the hint names the recipients: {err:?}"
+    );
+    repo.with_identities(identities_of(&key))
+        .check_key()
+        .await
+        .expect("the recipient's identity passes");
+}

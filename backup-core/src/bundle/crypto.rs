@@ -203,7 +203,7 @@ impl Encryption {
 
 /// Encrypts `identity` with `passphrase` (age scrypt, `work_factor`) as an armored age
 /// file: what the manifest stores as `wrappedIdentity`.
-fn wrap_identity(
+pub(super) fn wrap_identity(
     identity: &age::x25519::Identity,
     passphrase: &Passphrase,
     work_factor: u8,
@@ -410,7 +410,7 @@ enum Keys {
 
 /// Why the wrapped identity could not be unlocked (kept so every entry reports it).
 #[derive(Debug, Clone)]
-enum Unwrap {
+pub(super) enum Unwrap {
     WrongKey,
     ExcessiveWork(u8),
     Invalid(String),
@@ -419,7 +419,7 @@ enum Unwrap {
 /// Decrypts the armored `wrapped` identity with `passphrase`, refusing a work factor
 /// above [`MAX_SCRYPT_WORK_FACTOR`] (in the manifest or the age header) before any
 /// scrypt work.
-fn unwrap_identity(
+pub(super) fn unwrap_identity(
     passphrase: &Passphrase,
     work_factor: Option<u8>,
     wrapped: &str,

@@ -55,6 +55,7 @@ mod central_dir;
 mod crypto;
 mod entry_name;
 mod entry_stream;
+mod key_check;
 mod local_header;
 mod local_scan;
 mod manifest;
