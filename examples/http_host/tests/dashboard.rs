@@ -197,6 +197,19 @@ async fn the_dashboard_lists_creates_with_progress_and_asks_for_the_restore_phra
     driver
         .call("POST", "/url", Some(json!({"url": server.url("/")})))
         .await;
+    // A wrong token: the error is shown with its hint.
+    driver.type_text("#token", "wrong-token").await;
+    driver.click("#connect").await;
+    driver
+        .wait_for("!document.getElementById('errors').classList.contains('hidden')")
+        .await;
+    let hint = driver
+        .script("return document.getElementById('error-hint').textContent;")
+        .await;
+    assert!(hint.as_str().unwrap().starts_with("Hint: send `Authorization: Bearer"), "{hint}");
+    driver.screenshot("00-error-with-hint.png").await;
+
+    driver.script("document.getElementById('token').value = '';").await;
     driver.type_text("#token", TOKEN).await;
     driver.click("#connect").await;
     driver

@@ -197,3 +197,24 @@ impl JsonValue for reqwest::Response {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_tool_definitions_are_served_with_their_schemas() {
+    let ws = Workspace::new(false, false);
+    let server = ws.serve(&[]);
+    let (status, tools) = server.get("/api/agent-tools").await;
+    assert_eq!(status, 200, "{tools}");
+    let names: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for wanted in ["backupWorkspace", "restoreWorkspace", "exportAppData", "importAppData"] {
+        assert!(names.contains(&wanted), "{names:?}");
+    }
+    for tool in tools.as_array().unwrap() {
+        assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
+        assert!(tool["outputSchema"].is_object(), "{tool}");
+    }
+}

@@ -10,7 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::Html;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
 
 use crate::auth::{require_token, Token};
 use crate::state::AppState;
@@ -18,6 +18,13 @@ use crate::state::AppState;
 /// The dashboard: one static page, no build step. It holds no data; every request it
 /// makes carries the bearer token the operator types in.
 const DASHBOARD: &str = include_str!("../../static/index.html");
+
+/// `GET /api/agent-tools`: the agent tool definitions (`backupWorkspace`,
+/// `restoreWorkspace`, `exportAppData`, `importAppData`) with their input and output
+/// JSON Schemas, from `backup_core::agent_tools`.
+async fn agent_tools() -> Json<Vec<backup_core::agent_tools::ToolDefinition>> {
+    Json(backup_core::agent_tools::tools())
+}
 
 /// The whole application.
 pub fn router(state: AppState, token: Token) -> Router {
@@ -58,6 +65,7 @@ pub fn router(state: AppState, token: Token) -> Router {
             post(bundles::restore),
         )
         .route(&format!("{ws}/prune"), post(bundles::prune))
+        .route("/api/agent-tools", get(agent_tools))
         .route("/api/jobs/{job}", get(jobs::status))
         .route("/api/jobs/{job}/events", get(jobs::events))
         .route_layer(middleware::from_fn_with_state(token, require_token));
