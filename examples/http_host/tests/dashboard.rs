@@ -206,10 +206,17 @@ async fn the_dashboard_lists_creates_with_progress_and_asks_for_the_restore_phra
     let hint = driver
         .script("return document.getElementById('error-hint').textContent;")
         .await;
-    assert!(hint.as_str().unwrap().starts_with("Hint: send `Authorization: Bearer"), "{hint}");
+    assert!(
+        hint.as_str()
+            .unwrap()
+            .starts_with("Hint: send `Authorization: Bearer"),
+        "{hint}"
+    );
     driver.screenshot("00-error-with-hint.png").await;
 
-    driver.script("document.getElementById('token').value = '';").await;
+    driver
+        .script("document.getElementById('token').value = '';")
+        .await;
     driver.type_text("#token", TOKEN).await;
     driver.click("#connect").await;
     driver

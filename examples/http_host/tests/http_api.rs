@@ -210,7 +210,12 @@ async fn agent_tool_definitions_are_served_with_their_schemas() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    for wanted in ["backupWorkspace", "restoreWorkspace", "exportAppData", "importAppData"] {
+    for wanted in [
+        "backupWorkspace",
+        "restoreWorkspace",
+        "exportAppData",
+        "importAppData",
+    ] {
         assert!(names.contains(&wanted), "{names:?}");
     }
     for tool in tools.as_array().unwrap() {

@@ -160,3 +160,29 @@ async fn read_only_export_everything_streams_a_bundle_and_writes_nothing() {
     assert_eq!(status, 403, "{refused}");
     assert!(refused["error"]["hint"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_job_stream_sends_heartbeats_until_its_result() {
+    let ws = Workspace::new(false, false);
+    // The directory service's stop command keeps the backup busy (and its stream idle)
+    // for a second; heartbeats come every 50 ms.
+    let config = std::fs::read_to_string(&ws.config).unwrap();
+    let config = config.replacen(
+        "recipe = \"directory\"\n",
+        "recipe = \"directory\"\nstop = [\"sleep\", \"1\"]\nstart = [\"true\"]\n",
+        1,
+    );
+    std::fs::write(&ws.config, config).unwrap();
+    let server = ws.serve(&["--heartbeat-ms", "50"]);
+    let (status, started) = server
+        .post("/api/workspaces/shop/backups", &json!({}))
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let text = server.sse_text(started["job"].as_str().unwrap()).await;
+    assert!(text.contains(": heartbeat\n"), "{text}");
+    assert!(
+        text.trim_end().ends_with('}'),
+        "the stream ends with the result event: {text}"
+    );
+    assert!(text.contains("event: result"));
+}

@@ -228,6 +228,16 @@ impl Server {
         events
     }
 
+    /// A job's SSE stream as raw text, to its end (heartbeat comments included).
+    pub async fn sse_text(&self, job: &str) -> String {
+        let resp = self
+            .request(reqwest::Method::GET, &format!("/api/jobs/{job}/events"))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    }
+
     /// Starts a job (expects 202) and reads its events to the final one; returns the
     /// events.
     pub async fn run_job(&self, path: &str, body: &Value) -> Vec<(u64, String, Value)> {
