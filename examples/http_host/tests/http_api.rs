@@ -149,53 +149,23 @@ async fn postgres_data_export_download_imports_back_from_a_multipart_upload() {
 
     let pg = ws.pg.as_ref().unwrap();
     pg.psql("shop", "DELETE FROM items WHERE id > 10;");
-    let upload = |force: bool| {
-        let form = reqwest_multipart(&dump, &content_type);
-        server
-            .request(
-                Method::POST,
-                &format!("/api/workspaces/shop/deployments/db/import-data?artifact={artifact}&force={force}"),
-            )
-            .header("content-type", form.0)
-            .body(form.1)
-    };
-    let refused = upload(false).send().await.unwrap();
+    let query = |force: bool| format!("artifact={artifact}&force={force}");
+    let (refuse, replace) = (query(false), query(true));
+    let upload = || futures::stream::iter([Ok(dump.clone())]);
+    let (status, refused) = server
+        .import_data("db", &refuse, &content_type, upload())
+        .await;
     assert_eq!(
-        refused.status().as_u16(),
-        409,
-        "an import into a database with data needs force"
+        status, 409,
+        "an import into a database with data needs force: {refused}"
     );
-    let resp = upload(true).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let body: Value = resp.json_value().await;
+    let (status, body) = server
+        .import_data("db", &replace, &content_type, upload())
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["bytes"], dump.len());
     let count = pg.psql("shop", "SELECT count(*) FROM items;");
     assert!(count.contains("500"), "{count}");
-}
-
-/// A multipart body with one `file` field: (content type, body).
-fn reqwest_multipart(data: &[u8], content_type: &str) -> (String, Vec<u8>) {
-    let boundary = "----http-host-test-boundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"data\"\r\n\
-         Content-Type: {content_type}\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(data);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-trait JsonValue {
-    async fn json_value(self) -> Value;
-}
-
-impl JsonValue for reqwest::Response {
-    async fn json_value(self) -> Value {
-        let text = self.text().await.unwrap();
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

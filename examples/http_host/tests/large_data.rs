@@ -7,7 +7,6 @@ mod common;
 use common::Workspace;
 use futures::StreamExt;
 use reqwest::Method;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 const DATA: u64 = 200 * 1024 * 1024;
@@ -38,14 +37,7 @@ async fn a_200_mb_download_and_upload_keep_server_memory_flat() {
     let before = server.peak_rss();
 
     // Download to a file, chunk by chunk.
-    let resp = server
-        .request(
-            Method::POST,
-            "/api/workspaces/shop/deployments/files/export-data",
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = export_files(&server).await;
     assert_eq!(resp.status().as_u16(), 200);
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
     let artifact = resp.headers()["x-artifact-name"]
@@ -65,34 +57,11 @@ async fn a_200_mb_download_and_upload_keep_server_memory_flat() {
     // Change the service, then upload the download back as a streamed multipart body.
     std::fs::remove_file(ws.files.join("big.bin")).unwrap();
     std::fs::write(ws.files.join("a.txt"), "changed\n").unwrap();
-    let boundary = "----http-host-large";
-    let head = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"files\"\r\n\
-         Content-Type: {content_type}\r\n\r\n"
-    );
-    let tail = format!("\r\n--{boundary}--\r\n");
     let file = tokio::fs::File::open(&download).await.unwrap();
-    let data = tokio_util_stream(file);
-    let stream = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(head))])
-        .chain(data)
-        .chain(futures::stream::iter([Ok(bytes::Bytes::from(tail))]));
-    let resp = server
-        .request(
-            Method::POST,
-            &format!(
-                "/api/workspaces/shop/deployments/files/import-data?artifact={artifact}&force=true"
-            ),
-        )
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let query = format!("artifact={artifact}&force=true");
+    let (status, body) = server
+        .import_data("files", &query, &content_type, file_stream(file))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["bytes"], size);
     assert_eq!(
@@ -121,43 +90,22 @@ async fn an_upload_over_the_size_limit_is_413() {
     let ws = Workspace::new(false, false);
     std::fs::write(ws.files.join("big.bin"), vec![1u8; 3 << 20]).unwrap();
     let server = ws.serve(&["--max-upload-bytes", "1048576"]);
-    let resp = server
-        .request(
-            Method::POST,
-            "/api/workspaces/shop/deployments/files/export-data",
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = export_files(&server).await;
     let artifact = resp.headers()["x-artifact-name"]
         .to_str()
         .unwrap()
         .to_string();
     let data = resp.bytes().await.unwrap();
-    let boundary = "b0undary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(&data);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let resp = server
-        .request(
-            Method::POST,
-            &format!(
-                "/api/workspaces/shop/deployments/files/import-data?artifact={artifact}&force=true"
-            ),
+    let query = format!("artifact={artifact}&force=true");
+    let (status, body) = server
+        .import_data(
+            "files",
+            &query,
+            "application/x-tar",
+            futures::stream::iter([Ok(data)]),
         )
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 413);
-    let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+        .await;
+    assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["kind"], "resource-exhausted");
     // The service kept its data (the directory importer stages before swapping).
     assert_eq!(
@@ -166,8 +114,14 @@ async fn an_upload_over_the_size_limit_is_413() {
     );
 }
 
+/// `POST …/deployments/files/export-data`.
+async fn export_files(server: &common::Server) -> reqwest::Response {
+    let path = "/api/workspaces/shop/deployments/files/export-data";
+    server.request(Method::POST, path).send().await.unwrap()
+}
+
 /// A file as a stream of 64 KiB chunks.
-fn tokio_util_stream(
+fn file_stream(
     file: tokio::fs::File,
 ) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
     futures::stream::unfold(file, |mut file| async move {

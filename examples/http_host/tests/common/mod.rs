@@ -228,6 +228,43 @@ impl Server {
         events
     }
 
+    /// Uploads `data` as the multipart field `file` to the service's `import-data`
+    /// (streamed: the body is produced as it is sent); the status and JSON body.
+    pub async fn import_data(
+        &self,
+        service: &str,
+        query: &str,
+        content_type: &str,
+        data: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    ) -> (u16, Value) {
+        let boundary = "----http-host-test-boundary";
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"data\"\r\n\
+             Content-Type: {content_type}\r\n\r\n"
+        );
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let body = futures::stream::iter([Ok(bytes::Bytes::from(head))])
+            .chain(data)
+            .chain(futures::stream::iter([Ok(bytes::Bytes::from(tail))]));
+        let path = format!("/api/workspaces/shop/deployments/{service}/import-data?{query}");
+        let resp = self
+            .request(reqwest::Method::POST, &path)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     /// A job's SSE stream as raw text, to its end (heartbeat comments included).
     pub async fn sse_text(&self, job: &str) -> String {
         let resp = self
