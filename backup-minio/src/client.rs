@@ -53,10 +53,13 @@ const CHECKSUM_CODES: &[&str] = &[
 
 /// Turns an SDK error of the request `what` (e.g. "listing bucket `b`") on `endpoint`
 /// into an error with a hint. Never includes credentials.
-pub fn s3_error<E, R>(err: SdkError<E, R>, what: impl Display, endpoint: &str) -> Error
+pub fn s3_error<E>(
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    what: impl Display,
+    endpoint: &str,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match &err {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
@@ -80,8 +83,18 @@ where
             )
         }
     }
-    let code = err.code().unwrap_or("").to_string();
-    let message = err.message().unwrap_or("").to_string();
+    let status = err
+        .raw_response()
+        .map(|r| r.status().as_u16().to_string())
+        .unwrap_or_default();
+    let code = match err.code() {
+        Some(code) => code.to_string(),
+        None => format!("HTTP {status}"),
+    };
+    let message = match err.message() {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => DisplayErrorContext(&err).to_string(),
+    };
     classify(&code, &message, what, endpoint)
 }
 
@@ -138,6 +151,32 @@ pub(crate) fn classify(code: &str, message: &str, what: impl Display, endpoint: 
             format!("{what}: {endpoint} answered {code}: {message}"),
         ),
     }
+}
+
+/// The raw answer of a request that succeeded (2xx) but whose body the SDK could not
+/// parse. moto 5 names the XML root of some answers `<Operation>Response` where S3 (and
+/// the SDK) expect e.g. `VersioningConfiguration`; callers read the fields they need
+/// from the raw answer instead.
+pub fn unparsed_success<E>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<&aws_sdk_s3::config::http::HttpResponse> {
+    match err {
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) => err
+            .raw_response()
+            .filter(|r| (200..300).contains(&r.status().as_u16())),
+        _ => None,
+    }
+}
+
+/// The text of an XML element `<name>…</name>` in a raw answer's body.
+pub fn raw_xml_field(
+    response: &aws_sdk_s3::config::http::HttpResponse,
+    name: &str,
+) -> Option<String> {
+    let body = std::str::from_utf8(response.body().bytes()?).ok()?;
+    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = body[start..].find(&format!("</{name}>"))? + start;
+    Some(body[start..end].to_string())
 }
 
 /// Whether the server said it does not implement the request (moto, s3s-fs and some

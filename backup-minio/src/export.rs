@@ -152,6 +152,7 @@ async fn run(job: &ExportJob, out: &mut Out) -> Result<ArchiveEnd> {
         settings: job.settings.clone(),
     };
     out.json_entry(HEAD_ENTRY, &head).await?;
+    out.flush().await?;
     let mut state = State {
         job,
         out,
@@ -310,6 +311,8 @@ async fn emit(state: &mut State<'_>, listed: &Listed) -> Result<()> {
         return Ok(());
     }
     let what = || format!("reading object `{}` of bucket `{}`", listed.key, job.bucket);
+    // What is ready goes out before this waits on the server.
+    state.out.flush().await?;
     record.tags = object_tags(job, listed).await?;
     let got = job
         .client

@@ -11,7 +11,7 @@ use aws_sdk_s3::Client;
 use backup_core::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{not_implemented, s3_error};
+use crate::client::{not_implemented, raw_xml_field, s3_error, unparsed_success};
 
 /// One CORS rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +79,11 @@ pub async fn read(client: &Client, bucket: &str, endpoint: &str) -> Result<Bucke
     match client.get_bucket_versioning().bucket(bucket).send().await {
         Ok(out) => settings.versioning = out.status().map(|s| s.as_str().to_string()),
         Err(e) if not_implemented(&e) => settings.unavailable.push("versioning".into()),
+        // A 200 answer the SDK cannot parse (moto's empty `GetBucketVersioningResponse`
+        // for a bucket that was never versioned): no versioning.
+        Err(e) if unparsed_success(&e).is_some() => {
+            settings.versioning = unparsed_success(&e).and_then(|r| raw_xml_field(r, "Status"))
+        }
         Err(e) => return Err(s3_error(e, what, endpoint)),
     }
     match client.get_bucket_policy().bucket(bucket).send().await {
@@ -112,16 +117,15 @@ pub async fn read(client: &Client, bucket: &str, endpoint: &str) -> Result<Bucke
 }
 
 /// A missing or unimplemented optional setting is recorded; other errors fail.
-fn optional<E, R>(
+fn optional<E>(
     settings: &mut BucketSettings,
     name: &str,
-    err: aws_sdk_s3::error::SdkError<E, R>,
+    err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
     what: &str,
     endpoint: &str,
 ) -> Result<()>
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_s3::error::ProvideErrorMetadata;
     match err.code() {
@@ -219,14 +223,13 @@ pub async fn apply(
     Ok(())
 }
 
-fn tolerate<E, R>(
-    result: std::result::Result<(), aws_sdk_s3::error::SdkError<E, R>>,
+fn tolerate<E>(
+    result: std::result::Result<(), aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
     what: &str,
     endpoint: &str,
 ) -> Result<()>
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match result {
         Ok(()) => Ok(()),

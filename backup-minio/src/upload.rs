@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 use tokio::io::AsyncRead;
 use tokio::task::JoinSet;
 
-use crate::client::s3_error;
+use crate::client::{s3_error, unparsed_success};
 use crate::layout::ObjectRecord;
 use crate::tar_in::TarIn;
 
@@ -153,7 +153,8 @@ async fn verify(
         .head_object()
         .bucket(&target.bucket)
         .key(&record.key)
-        .set_version_id(version.map(str::to_string))
+        // `null` is the version of an object in an unversioned bucket; moto refuses it.
+        .set_version_id(version.filter(|v| *v != "null").map(str::to_string))
         .send()
         .await
         .map_err(|e| {
@@ -304,7 +305,7 @@ async fn upload_parts<R: AsyncRead + Unpin>(
         .map(|(n, etag, _)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
         .collect::<Vec<_>>();
     let md5s: Vec<[u8; 16]> = done.iter().map(|(_, _, m)| *m).collect();
-    let out = target
+    let completed = target
         .client
         .complete_multipart_upload()
         .bucket(&target.bucket)
@@ -316,9 +317,15 @@ async fn upload_parts<R: AsyncRead + Unpin>(
                 .build(),
         )
         .send()
-        .await
-        .map_err(|e| s3_error(e, uploading(target, record), &target.endpoint))?;
-    let version = out.version_id().map(str::to_string);
+        .await;
+    let version = match completed {
+        Ok(out) => out.version_id().map(str::to_string),
+        // The check below tells whether the object really is there.
+        Err(e) if unparsed_success(&e).is_some() => unparsed_success(&e)
+            .and_then(|r| r.headers().get("x-amz-version-id"))
+            .map(str::to_string),
+        Err(e) => return Err(s3_error(e, uploading(target, record), &target.endpoint)),
+    };
     verify(
         target,
         record,

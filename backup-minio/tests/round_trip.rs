@@ -46,7 +46,7 @@ async fn put_generated(client: &Client, bucket: &str, key: &str, parts: i32, par
                 .build(),
         );
     }
-    client
+    let completed = client
         .complete_multipart_upload()
         .bucket(bucket)
         .key(key)
@@ -57,8 +57,14 @@ async fn put_generated(client: &Client, bucket: &str, key: &str, parts: i32, par
                 .build(),
         )
         .send()
-        .await
-        .unwrap();
+        .await;
+    // moto 5 answers with an XML root the SDK does not expect; a 2xx is success.
+    if let Err(e) = completed {
+        assert!(
+            backup_minio::client::unparsed_success(&e).is_some(),
+            "{e:?}"
+        );
+    }
 }
 
 const ODD_KEYS: &[&str] = &[
