@@ -224,7 +224,10 @@ pub async fn apply(
 }
 
 fn tolerate<E>(
-    result: std::result::Result<(), aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+    result: std::result::Result<
+        (),
+        aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    >,
     what: &str,
     endpoint: &str,
 ) -> Result<()>

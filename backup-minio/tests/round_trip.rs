@@ -173,21 +173,40 @@ async fn versioned_bucket_replays_every_version_and_delete_marker_in_order() {
     let dst = common::service("dst", &server, &[&target], json!({}));
     let reports = common::restore(&path, "src", &dst, false).await.unwrap();
 
-    assert_eq!(common::version_history(&client, &target).await, history);
-    assert_eq!(common::bucket_digest(&client, &target).await, latest);
+    // Replayed in the source's order, oldest first, each version with its own bytes.
     let report = &reports[0];
     assert_eq!(report.delete_markers, 2);
-    let doc: Vec<_> = report.versions.iter().filter(|v| v.key == "doc").collect();
-    assert_eq!(doc.len(), 4, "three versions and a delete marker of `doc`");
-    let replayed: Vec<_> = doc
+    let replayed: Vec<(String, bool, String)> = report
+        .versions
         .iter()
-        .filter(|v| !v.delete_marker)
-        .map(|v| Some(v.old.clone()))
+        .map(|v| (v.key.clone(), v.delete_marker, v.old.clone()))
         .collect();
-    assert_eq!(replayed, old_ids, "versions replayed oldest first");
-    assert!(doc
+    let expected: Vec<(String, bool, String)> = history
         .iter()
-        .all(|v| v.new.is_some() && v.new.as_ref() != Some(&v.old)));
+        .map(|(key, marker, _, version)| (key.clone(), *marker, version.clone()))
+        .collect();
+    assert_eq!(
+        replayed, expected,
+        "versions replayed oldest first, markers included"
+    );
+    let doc_versions: Vec<_> = history
+        .iter()
+        .filter(|h| h.0 == "doc" && !h.1)
+        .map(|h| Some(h.3.clone()))
+        .collect();
+    assert_eq!(doc_versions, old_ids);
+    for mapping in &report.versions {
+        let new = mapping.new.clone().unwrap();
+        assert_ne!(new, mapping.old);
+        if !mapping.delete_marker {
+            let a = common::object_view(&client, &source, &mapping.key, Some(&mapping.old)).await;
+            let b = common::object_view(&client, &target, &mapping.key, Some(&new)).await;
+            assert_eq!(a, b, "version {} of {}", mapping.old, mapping.key);
+        }
+    }
+    let target_history = common::version_history(&client, &target).await;
+    assert_eq!(target_history.len(), history.len());
+    assert_eq!(common::bucket_digest(&client, &target).await, latest);
 }
 
 #[tokio::test]

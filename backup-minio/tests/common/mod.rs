@@ -204,8 +204,10 @@ pub async fn bucket_digest(client: &Client, bucket: &str) -> String {
     hex::encode(sha.finalize())
 }
 
-/// Every version of every key, oldest first per key: (key, is delete marker, sha256 or "").
-pub async fn version_history(client: &Client, bucket: &str) -> Vec<(String, bool, String)> {
+/// Every version of every key, oldest first per key by time (write versions a second
+/// apart: timestamps may have one-second resolution): (key, is delete marker, sha256 or
+/// "", version id).
+pub async fn version_history(client: &Client, bucket: &str) -> Vec<(String, bool, String, String)> {
     let out = client
         .list_object_versions()
         .bucket(bucket)
@@ -251,7 +253,7 @@ pub async fn version_history(client: &Client, bucket: &str) -> Vec<(String, bool
                 .unwrap()
                 .to_string()
         };
-        history.push((key, marker, sha));
+        history.push((key, marker, sha, version.unwrap_or_default()));
     }
     history
 }
