@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use backup_core::{DataImporter, ImportMode, ServiceTarget};
+use backup_core::{ImportMode, ServiceTarget};
 use backup_testkit::s3_server::{S3Server, ACCESS_KEY, SECRET_KEY};
 use serde_json::json;
 

@@ -215,7 +215,9 @@ pub async fn version_history(client: &Client, bucket: &str) -> Vec<(String, bool
         .await
         .unwrap();
     assert_ne!(out.is_truncated(), Some(true), "test buckets fit one page");
-    let mut all: Vec<(String, (i64, u32), bool, Option<String>, usize)> = Vec::new();
+    // (key, time, delete marker, version id, rank in its listing)
+    type Listed = (String, (i64, u32), bool, Option<String>, usize);
+    let mut all: Vec<Listed> = Vec::new();
     for (rank, v) in out.versions().iter().enumerate() {
         let t = v
             .last_modified()
