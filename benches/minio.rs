@@ -93,7 +93,12 @@ fn case(
     fill: Vec<(String, u64)>,
 ) -> Vec<Row> {
     let work = tempfile::tempdir().expect("tempdir");
-    let bucket = format!("bench-{name}");
+    let slug: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let bucket = format!("bench-{}", slug.trim_matches('-').replace("--", "-"));
     runtime.block_on(async {
         client.create_bucket().bucket(&bucket).send().await.expect("bucket");
         for (i, (key, size)) in fill.iter().enumerate() {
