@@ -95,7 +95,11 @@ where
         Some(m) if !m.is_empty() => m.to_string(),
         // Without a message the SDK's context (which may include the raw answer) is the
         // only clue: keep its start.
-        _ => DisplayErrorContext(&err).to_string().chars().take(300).collect(),
+        _ => DisplayErrorContext(&err)
+            .to_string()
+            .chars()
+            .take(300)
+            .collect(),
     };
     classify(&code, &message, what, endpoint)
 }

@@ -313,16 +313,16 @@ async fn emit(state: &mut State<'_>, listed: &Listed) -> Result<()> {
     let what = || format!("reading object `{}` of bucket `{}`", listed.key, job.bucket);
     // What is ready goes out before this waits on the server.
     state.out.flush().await?;
-    record.tags = object_tags(job, listed).await?;
-    let got = job
+    // Tags and the object in one round trip's time.
+    let get = job
         .client
         .get_object()
         .bucket(&job.bucket)
         .key(&listed.key)
         .set_version_id(listed.version_id.clone())
         .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await;
+        .send();
+    let (tags, got) = tokio::join!(object_tags(job, listed), get);
     let object = match got {
         Ok(object) => object,
         // Deleted since it was listed: a live bucket changes, nothing is lost.
@@ -331,6 +331,7 @@ async fn emit(state: &mut State<'_>, listed: &Listed) -> Result<()> {
         }
         Err(e) => return Err(s3_error(e, what(), &job.endpoint)),
     };
+    record.tags = tags?;
     let size = u64::try_from(object.content_length().unwrap_or(0)).unwrap_or(0);
     record.size = size;
     record.etag = object.e_tag().map(str::to_string);
