@@ -22,6 +22,8 @@ use crate::upload::{put_multipart, put_small, Target};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionMapping {
+    /// Position of the record in the archive (replay order).
+    pub seq: u64,
     /// The key.
     pub key: String,
     /// Version id in the source bucket.
@@ -235,6 +237,8 @@ async fn replay<R: AsyncRead + Unpin>(
             }
         }
     }
+    // Uploads of different keys finish in any order; the report lists replay order.
+    report.versions.sort_by_key(|v| v.seq);
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
@@ -250,6 +254,7 @@ fn record_upload(report: &mut ImportReport, created: &mut Vec<Created>, (record,
     report.bytes += record.size;
     if let Some(old) = &record.version_id {
         report.versions.push(VersionMapping {
+            seq: record.seq,
             key: record.key.clone(),
             old: old.clone(),
             new: new.clone(),
@@ -378,6 +383,7 @@ async fn replay_delete_marker(
     report.delete_markers += 1;
     if let Some(old) = &record.version_id {
         report.versions.push(VersionMapping {
+            seq: record.seq,
             key: record.key.clone(),
             old: old.clone(),
             new: new.clone(),
