@@ -35,6 +35,7 @@
 mod error;
 mod json_limits;
 
+pub mod agent_tools;
 pub mod artifact;
 pub mod backup;
 pub mod blocking_io;
@@ -44,6 +45,7 @@ pub mod data;
 pub mod directory;
 pub mod host;
 pub mod memory_host;
+pub mod narrate;
 pub mod plan;
 pub mod progress;
 pub mod recipe;
