@@ -72,7 +72,8 @@ pub struct PodmanDeploymentOps<'a> {
 
 impl std::fmt::Debug for PodmanDeploymentOps<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PodmanDeploymentOps").finish_non_exhaustive()
+        f.debug_struct("PodmanDeploymentOps")
+            .finish_non_exhaustive()
     }
 }
 

@@ -17,6 +17,9 @@ use backup_repository::{BundleInfo, Repository, Storage, BUNDLE_SUFFIX};
 use backup_testkit::tree::tree_digest;
 use common::{listing, Deployment};
 
+/// Listing and content digest of `appdata`, and every quadlet file's bytes.
+type State = (Vec<String>, String, Vec<(String, Vec<u8>)>);
+
 /// A podman deployment (a running container on volume `appdata`, quadlets naming it),
 /// a host listing it as `app`, and a local repository.
 struct Env {
@@ -73,7 +76,7 @@ impl Env {
     }
 
     /// Listing and content digest of `appdata`, and the quadlet bytes.
-    fn state(&self) -> (Vec<String>, String, Vec<(String, Vec<u8>)>) {
+    fn state(&self) -> State {
         let data = self.d.env.mountpoint("appdata");
         (listing(&data), tree_digest(&data), self.d.quadlet_bytes())
     }
