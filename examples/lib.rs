@@ -29,21 +29,7 @@ pub async fn list_bundles(dir: &Path) -> std::io::Result<Vec<(PathBuf, Manifest,
     Ok(found)
 }
 
-/// A size for people: `1.5 MiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+pub use backup_core::narrate::human_bytes;
 
 /// Whether two directory trees hold the same paths, types, modes, mtimes, contents and
 /// link targets.

@@ -54,6 +54,12 @@ pub enum ErrorKind {
     /// neither their old nor the new data. The hint lists what is left where and the
     /// manual steps; the safety backup is kept.
     RollbackFailed,
+    /// Another live process holds the lock this operation needs (a repository's lock);
+    /// the message names its host, pid and since when.
+    Locked,
+    /// A missing or wrong key: an encrypted bundle or repository cannot be opened or
+    /// written with what was given (passphrase, identities).
+    WrongKey,
 }
 
 impl ErrorKind {
@@ -78,6 +84,8 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Io => "io",
             ErrorKind::ResourceExhausted => "resource exhausted",
+            ErrorKind::Locked => "locked",
+            ErrorKind::WrongKey => "wrong key",
             ErrorKind::RestoreRolledBack => "restore rolled back",
             ErrorKind::RollbackFailed => "rollback failed",
         }

@@ -64,7 +64,7 @@ pub struct RestoreOptions {
     pub smoke_test: bool,
     /// The key of an encrypted bundle. Every entry is decrypted and checked before any
     /// target is touched; an encrypted bundle without it (or with a wrong one) fails
-    /// with [`ErrorKind::PermissionDenied`] first.
+    /// with [`ErrorKind::WrongKey`] first.
     pub decryption: Option<Decryption>,
 }
 
@@ -77,6 +77,22 @@ impl Default for RestoreOptions {
             smoke_test: true,
             decryption: None,
         }
+    }
+}
+
+impl RestoreOptions {
+    /// Restores data into the services that already run (none is created) and replaces
+    /// what they hold (`import.force`): the options for a host whose services exist, such
+    /// as `backupctl::ConfiguredHost`. Replacing still verifies every checksum and runs
+    /// every importer's checks first; for a safety backup and rollback, restore from a
+    /// repository with `backup_repository::safe_restore`.
+    pub fn into_existing_services() -> Self {
+        let mut options = RestoreOptions {
+            recreate_services: false,
+            ..RestoreOptions::default()
+        };
+        options.import.force = true;
+        options
     }
 }
 
@@ -121,7 +137,7 @@ pub struct RestoreReport {
 /// # Errors
 ///
 /// [`ErrorKind::Integrity`] for a corrupt bundle (nothing touched),
-/// [`ErrorKind::PermissionDenied`] for an encrypted bundle without the right key in
+/// [`ErrorKind::WrongKey`] for an encrypted bundle without the right key in
 /// [`RestoreOptions::decryption`] (nothing touched), validation errors of
 /// the snapshot import, [`ErrorKind::Unsupported`] when a service's recipe has no importer
 /// or does not read an artifact's format, [`ErrorKind::NotFound`] for a requested service

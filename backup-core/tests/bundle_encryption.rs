@@ -206,14 +206,14 @@ async fn listing_and_checksum_verify_work_without_the_key() {
 }
 
 fn assert_key_error(err: &Error) {
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
     let hint = err.hint().unwrap_or_default();
     assert!(hint.contains("Decryption::Passphrase"), "{hint}");
     assert!(!err.to_string().contains(PASSPHRASE));
 }
 
 #[tokio::test]
-async fn a_wrong_passphrase_or_identity_is_a_clear_permission_error() {
+async fn a_wrong_passphrase_or_identity_is_a_clear_wrong_key_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("enc.zip");
     write_encrypted(&path, Compression::Zstd, passphrase_encryption()).await;
@@ -232,11 +232,7 @@ async fn a_wrong_passphrase_or_identity_is_a_clear_permission_error() {
         .await
         .expect_err("wrong passphrase while streaming");
     let stream_err = Error::io("reading", stream_err);
-    assert_eq!(
-        stream_err.kind(),
-        ErrorKind::PermissionDenied,
-        "{stream_err}"
-    );
+    assert_eq!(stream_err.kind(), ErrorKind::WrongKey, "{stream_err}");
 
     let (someone_else, _) = identity();
     let identities = Identities::parse(&identity_text(&someone_else)).expect("identity");
@@ -576,10 +572,7 @@ async fn an_oversized_or_damaged_wrapped_identity_is_refused() {
         .with_decryption(Decryption::Passphrase(Passphrase::new(PASSPHRASE)));
     let err = reader.verify(&NoProgress).await.expect_err("damaged");
     assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::Integrity | ErrorKind::PermissionDenied
-        ),
+        matches!(err.kind(), ErrorKind::Integrity | ErrorKind::WrongKey),
         "{err}"
     );
     assert!(!err.to_string().contains(PASSPHRASE));

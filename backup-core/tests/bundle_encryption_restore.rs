@@ -54,7 +54,7 @@ async fn restore_with(
 }
 
 fn assert_nothing_touched(err: &Error, target: &InMemoryHost, root: &Path) {
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
     assert!(
         err.hint()
             .unwrap_or_default()

@@ -270,26 +270,63 @@ impl Podman {
     ///
     /// When podman fails.
     pub async fn running_users(&self, volume: &str) -> Result<Vec<String>> {
-        let spec = self.spec([
+        let ids = self
+            .users_with(volume, &["--filter", "status=running"])
+            .await?;
+        self.start_order(ids).await
+    }
+
+    /// Every container that mounts `volume`, running or not.
+    ///
+    /// # Errors
+    ///
+    /// When podman fails.
+    pub async fn all_users(&self, volume: &str) -> Result<Vec<String>> {
+        self.users_with(volume, &["--all"]).await
+    }
+
+    async fn users_with(&self, volume: &str, extra: &[&str]) -> Result<Vec<String>> {
+        let mut args = vec![
             "ps".to_string(),
             "--filter".into(),
             format!("volume={volume}"),
-            "--filter".into(),
-            "status=running".into(),
-            "--format".into(),
-            "{{.ID}}".into(),
-            "--no-trunc".into(),
-        ]);
-        let ids: Vec<String> = self
-            .output(spec)
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(["--format".into(), "{{.ID}}".into(), "--no-trunc".into()]);
+        Ok(self
+            .output(self.spec(args))
             .await?
             .stdout_text()
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_string)
-            .collect();
-        self.start_order(ids).await
+            .collect())
+    }
+
+    /// Removes containers (`podman rm --force`, which stops a running one first with the
+    /// stop timeout).
+    ///
+    /// # Errors
+    ///
+    /// When podman fails.
+    pub async fn remove_containers(&self, ids: &[String]) -> Result<()> {
+        for id in ids {
+            let timeout = self.stop_timeout.to_string();
+            self.output(self.spec(["rm", "--force", "--time", timeout.as_str(), id.as_str()]))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `podman volume rm NAME` (fails while a container uses it).
+    ///
+    /// # Errors
+    ///
+    /// When podman fails; [`ErrorKind::NotFound`] when there is no such volume.
+    pub async fn volume_remove(&self, name: &str) -> Result<()> {
+        self.output(self.spec(["volume", "rm", name])).await?;
+        Ok(())
     }
 
     /// Orders containers so that every container comes after those it depends on.

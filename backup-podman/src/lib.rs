@@ -25,6 +25,9 @@
 //! - **Safe restore** ([`safe_restore`]): a safety backup of the current quadlets and
 //!   volumes, then stop, restore, start, check the containers run; on any failure the
 //!   safety backup is restored and the error reports both outcomes.
+//! - **Guarded remove / apply** ([`PodmanDeploymentOps`]): a `before-remove` /
+//!   `before-apply` guard backup into a `backup-repository` repository first; no backup,
+//!   no removal or apply, unless the caller passes [`Guard::Override`] with a reason.
 //!
 //! Every podman command runs through the service's [`backup_core::CommandRunner`], with
 //! the configured `podman` program and `podmanArgs` (e.g. `--root`, `--runroot`).
@@ -33,6 +36,7 @@ mod bind;
 mod cli;
 mod config;
 mod exporter;
+mod guarded;
 mod importer;
 pub mod quadlet;
 mod quiesce;
@@ -46,6 +50,7 @@ use backup_core::{Recipe, RecipeRegistry, Result, ServiceTarget};
 pub use cli::{Podman, RootAttributes, VolumeInfo};
 pub use config::{config_schema, BindMounts, PodmanConfig};
 pub use exporter::PodmanExporter;
+pub use guarded::{ApplyReport, Guard, GuardRecord, PodmanDeploymentOps, RemoveReport};
 pub use importer::PodmanImporter;
 pub use safe_restore::{safe_restore, SafeRestoreReport};
 

@@ -205,7 +205,7 @@ pub(crate) async fn acquire(
         }
         guard.release().await;
         return Err(Error::new(
-            ErrorKind::Unavailable,
+            ErrorKind::Locked,
             format!(
                 "the repository is locked ({} lock for {}) by host `{}` pid {} since {}",
                 match other.kind {

@@ -219,7 +219,7 @@ impl Repository {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::PermissionDenied`] "wrong passphrase for the repository at …", or
+    /// [`ErrorKind::WrongKey`] "wrong passphrase for the repository at …", or
     /// "none of the given identities is a recipient of …", with a hint.
     pub async fn check_key(&self) -> Result<()> {
         if self.key_checked.get().is_some() {
@@ -245,7 +245,7 @@ impl Repository {
                 let ours = identities.public_keys();
                 if !ours.iter().any(|key| info.recipients.contains(key)) {
                     return Err(Error::new(
-                        ErrorKind::PermissionDenied,
+                        ErrorKind::WrongKey,
                         format!("none of the given identities is a recipient of {what}"),
                     )
                     .with_hint(format!(
@@ -256,7 +256,7 @@ impl Repository {
             }
             (Some(_), method) => {
                 return Err(Error::new(
-                    ErrorKind::PermissionDenied,
+                    ErrorKind::WrongKey,
                     format!(
                         "{what} is encrypted with {method:?}, and another kind of key was given"
                     ),
@@ -282,7 +282,7 @@ impl Repository {
             EncryptionMethod::Passphrase => match &self.encryption {
                 Encryption::Passphrase { .. } => Ok(self.encryption.clone()),
                 _ => Err(Error::new(
-                    ErrorKind::PermissionDenied,
+                    ErrorKind::WrongKey,
                     format!(
                         "the repository at {} is encrypted with a passphrase, and none was given",
                         self.storage.describe()

@@ -35,7 +35,7 @@ impl Repository {
     ///
     /// # Errors
     ///
-    /// [`backup_core::ErrorKind::PermissionDenied`] for a passphrase repository opened
+    /// [`backup_core::ErrorKind::WrongKey`] for a passphrase repository opened
     /// without its passphrase or with a wrong one ([`Repository::check_key`]);
     /// Lock errors (an exclusive lock held by a live process: host, pid, since).
     pub async fn begin(&self, mut options: BundleOptions) -> Result<PendingBundle> {

@@ -41,7 +41,7 @@ async fn passphrase_repository_round_trip() {
         .begin(Default::default())
         .await
         .expect_err("no passphrase to write with");
-    assert_eq!(refused.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(refused.kind(), ErrorKind::WrongKey);
     assert!(refused.hint().unwrap_or("").contains("passphrase"));
 
     let repo = keyless.clone().with_passphrase(Passphrase::new(PASSPHRASE));
@@ -75,7 +75,7 @@ async fn passphrase_repository_round_trip() {
         .verify(&bundle.id, &NoProgress)
         .await
         .expect_err("wrong passphrase");
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
     assert!(!err.to_string().contains("wrong\""), "{err}");
 
     // A flipped byte in the encrypted entry is detected, with or without the key.
@@ -151,13 +151,13 @@ async fn a_wrong_passphrase_is_refused_before_a_bundle_is_written_with_it() {
 
     let wrong = keyless.clone().with_passphrase(Passphrase::new("wrong"));
     let err = wrong.check_key().await.expect_err("a wrong passphrase");
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
     assert!(err.to_string().contains("wrong passphrase"), "{err}");
     let err = wrong
         .begin(Default::default())
         .await
         .expect_err("no bundle is started with a wrong passphrase");
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
     let bundles = std::fs::read_dir(root.join("bundles"))
         .map(|d| d.count())
         .unwrap_or(0);
@@ -195,7 +195,7 @@ async fn identities_of_no_recipient_are_refused_by_check_key() {
         .check_key()
         .await
         .expect_err("a stranger's identity");
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
     assert!(
         err.hint()
             .unwrap_or("")

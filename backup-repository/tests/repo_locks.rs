@@ -115,7 +115,7 @@ async fn create_during_prune_leaves_both_intact() {
         .prune(&prune)
         .await
         .expect_err("a create holds the lock");
-    assert_eq!(refused.kind(), ErrorKind::Unavailable, "{refused}");
+    assert_eq!(refused.kind(), ErrorKind::Locked, "{refused}");
     let text = refused.to_string();
     assert!(
         text.contains(&format!("pid {}", std::process::id())),
@@ -174,7 +174,7 @@ async fn live_lock_is_respected() {
         .begin(BundleOptions::default())
         .await
         .expect_err("an exclusive lock is held");
-    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(err.kind(), ErrorKind::Locked);
     let text = err.to_string();
     assert!(
         text.contains(&this_host()) && text.contains(&std::process::id().to_string()),
@@ -284,7 +284,7 @@ async fn held_lock_is_refreshed_and_never_broken() {
         .prune(&PruneOptions::default())
         .await
         .expect_err("live lock respected");
-    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(err.kind(), ErrorKind::Locked);
     create.await.expect("join");
     assert!(
         lock_records(&repo).await.is_empty(),

@@ -112,7 +112,7 @@ async fn begin(repo: &Repository, label: &str) -> backup_repository::PendingBund
     loop {
         match repo.begin(BundleOptions::default().with_label(label)).await {
             Ok(pending) => return pending,
-            Err(e) if e.kind() == ErrorKind::Unavailable && Instant::now() < deadline => {
+            Err(e) if e.kind() == ErrorKind::Locked && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => panic!("begin: {e}"),
@@ -173,7 +173,7 @@ async fn process_child() {
         }
         ["prune"] => {
             // Prune with no grace period, over and over until one succeeds: refused
-            // (Unavailable) while the other process's create holds its lock.
+            // (Locked) while the other process's create holds its lock.
             let options = PruneOptions {
                 grace: Duration::ZERO,
                 ..PruneOptions::default()
@@ -186,7 +186,7 @@ async fn process_child() {
                         assert!(report.removed_orphans.is_empty(), "{report:?}");
                         break;
                     }
-                    Err(e) if e.kind() == ErrorKind::Unavailable && Instant::now() < deadline => {
+                    Err(e) if e.kind() == ErrorKind::Locked && Instant::now() < deadline => {
                         refused += 1;
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }

@@ -33,14 +33,14 @@ async fn encrypted_bundle_is_decrypted_and_checked_before_anything_is_touched() 
         .restore(&bundle.id, &registry(), &options)
         .await
         .expect_err("no key");
-    assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error:?}");
+    assert_eq!(error.kind(), ErrorKind::WrongKey, "{error:?}");
     let wrong = age::x25519::Identity::generate();
     env.repo = keyed.clone().with_identities(identities(&wrong));
     let error = env
         .restore(&bundle.id, &registry(), &options)
         .await
         .expect_err("wrong key");
-    assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error:?}");
+    assert_eq!(error.kind(), ErrorKind::WrongKey, "{error:?}");
     assert_eq!(env.state(), changed, "nothing touched");
     assert_eq!(
         env.repo

@@ -415,7 +415,7 @@ async fn a_run_that_cannot_get_the_lock_fails_recorded_and_the_next_one_runs() {
     handle.stop().await.expect("stop");
     assert!(!locked.succeeded());
     let error = locked.run.error.as_ref().expect("error");
-    assert_eq!(error.kind, ErrorKind::Unavailable);
+    assert_eq!(error.kind, ErrorKind::Locked);
     assert!(error.message.contains("another-host"), "{}", error.message);
     assert!(next.succeeded(), "{:?}", next.run.error);
     let history = f.repo.runs(&RunFilter::default()).await.expect("runs").runs;

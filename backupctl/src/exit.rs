@@ -43,23 +43,16 @@ impl Exit {
 
     /// The exit code an error ends the program with.
     pub fn for_error(error: &Error) -> Exit {
-        let message = error.message();
         match error.kind() {
             ErrorKind::Cancelled => Exit::Interrupted,
             ErrorKind::Integrity => Exit::VerificationFailed,
             ErrorKind::RestoreRolledBack => Exit::RestoreRolledBack,
             ErrorKind::RollbackFailed => Exit::RollbackFailed,
-            ErrorKind::InvalidConfig if message.starts_with("the configuration") => Exit::Usage,
-            ErrorKind::Unavailable if message.contains("the repository is locked") => {
-                Exit::RepositoryLocked
+            ErrorKind::InvalidConfig if error.message().starts_with("the configuration") => {
+                Exit::Usage
             }
-            ErrorKind::PermissionDenied
-                if message.contains("passphrase")
-                    || message.contains("identit")
-                    || message.contains("decrypt") =>
-            {
-                Exit::WrongKey
-            }
+            ErrorKind::Locked => Exit::RepositoryLocked,
+            ErrorKind::WrongKey => Exit::WrongKey,
             _ => Exit::Error,
         }
     }
@@ -93,6 +86,12 @@ mod tests {
         assert_eq!(Exit::for_error(&not_rolled_back).code(), 5);
         let interrupted = Error::new(ErrorKind::Cancelled, "interrupted");
         assert_eq!(Exit::for_error(&interrupted).code(), 130);
+        let locked = Error::new(ErrorKind::Locked, "held by host `h` pid 1");
+        assert_eq!(Exit::for_error(&locked).code(), 6);
+        let wrong_key = Error::new(ErrorKind::WrongKey, "wrong passphrase");
+        assert_eq!(Exit::for_error(&wrong_key).code(), 7);
+        let denied = Error::new(ErrorKind::PermissionDenied, "S3 access denied");
+        assert_eq!(Exit::for_error(&denied).code(), 1, "not a key problem");
     }
 
     #[test]

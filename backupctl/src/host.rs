@@ -14,11 +14,11 @@ use serde_json::Value;
 use crate::config::{Config, ResolvedService};
 
 /// The registry of every adapter this build ships: `directory`, `postgres`, `redis`,
-/// `sqlite` (with its `n8n` and `uptime-kuma` presets) and `podman`.
+/// `sqlite` (with its `n8n` and `uptime-kuma` presets), `podman`, and `s3` / `minio` /
+/// `minio-data`.
 ///
-/// Extension point: an adapter built elsewhere (the S3 / MinIO adapter, a host's own
-/// recipe) is added with [`ConfiguredHost::with_recipe`], or registered here once its
-/// crate is part of the workspace.
+/// Extension point: an adapter built elsewhere (a host's own recipe) is added with
+/// [`ConfiguredHost::with_recipe`].
 ///
 /// # Errors
 ///
@@ -31,6 +31,7 @@ pub fn default_registry() -> Result<RecipeRegistry> {
     backup_redis::register(&mut registry)?;
     backup_sqlite::register(&mut registry)?;
     backup_podman::register(&mut registry)?;
+    backup_minio::register(&mut registry)?;
     Ok(registry)
 }
 

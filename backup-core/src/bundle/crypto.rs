@@ -518,7 +518,7 @@ impl EntryDecryptor {
         use age::DecryptError as D;
         match e {
             D::NoMatchingKeys | D::DecryptionFailed | D::KeyDecryptionFailed => Error::new(
-                ErrorKind::PermissionDenied,
+                ErrorKind::WrongKey,
                 format!("entry {entry} cannot be decrypted with {} (wrong passphrase or identity)", self.what),
             )
             .with_hint(KEY_HINT),
@@ -542,7 +542,7 @@ pub(crate) const KEY_HINT: &str = "pass the key the bundle was encrypted with: t
 /// The error for an encrypted entry read without a key.
 pub(crate) fn missing_key(entry: &str) -> Error {
     Error::new(
-        ErrorKind::PermissionDenied,
+        ErrorKind::WrongKey,
         format!("entry {entry} is encrypted with age and no key was given"),
     )
     .with_hint(KEY_HINT)

@@ -27,7 +27,7 @@ impl Passphrase {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::PermissionDenied`] "wrong passphrase for …";
+    /// [`ErrorKind::WrongKey`] "wrong passphrase for …";
     /// [`ErrorKind::ResourceExhausted`] for an excessive work factor;
     /// [`ErrorKind::Integrity`] for a key check that is not a valid age file.
     pub fn open_key_check(
@@ -39,7 +39,7 @@ impl Passphrase {
         match unwrap_identity(self, work_factor, key_check) {
             Ok(_) => Ok(()),
             Err(Unwrap::WrongKey) => Err(Error::new(
-                ErrorKind::PermissionDenied,
+                ErrorKind::WrongKey,
                 format!("wrong passphrase for {what}"),
             )
             .with_hint("give the passphrase it was created with; nothing was written or read")),
@@ -74,7 +74,7 @@ mod tests {
         let err = Passphrase::new("wrong horse")
             .open_key_check(&sealed, Some(10), "the test")
             .expect_err("another passphrase is refused");
-        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+        assert_eq!(err.kind(), ErrorKind::WrongKey);
         assert!(
             err.to_string().contains("wrong passphrase for the test"),
             "{err}"

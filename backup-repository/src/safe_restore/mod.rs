@@ -111,7 +111,7 @@ pub(crate) enum SafetyPolicy {
 ///
 /// Before anything is touched: selection ([`backup_core::ErrorKind::NotFound`]), lock,
 /// verification ([`backup_core::ErrorKind::Integrity`],
-/// [`backup_core::ErrorKind::PermissionDenied`]), check and safety backup errors. After:
+/// [`backup_core::ErrorKind::WrongKey`]), check and safety backup errors. After:
 /// [`backup_core::ErrorKind::RestoreRolledBack`] or
 /// [`backup_core::ErrorKind::RollbackFailed`], details in [`RestoreFailure::of`].
 pub async fn safe_restore(

@@ -149,7 +149,7 @@ impl ProgressSink for WithoutFinished<'_> {
 /// # Errors
 ///
 /// [`ErrorKind::Integrity`] naming the entry that does not match;
-/// [`ErrorKind::PermissionDenied`] for a missing or wrong key; storage errors.
+/// [`ErrorKind::WrongKey`] for a missing or wrong key; storage errors.
 pub(crate) async fn verified_reader(
     repo: &Repository,
     entry: &IndexEntry,

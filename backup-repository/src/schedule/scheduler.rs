@@ -414,7 +414,7 @@ impl Scheduler {
         loop {
             match self.repo.lock(LockKind::Shared, "scheduled-backup").await {
                 Err(e)
-                    if e.kind() == ErrorKind::Unavailable
+                    if e.kind() == ErrorKind::Locked
                         && tokio::time::Instant::now() + LOCK_RETRY <= deadline =>
                 {
                     tokio::time::sleep(LOCK_RETRY).await;

@@ -1,0 +1,174 @@
+//! The config of an `s3` / `minio` service and its JSON Schema.
+
+use std::collections::BTreeMap;
+
+use backup_core::{Error, ErrorKind, Result, ServiceTarget};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Config field holding the access key id (a secret).
+pub const ACCESS_KEY_FIELD: &str = "accessKeyId";
+/// Config field holding the secret access key (a secret).
+pub const SECRET_KEY_FIELD: &str = "secretAccessKey";
+
+/// Default number of requests (objects or parts) in flight.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Default size above which an object is uploaded in parts, and the smallest part size.
+pub const DEFAULT_PART_SIZE_MIB: u64 = 8;
+
+/// Which versions an export reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Versions {
+    /// The current version of every key (deleted keys are left out).
+    #[default]
+    Latest,
+    /// Every version and delete marker, replayed oldest to newest on import.
+    All,
+}
+
+/// Config of an `s3` / `minio` service.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct S3Config {
+    /// `http(s)://host:port` of the S3 API.
+    pub endpoint: String,
+    /// Region used for signing (`us-east-1` by default).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Path-style requests (`endpoint/bucket/key`), on by default: MinIO and most
+    /// self-hosted servers need them.
+    #[serde(default = "default_true")]
+    pub path_style: bool,
+    /// Buckets to back up; empty or missing means every bucket the key can list. On
+    /// import, a list of exactly one bucket is the target of every artifact.
+    #[serde(default)]
+    pub buckets: Vec<String>,
+    /// Import target per source bucket (`{"photos": "photos-restored"}`).
+    #[serde(default)]
+    pub bucket_map: BTreeMap<String, String>,
+    /// Only keys starting with this prefix are exported.
+    #[serde(default)]
+    pub prefix: String,
+    /// `latest` (default) or `all` versions.
+    #[serde(default)]
+    pub versions: Versions,
+    /// Objects or parts in flight on import (default 4).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Objects larger than this many MiB are uploaded in parts of at least this size
+    /// (default 8; raised so any object fits in 10,000 parts).
+    #[serde(default = "default_part_size")]
+    pub part_size_mib: u64,
+    /// Access key id (secret).
+    pub access_key_id: String,
+    /// Secret access key (secret).
+    pub secret_access_key: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_concurrency() -> usize {
+    DEFAULT_CONCURRENCY
+}
+fn default_part_size() -> u64 {
+    DEFAULT_PART_SIZE_MIB
+}
+
+impl std::fmt::Debug for S3Config {
+    // Credentials never appear in Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("buckets", &self.buckets)
+            .field("prefix", &self.prefix)
+            .field("versions", &self.versions)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Config {
+    /// Reads the config of a service.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] naming the problem (never a secret's value).
+    pub fn from_service(service: &ServiceTarget) -> Result<Self> {
+        let config: S3Config = serde_json::from_value(service.config.clone()).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("config of S3 service `{}` is invalid: {e}", service.name),
+            )
+            .with_hint("required: endpoint, accessKeyId, secretAccessKey")
+        })?;
+        if !(config.endpoint.starts_with("http://") || config.endpoint.starts_with("https://")) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "endpoint of S3 service `{}` must start with http:// or https://",
+                    service.name
+                ),
+            ));
+        }
+        if config.access_key_id.is_empty() || config.secret_access_key.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("S3 service `{}` has no credentials", service.name),
+            )
+            .with_hint("set accessKeyId and secretAccessKey (secrets of the recipe)"));
+        }
+        Ok(config)
+    }
+
+    /// Number of requests in flight, at least 1.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.clamp(1, 64)
+    }
+
+    /// The smallest part size, in bytes (at least 5 MiB, S3's minimum).
+    pub fn part_size(&self) -> u64 {
+        self.part_size_mib.max(5) * 1024 * 1024
+    }
+
+    /// The bucket an artifact of `source` is imported into.
+    pub fn target_bucket(&self, source: &str) -> String {
+        if let Some(target) = self.bucket_map.get(source) {
+            return target.clone();
+        }
+        match self.buckets.as_slice() {
+            [only] => only.clone(),
+            _ => source.to_string(),
+        }
+    }
+}
+
+/// The JSON Schema of [`S3Config`].
+pub fn config_schema() -> serde_json::Value {
+    let bucket = json!({ "type": "string", "minLength": 3, "maxLength": 63, "pattern": "^[a-z0-9][a-z0-9.-]*[a-z0-9]$" });
+    json!({
+        "type": "object",
+        "properties": {
+            "endpoint": { "type": "string", "pattern": "^https?://" },
+            "region": { "type": "string", "minLength": 1 },
+            "pathStyle": { "type": "boolean" },
+            "buckets": { "type": "array", "items": bucket },
+            "bucketMap": { "type": "object", "additionalProperties": bucket },
+            "prefix": { "type": "string" },
+            "versions": { "enum": ["latest", "all"] },
+            "concurrency": { "type": "integer", "minimum": 1, "maximum": 64 },
+            "partSizeMib": { "type": "integer", "minimum": 5, "maximum": 5120 },
+            "accessKeyId": { "type": "string", "minLength": 1 },
+            "secretAccessKey": { "type": "string", "minLength": 1 }
+        },
+        "required": ["endpoint", "accessKeyId", "secretAccessKey"],
+        "additionalProperties": false
+    })
+}

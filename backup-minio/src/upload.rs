@@ -1,0 +1,369 @@
+//! Uploads of one object: a single PUT up to the part size, multipart above it with
+//! bounded parts in flight, every object checked after upload, a failed multipart upload
+//! aborted.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, StorageClass};
+use aws_sdk_s3::Client;
+use backup_core::{Error, Result};
+use bytes::{Bytes, BytesMut};
+use md5::{Digest, Md5};
+use tokio::io::AsyncRead;
+use tokio::task::JoinSet;
+
+use crate::client::{s3_error, unparsed_success};
+use crate::layout::ObjectRecord;
+use crate::tar_in::TarIn;
+
+/// S3's limit on parts per upload.
+pub const MAX_PARTS: u64 = 10_000;
+
+/// Where uploads go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The client.
+    pub client: Client,
+    /// Endpoint, for error messages.
+    pub endpoint: String,
+    /// The bucket.
+    pub bucket: String,
+}
+
+/// The part size for an object of `size` bytes: at least `min`, a whole number of MiB,
+/// and large enough that the object fits in [`MAX_PARTS`] parts.
+pub fn part_size_for(size: u64, min: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    needed.max(min)
+}
+
+/// The ETag S3 gives a multipart object: md5 of the parts' md5s, `-` part count.
+pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
+    let mut md5 = Md5::new();
+    for digest in part_md5s {
+        md5.update(digest);
+    }
+    format!("\"{}-{}\"", hex::encode(md5.finalize()), part_md5s.len())
+}
+
+fn md5_of(data: &[u8]) -> [u8; 16] {
+    Md5::digest(data).into()
+}
+
+/// Percent-encodes a tag set as the `x-amz-tagging` header wants it.
+pub fn encode_tags(tags: &BTreeMap<String, String>) -> Option<String> {
+    fn enc(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+    (!tags.is_empty()).then(|| {
+        tags.iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    })
+}
+
+fn metadata(record: &ObjectRecord) -> Option<HashMap<String, String>> {
+    (!record.metadata.is_empty()).then(|| {
+        record
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
+}
+
+fn storage_class(record: &ObjectRecord) -> Option<StorageClass> {
+    record
+        .storage_class
+        .as_deref()
+        .filter(|c| *c != "STANDARD")
+        .map(StorageClass::from)
+}
+
+fn expires(record: &ObjectRecord) -> Option<DateTime> {
+    record
+        .expires
+        .as_deref()
+        .and_then(|e| DateTime::from_str(e, DateTimeFormat::HttpDate).ok())
+}
+
+/// Uploads an object held in memory (at most one part size) with one PUT and checks it.
+/// Returns the new version id.
+///
+/// # Errors
+///
+/// When the server refuses or the stored object differs.
+pub async fn put_small(
+    target: &Target,
+    record: &ObjectRecord,
+    data: Bytes,
+) -> Result<Option<String>> {
+    let etag = format!("\"{}\"", hex::encode(md5_of(&data)));
+    let size = data.len() as u64;
+    #[allow(deprecated)]
+    let out = target
+        .client
+        .put_object()
+        .bucket(&target.bucket)
+        .key(&record.key)
+        .body(ByteStream::from(data))
+        .content_length(size as i64)
+        .set_content_type(record.content_type.clone())
+        .set_cache_control(record.cache_control.clone())
+        .set_content_encoding(record.content_encoding.clone())
+        .set_content_disposition(record.content_disposition.clone())
+        .set_content_language(record.content_language.clone())
+        .set_expires(expires(record))
+        .set_metadata(metadata(record))
+        .set_tagging(encode_tags(&record.tags))
+        .set_storage_class(storage_class(record))
+        .send()
+        .await
+        .map_err(|e| s3_error(e, uploading(target, record), &target.endpoint))?;
+    let version = out.version_id().map(str::to_string);
+    verify(target, record, size, &etag, version.as_deref()).await?;
+    Ok(version)
+}
+
+fn uploading(target: &Target, record: &ObjectRecord) -> String {
+    format!("uploading `{}` to bucket `{}`", record.key, target.bucket)
+}
+
+/// Checks the stored object's size and ETag against what was sent.
+async fn verify(
+    target: &Target,
+    record: &ObjectRecord,
+    size: u64,
+    etag: &str,
+    version: Option<&str>,
+) -> Result<()> {
+    let head = target
+        .client
+        .head_object()
+        .bucket(&target.bucket)
+        .key(&record.key)
+        // `null` is the version of an object in an unversioned bucket; moto refuses it.
+        .set_version_id(version.filter(|v| *v != "null").map(str::to_string))
+        .send()
+        .await
+        .map_err(|e| {
+            s3_error(
+                e,
+                format!("checking `{}` after upload", record.key),
+                &target.endpoint,
+            )
+        })?;
+    let stored_size = u64::try_from(head.content_length().unwrap_or(-1)).ok();
+    let stored_etag = head.e_tag().unwrap_or("");
+    if stored_size != Some(size) || stored_etag.trim_matches('"') != etag.trim_matches('"') {
+        return Err(Error::integrity(format!(
+            "`{}` in bucket `{}` was stored as {stored_size:?} bytes with ETag {stored_etag}, \
+             but {size} bytes with ETag {etag} were sent",
+            record.key, target.bucket
+        )));
+    }
+    Ok(())
+}
+
+/// Streams the current tar entry (`record.size` bytes) as a multipart upload with at
+/// most `concurrency` parts in flight; aborts the upload on any failure. Returns the new
+/// version id.
+///
+/// # Errors
+///
+/// When reading the archive, a part, the completion or the check fails.
+pub async fn put_multipart<R: AsyncRead + Unpin>(
+    target: &Target,
+    record: &ObjectRecord,
+    tar: &mut TarIn<R>,
+    min_part: u64,
+    concurrency: usize,
+) -> Result<Option<String>> {
+    let created = target
+        .client
+        .create_multipart_upload()
+        .bucket(&target.bucket)
+        .key(&record.key)
+        .set_content_type(record.content_type.clone())
+        .set_cache_control(record.cache_control.clone())
+        .set_content_encoding(record.content_encoding.clone())
+        .set_content_disposition(record.content_disposition.clone())
+        .set_content_language(record.content_language.clone())
+        .set_metadata(metadata(record))
+        .set_tagging(encode_tags(&record.tags))
+        .set_storage_class(storage_class(record))
+        .send()
+        .await
+        .map_err(|e| s3_error(e, uploading(target, record), &target.endpoint))?;
+    let Some(upload_id) = created.upload_id().map(str::to_string) else {
+        return Err(Error::integrity(format!(
+            "{}: the server returned no upload id",
+            uploading(target, record)
+        )));
+    };
+    let result = upload_parts(target, record, tar, &upload_id, min_part, concurrency).await;
+    match result {
+        Ok(version) => Ok(version),
+        Err(e) => {
+            let _ = target
+                .client
+                .abort_multipart_upload()
+                .bucket(&target.bucket)
+                .key(&record.key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            Err(e)
+        }
+    }
+}
+
+async fn upload_parts<R: AsyncRead + Unpin>(
+    target: &Target,
+    record: &ObjectRecord,
+    tar: &mut TarIn<R>,
+    upload_id: &str,
+    min_part: u64,
+    concurrency: usize,
+) -> Result<Option<String>> {
+    let part_size = part_size_for(record.size, min_part);
+    let mut in_flight: JoinSet<Result<(i32, String, [u8; 16])>> = JoinSet::new();
+    let mut done: Vec<(i32, String, [u8; 16])> = Vec::new();
+    let mut left = record.size;
+    let mut number = 0i32;
+    let outcome: Result<()> = async {
+        while left > 0 {
+            while in_flight.len() >= concurrency {
+                if let Some(part) = in_flight.join_next().await {
+                    done.push(joined(part)?);
+                }
+            }
+            let n = left.min(part_size);
+            let mut buf = BytesMut::with_capacity(n as usize);
+            tar.read_into(&mut buf, n).await?;
+            left -= n;
+            number += 1;
+            let (target, key, id, part) = (
+                target.clone(),
+                record.key.clone(),
+                upload_id.to_string(),
+                number,
+            );
+            let data = buf.freeze();
+            in_flight.spawn(async move {
+                let md5 = md5_of(&data);
+                let out = target
+                    .client
+                    .upload_part()
+                    .bucket(&target.bucket)
+                    .key(&key)
+                    .upload_id(id)
+                    .part_number(part)
+                    .content_length(data.len() as i64)
+                    .body(ByteStream::from(data))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        s3_error(
+                            e,
+                            format!("uploading part {part} of `{key}`"),
+                            &target.endpoint,
+                        )
+                    })?;
+                Ok((part, out.e_tag().unwrap_or_default().to_string(), md5))
+            });
+        }
+        Ok(())
+    }
+    .await;
+    // Every part task ends before the upload is completed or aborted.
+    while let Some(part) = in_flight.join_next().await {
+        match joined(part) {
+            Ok(part) => done.push(part),
+            Err(e) => {
+                if outcome.is_ok() {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    outcome?;
+    done.sort_by_key(|(n, _, _)| *n);
+    let parts = done
+        .iter()
+        .map(|(n, etag, _)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
+        .collect::<Vec<_>>();
+    let md5s: Vec<[u8; 16]> = done.iter().map(|(_, _, m)| *m).collect();
+    let completed = target
+        .client
+        .complete_multipart_upload()
+        .bucket(&target.bucket)
+        .key(&record.key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await;
+    let version = match completed {
+        Ok(out) => out.version_id().map(str::to_string),
+        // The check below tells whether the object really is there.
+        Err(e) if unparsed_success(&e).is_some() => unparsed_success(&e)
+            .and_then(|r| r.headers().get("x-amz-version-id"))
+            .map(str::to_string),
+        Err(e) => return Err(s3_error(e, uploading(target, record), &target.endpoint)),
+    };
+    verify(
+        target,
+        record,
+        record.size,
+        &multipart_etag(&md5s),
+        version.as_deref(),
+    )
+    .await?;
+    Ok(version)
+}
+
+fn joined<T>(joined: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    joined.map_err(|e| {
+        Error::new(
+            backup_core::ErrorKind::Io,
+            format!("upload task failed: {e}"),
+        )
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_object_fits_in_ten_thousand_parts() {
+        let min = 8 * 1024 * 1024;
+        assert_eq!(part_size_for(100, min), min);
+        for size in [min * 10_000, min * 10_000 + 1, 5 * 1024u64.pow(4)] {
+            let part = part_size_for(size, min);
+            assert!(size.div_ceil(part) <= MAX_PARTS, "{size}");
+            assert_eq!(part % (1024 * 1024), 0);
+        }
+    }
+
+    #[test]
+    fn tags_are_percent_encoded() {
+        let tags = BTreeMap::from([("a b".to_string(), "x=y&z".to_string())]);
+        assert_eq!(encode_tags(&tags).as_deref(), Some("a%20b=x%3Dy%26z"));
+    }
+}

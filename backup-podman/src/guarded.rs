@@ -1,0 +1,343 @@
+//! [`PodmanDeploymentOps`]: the destructive operations a quadlet host runs on a podman
+//! deployment — `remove` and `apply` — each behind an automatic guard backup
+//! ([`backup_repository::guard`], reasons `before-remove` / `before-apply`): no backup,
+//! no operation, unless the caller overrides explicitly ([`Guard::Override`]).
+
+use std::path::{Path, PathBuf};
+
+use backup_core::backup::service_target;
+use backup_core::progress::{no_progress, SharedProgress};
+use backup_core::{Error, ErrorKind, RecipeRegistry, Result, ServiceTarget, WorkspaceHost};
+use backup_repository::{guard, BundleInfo, GuardReason, Repository};
+
+use crate::config::PodmanConfig;
+use crate::exporter::deployment_volumes;
+use crate::RECIPE;
+
+/// Whether a guarded operation may run without its backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// No backup, no operation (the default).
+    Required,
+    /// Run the operation even when the guard backup fails; the reason is kept in the
+    /// report next to the guard's error.
+    Override {
+        /// Why the caller accepts running without a backup (e.g. "operator confirmed").
+        why: String,
+    },
+}
+
+/// What the guard did before an operation ran.
+#[derive(Debug)]
+pub struct GuardRecord {
+    /// The guard bundle (kind automatic, reason `before-remove` / `before-apply`), when
+    /// it was taken.
+    pub backup: Option<BundleInfo>,
+    /// Why there is no backup, when the caller overrode a failed guard.
+    pub error: Option<Error>,
+    /// The caller's override reason, when it overrode.
+    pub override_why: Option<String>,
+}
+
+/// What [`PodmanDeploymentOps::remove`] did.
+#[derive(Debug)]
+pub struct RemoveReport {
+    /// The guard backup (or the overridden failure).
+    pub guard: GuardRecord,
+    /// Containers removed because they used the deployment's volumes.
+    pub removed_containers: Vec<String>,
+    /// Volumes removed (those that existed).
+    pub removed_volumes: Vec<String>,
+    /// The quadlet directory that was deleted, when it existed.
+    pub removed_quadlet_dir: Option<PathBuf>,
+}
+
+/// What [`PodmanDeploymentOps::apply`] did.
+#[derive(Debug)]
+pub struct ApplyReport {
+    /// The guard backup (or the overridden failure).
+    pub guard: GuardRecord,
+    /// The files of the new quadlet directory, relative to it.
+    pub files: Vec<PathBuf>,
+}
+
+/// The guarded `remove` and `apply` of podman deployments for a host, backing up into a
+/// repository first.
+pub struct PodmanDeploymentOps<'a> {
+    repo: &'a Repository,
+    host: &'a dyn WorkspaceHost,
+    registry: &'a RecipeRegistry,
+    progress: SharedProgress,
+}
+
+impl std::fmt::Debug for PodmanDeploymentOps<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodmanDeploymentOps")
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PodmanDeploymentOps<'a> {
+    /// Operations on `host`'s podman deployments, guarded by backups into `repo` made
+    /// with the recipes of `registry` (which must hold the `podman` recipe).
+    pub fn new(
+        repo: &'a Repository,
+        host: &'a dyn WorkspaceHost,
+        registry: &'a RecipeRegistry,
+    ) -> Self {
+        PodmanDeploymentOps {
+            repo,
+            host,
+            registry,
+            progress: no_progress(),
+        }
+    }
+
+    /// Sends the guard's and the backup's progress events to `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: SharedProgress) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Removes deployment `name` from podman, after a `before-remove` guard backup of
+    /// its quadlet files and volumes:
+    ///
+    /// 1. the guard backup (refused → nothing is touched, unless [`Guard::Override`]);
+    /// 2. the quadlet directory is moved aside (its undo: moved back if a later step
+    ///    fails);
+    /// 3. every container using the deployment's volumes is stopped and removed
+    ///    (quadlet's units are `--rm` containers; the systemd units are the host's);
+    /// 4. the volumes are removed (`podman volume rm`), then the moved-aside directory.
+    ///
+    /// The host's own record of the deployment is left to the caller
+    /// ([`WorkspaceHost::remove_deployment`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] / [`ErrorKind::InvalidInput`] when there is no such podman
+    /// deployment; the guard's error (with a hint how to override) when the backup
+    /// failed; or the podman / file-system step that failed (the quadlet directory is
+    /// back then; the guard bundle holds what was removed).
+    pub async fn remove(&self, name: &str, policy: Guard) -> Result<RemoveReport> {
+        let service = self.podman_service(name).await?;
+        let config = PodmanConfig::from_service(&service)?;
+        let guard = self.guard(name, GuardReason::BeforeRemove, policy).await?;
+        let podman = config.podman(&service);
+        let (_, volumes) = deployment_volumes(&config)?;
+        let aside = if config.quadlet_dir.exists() {
+            let aside = sibling(&config.quadlet_dir, "removing")?;
+            rename(&config.quadlet_dir, &aside)?;
+            Some(aside)
+        } else {
+            None
+        };
+        let removed = async {
+            let mut containers = Vec::new();
+            let mut removed_volumes = Vec::new();
+            for volume in &volumes {
+                if podman.volume_inspect(volume).await?.is_none() {
+                    continue;
+                }
+                let users = podman.all_users(volume).await?;
+                podman.remove_containers(&users).await?;
+                containers.extend(users);
+                podman.volume_remove(volume).await?;
+                removed_volumes.push(volume.clone());
+            }
+            Ok::<_, Error>((containers, removed_volumes))
+        }
+        .await;
+        let (removed_containers, removed_volumes) = match removed {
+            Ok(done) => done,
+            Err(error) => {
+                let error = error.context(format!("removing podman deployment `{name}`"));
+                return Err(match &aside {
+                    Some(aside) => match rename(aside, &config.quadlet_dir) {
+                        Ok(()) => error,
+                        Err(back) => error.context(format!("({back}) and before that")),
+                    },
+                    None => error,
+                });
+            }
+        };
+        if let Some(aside) = &aside {
+            std::fs::remove_dir_all(aside)
+                .map_err(|e| Error::io(format!("deleting `{}`", aside.display()), e))?;
+        }
+        Ok(RemoveReport {
+            guard,
+            removed_containers,
+            removed_volumes,
+            removed_quadlet_dir: aside.map(|_| config.quadlet_dir.clone()),
+        })
+    }
+
+    /// Replaces deployment `name`'s quadlet directory with the files of `staged` (a
+    /// directory of regular files and subdirectories, e.g. the host's staging area),
+    /// after a `before-apply` guard backup of the current quadlets and volumes.
+    ///
+    /// The new files are copied next to the quadlet directory first, then swapped in by
+    /// two renames (the old directory is moved back if the second fails) and the old
+    /// one deleted. Reloading systemd (`systemctl daemon-reload`) and restarting the
+    /// units is the host's next step.
+    ///
+    /// # Errors
+    ///
+    /// As [`PodmanDeploymentOps::remove`] for the deployment and the guard;
+    /// [`ErrorKind::InvalidInput`] when `staged` holds something other than files and
+    /// directories (nothing is changed then); the file-system step that failed.
+    pub async fn apply(&self, name: &str, staged: &Path, policy: Guard) -> Result<ApplyReport> {
+        let service = self.podman_service(name).await?;
+        let config = PodmanConfig::from_service(&service)?;
+        let files = staged_files(staged)?;
+        let guard = self.guard(name, GuardReason::BeforeApply, policy).await?;
+        let target = &config.quadlet_dir;
+        let incoming = sibling(target, "applying")?;
+        let copied = copy_files(staged, &incoming, &files);
+        if let Err(error) = copied {
+            let _ = std::fs::remove_dir_all(&incoming);
+            return Err(error);
+        }
+        let old = if target.exists() {
+            let old = sibling(target, "replaced")?;
+            rename(target, &old)?;
+            Some(old)
+        } else {
+            None
+        };
+        if let Err(error) = rename(&incoming, target) {
+            let back = old.as_ref().map_or(Ok(()), |old| rename(old, target));
+            let _ = std::fs::remove_dir_all(&incoming);
+            return Err(match back {
+                Ok(()) => error,
+                Err(back) => error.context(format!("({back}) and before that")),
+            });
+        }
+        if let Some(old) = old {
+            std::fs::remove_dir_all(&old)
+                .map_err(|e| Error::io(format!("deleting `{}`", old.display()), e))?;
+        }
+        Ok(ApplyReport { guard, files })
+    }
+
+    /// The host's deployment `name` as a podman service.
+    async fn podman_service(&self, name: &str) -> Result<ServiceTarget> {
+        let deployments = self.host.list_deployments().await?;
+        let deployment = deployments.iter().find(|d| d.name == name).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("no deployment `{name}`"))
+                .with_hint("list the workspace's deployments for the right name")
+        })?;
+        if deployment.recipe != RECIPE {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "deployment `{name}` is a `{}` deployment, not a podman one",
+                    deployment.recipe
+                ),
+            )
+            .with_hint("remove or apply it with the host's operation for its recipe"));
+        }
+        Ok(service_target(self.host, deployment, self.progress.clone()))
+    }
+
+    /// Runs the guard and applies the caller's policy.
+    async fn guard(&self, name: &str, reason: GuardReason, policy: Guard) -> Result<GuardRecord> {
+        let services = vec![name.to_string()];
+        let outcome = guard(
+            self.repo,
+            self.host,
+            self.registry,
+            &services,
+            reason,
+            self.progress.clone(),
+        )
+        .await;
+        match policy {
+            Guard::Required => Ok(GuardRecord {
+                backup: Some(outcome.proceed()?),
+                error: None,
+                override_why: None,
+            }),
+            Guard::Override { why } => {
+                let overridden = outcome.override_failure(&why);
+                Ok(GuardRecord {
+                    backup: overridden.backup,
+                    error: overridden.error,
+                    override_why: Some(overridden.why),
+                })
+            }
+        }
+    }
+}
+
+/// A hidden sibling of `dir` for a swap: `.NAME.WHAT-PID`.
+fn sibling(dir: &Path, what: &str) -> Result<PathBuf> {
+    let (Some(parent), Some(file)) = (dir.parent(), dir.file_name()) else {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!("quadlet directory `{}` has no parent", dir.display()),
+        ));
+    };
+    let name = format!(".{}.{what}-{}", file.to_string_lossy(), std::process::id());
+    Ok(parent.join(name))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| {
+        Error::io(
+            format!("moving `{}` to `{}`", from.display(), to.display()),
+            e,
+        )
+    })
+}
+
+/// The relative paths of every regular file under `staged`, sorted.
+fn staged_files(staged: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = staged.join(&rel);
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("reading `{}`", dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(format!("reading `{}`", dir.display()), e))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| Error::io(format!("reading `{}`", entry.path().display()), e))?;
+            let path = rel.join(entry.file_name());
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                files.push(path);
+            } else {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "`{}` in the staged quadlets is neither a file nor a directory",
+                        entry.path().display()
+                    ),
+                )
+                .with_hint("stage quadlet files and drop-in directories only (no symlinks)"));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Copies `files` (relative) from `from` into a new directory `to`.
+fn copy_files(from: &Path, to: &Path, files: &[PathBuf]) -> Result<()> {
+    std::fs::create_dir_all(to)
+        .map_err(|e| Error::io(format!("creating `{}`", to.display()), e))?;
+    for file in files {
+        let dest = to.join(file);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("creating `{}`", parent.display()), e))?;
+        }
+        std::fs::copy(from.join(file), &dest)
+            .map_err(|e| Error::io(format!("writing `{}`", dest.display()), e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! Guarded `remove` / `apply` against real Podman and a local repository: the guard
+//! bundle (kind automatic, reason before-remove / before-apply) exists and restores
+//! what the operation replaced; a failing guard blocks the operation unless overridden.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use backup_core::bundle::BundleKind;
+use backup_core::host::NewDeployment;
+use backup_core::memory_host::config_from_json;
+use backup_core::snapshot::WorkspaceRef;
+use backup_core::{ImportMode, InMemoryHost, RecipeRegistry};
+use backup_podman::{Guard, PodmanDeploymentOps};
+use backup_repository::{BundleInfo, Repository, Storage, BUNDLE_SUFFIX};
+use backup_testkit::tree::tree_digest;
+use common::{listing, Deployment};
+
+/// Listing and content digest of `appdata`, and every quadlet file's bytes.
+type State = (Vec<String>, String, Vec<(String, Vec<u8>)>);
+
+/// A podman deployment (a running container on volume `appdata`, quadlets naming it),
+/// a host listing it as `app`, and a local repository.
+struct Env {
+    d: Deployment,
+    host: InMemoryHost,
+    registry: RecipeRegistry,
+    repo_dir: tempfile::TempDir,
+    repo: Repository,
+}
+
+const CONTAINER: &str =
+    "[Container]\nImage=localhost/busybox-test:1\nVolume=data.volume:/d\nExec=sleep 1000\n";
+
+impl Env {
+    async fn start() -> Env {
+        let d = Deployment::new("app");
+        d.write_quadlet("data.volume", "[Volume]\nVolumeName=appdata\n");
+        d.write_quadlet("app.container", CONTAINER);
+        d.write_quadlet(
+            "app.container.d/10-env.conf",
+            "[Container]\nEnvironment=A=1\n",
+        );
+        d.env.create_volume("appdata");
+        common::write_special_tree(&d.env.mountpoint("appdata"), 1 << 20);
+        d.env
+            .run_container("app", &["appdata:/d"], &["sleep", "1000"]);
+        let host = InMemoryHost::new(WorkspaceRef {
+            slug: "w".into(),
+            name: "W".into(),
+        });
+        host.insert(NewDeployment {
+            name: "app".into(),
+            recipe: backup_podman::RECIPE.into(),
+            config: config_from_json(d.service.config.clone()),
+            depends_on: Vec::new(),
+        });
+        let mut registry = RecipeRegistry::new();
+        backup_podman::register(&mut registry).unwrap();
+        let repo_dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(Storage::Local(repo_dir.path().join("repo")))
+            .await
+            .unwrap();
+        Env {
+            d,
+            host,
+            registry,
+            repo_dir,
+            repo,
+        }
+    }
+
+    fn ops(&self) -> PodmanDeploymentOps<'_> {
+        PodmanDeploymentOps::new(&self.repo, &self.host, &self.registry)
+    }
+
+    /// Listing and content digest of `appdata`, and the quadlet bytes.
+    fn state(&self) -> State {
+        let data = self.d.env.mountpoint("appdata");
+        (listing(&data), tree_digest(&data), self.d.quadlet_bytes())
+    }
+
+    fn volume_exists(&self) -> bool {
+        let out = self.d.env.try_podman(&["volume", "exists", "appdata"]);
+        out.status.success()
+    }
+
+    fn bundle_file(&self, info: &BundleInfo) -> PathBuf {
+        self.repo_dir
+            .path()
+            .join("repo/bundles")
+            .join(format!("{}{BUNDLE_SUFFIX}", info.name))
+    }
+
+    async fn bundles(&self) -> Vec<BundleInfo> {
+        self.repo.list(&Default::default()).await.unwrap()
+    }
+
+    /// Makes the repository unwritable: its bundle directory becomes a file.
+    fn break_repository(&self) {
+        let bundles = self.repo_dir.path().join("repo/bundles");
+        let _ = std::fs::remove_dir_all(&bundles);
+        std::fs::write(&bundles, b"not a directory").unwrap();
+    }
+}
+
+fn assert_guard_bundle(info: &BundleInfo, reason: &str) {
+    assert_eq!(info.kind, BundleKind::Automatic);
+    assert_eq!(info.reason.as_deref(), Some(reason));
+    assert_eq!(info.services, ["app"]);
+}
+
+/// A staged quadlet directory with a changed container file and no drop-in.
+fn staged(dir: &Path) -> PathBuf {
+    let staged = dir.join("staged");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join("data.volume"), "[Volume]\nVolumeName=appdata\n").unwrap();
+    std::fs::write(
+        staged.join("app.container"),
+        CONTAINER.replace("sleep 1000", "sleep 2000"),
+    )
+    .unwrap();
+    staged
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guarded_remove_backs_up_first_and_the_guard_bundle_restores_what_was_removed() {
+    let env = Env::start().await;
+    let before = env.state();
+    let report = env.ops().remove("app", Guard::Required).await.unwrap();
+
+    let info = report.guard.backup.clone().expect("guard backup");
+    assert_guard_bundle(&info, "before-remove");
+    assert_eq!(env.bundles().await.len(), 1);
+    assert!(!env.volume_exists(), "the volume was not removed");
+    assert!(
+        !env.d.quadlets.exists(),
+        "the quadlet files were not removed"
+    );
+    assert!(
+        env.d
+            .env
+            .try_podman(&["container", "exists", "app"])
+            .status
+            .code()
+            == Some(1)
+    );
+    assert_eq!(report.removed_volumes, ["appdata"]);
+    assert_eq!(report.removed_containers.len(), 1);
+
+    // The guard bundle holds exactly what was removed.
+    env.d
+        .import(&env.bundle_file(&info), "app", ImportMode { force: true })
+        .await
+        .unwrap();
+    assert_eq!(
+        env.state(),
+        before,
+        "the guard bundle does not restore the removed state"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_guard_blocks_remove_and_apply_until_the_caller_overrides() {
+    let env = Env::start().await;
+    let before = env.state();
+    env.break_repository();
+
+    let error = env.ops().remove("app", Guard::Required).await.unwrap_err();
+    assert!(
+        error.hint().is_some_and(|h| h.contains("override_failure")),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("before-remove"), "{error}");
+    let dir = tempfile::tempdir().unwrap();
+    let error = env
+        .ops()
+        .apply("app", &staged(dir.path()), Guard::Required)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("before-apply"), "{error}");
+    assert_eq!(
+        env.state(),
+        before,
+        "a blocked operation changed the deployment"
+    );
+    assert!(
+        env.d.env.is_running("app"),
+        "the container was left stopped"
+    );
+
+    let why = "the operator accepted data loss";
+    let report = env
+        .ops()
+        .remove(
+            "app",
+            Guard::Override {
+                why: why.to_string(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(report.guard.backup.is_none());
+    assert!(report.guard.error.is_some());
+    assert_eq!(report.guard.override_why.as_deref(), Some(why));
+    assert!(!env.volume_exists(), "the overridden removal did not run");
+    assert!(!env.d.quadlets.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guarded_apply_backs_up_the_old_quadlets_then_replaces_them() {
+    let env = Env::start().await;
+    let before = env.state();
+    let dir = tempfile::tempdir().unwrap();
+    let staged = staged(dir.path());
+    let report = env
+        .ops()
+        .apply("app", &staged, Guard::Required)
+        .await
+        .unwrap();
+
+    let info = report.guard.backup.clone().expect("guard backup");
+    assert_guard_bundle(&info, "before-apply");
+    assert_eq!(
+        report.files,
+        [PathBuf::from("app.container"), PathBuf::from("data.volume")]
+    );
+    let applied = env.d.quadlet_bytes();
+    assert_eq!(
+        applied.len(),
+        2,
+        "the old drop-in is still there: {applied:?}"
+    );
+    assert_eq!(
+        applied[0].1,
+        std::fs::read(staged.join("app.container")).unwrap()
+    );
+    assert_eq!(env.state().0, before.0, "apply touched the volume");
+
+    // The guard bundle brings the old quadlets back, byte for byte.
+    env.d
+        .import(&env.bundle_file(&info), "app", ImportMode { force: true })
+        .await
+        .unwrap();
+    assert_eq!(env.state(), before);
+}
