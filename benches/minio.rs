@@ -13,7 +13,10 @@ use backup_testkit::s3_server::{S3Server, ACCESS_KEY, SECRET_KEY};
 use futures::StreamExt;
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn service(server: &S3Server, bucket: &str) -> ServiceTarget {
@@ -30,7 +33,15 @@ fn service(server: &S3Server, bucket: &str) -> ServiceTarget {
 fn rclone(server: &S3Server, from: &str, to: &str) -> Duration {
     let start = Instant::now();
     let status = Command::new("rclone")
-        .args(["copy", from, to, "--transfers", "4", "--s3-upload-concurrency", "4"])
+        .args([
+            "copy",
+            from,
+            to,
+            "--transfers",
+            "4",
+            "--s3-upload-concurrency",
+            "4",
+        ])
         .env("RCLONE_CONFIG_S3_TYPE", "s3")
         .env("RCLONE_CONFIG_S3_PROVIDER", "Other")
         .env("RCLONE_CONFIG_S3_ENDPOINT", server.endpoint())
@@ -60,8 +71,16 @@ async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>
 
 async fn export_to(service: &ServiceTarget, path: &Path) -> u64 {
     let exporter = backup_minio::S3Exporter;
-    let artifact = exporter.artifacts(service).await.expect("artifacts").remove(0);
-    let mut stream = exporter.export(service, &artifact).await.expect("export").stream;
+    let artifact = exporter
+        .artifacts(service)
+        .await
+        .expect("artifacts")
+        .remove(0);
+    let mut stream = exporter
+        .export(service, &artifact)
+        .await
+        .expect("export")
+        .stream;
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
     let mut n = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -103,7 +122,12 @@ fn case(
         .collect();
     let bucket = format!("bench-{}", slug.trim_matches('-').replace("--", "-"));
     runtime.block_on(async {
-        client.create_bucket().bucket(&bucket).send().await.expect("bucket");
+        client
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket");
         for (i, (key, size)) in fill.iter().enumerate() {
             put(client, &bucket, key, vec![(i % 251) as u8; *size as usize]).await;
         }
@@ -115,9 +139,8 @@ fn case(
     let copy = work.path().join("rclone");
     let native_export = rclone(server, &format!("s3:{bucket}"), &copy.to_string_lossy());
     let ours_target = format!("{bucket}-ours");
-    let (_, ours_import, peak_import) = measure(|| {
-        runtime.block_on(import_from(&service(server, &ours_target), &tar, &bucket))
-    });
+    let (_, ours_import, peak_import) =
+        measure(|| runtime.block_on(import_from(&service(server, &ours_target), &tar, &bucket)));
     let native_import = rclone(
         server,
         &copy.to_string_lossy(),
@@ -143,18 +166,26 @@ fn case(
 
 fn main() {
     if Command::new("rclone").arg("version").output().is_err() {
-        panic!("rclone is not installed: `apt-get install rclone` (Debian package) to run this bench");
+        panic!(
+            "rclone is not installed: `apt-get install rclone` (Debian package) to run this bench"
+        );
     }
     let large_mib = env_or("MINIO_BENCH_LARGE_MIB", 1024);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let server = S3Server::moto();
-    let config: backup_minio::S3Config = serde_json::from_value(service(&server, "x").config)
-        .expect("config");
+    let config: backup_minio::S3Config =
+        serde_json::from_value(service(&server, "x").config).expect("config");
     let client = backup_minio::client::client(&config);
     let small: Vec<(String, u64)> = (0..1000).map(|i| (format!("small/{i:04}"), 4096)).collect();
     let mut rows = case(&runtime, &server, &client, "1000 x 4 KiB", small);
     let hundred: Vec<(String, u64)> = (0..2).map(|i| (format!("mid/{i}"), 50 << 20)).collect();
-    rows.extend(case(&runtime, &server, &client, "100 MiB (2 x 50 MiB)", hundred));
+    rows.extend(case(
+        &runtime,
+        &server,
+        &client,
+        "100 MiB (2 x 50 MiB)",
+        hundred,
+    ));
     let per = 128u64;
     let large: Vec<(String, u64)> = (0..large_mib / per)
         .map(|i| (format!("large/{i}"), per << 20))
@@ -166,5 +197,9 @@ fn main() {
         &format!("{large_mib} MiB ({per} MiB objects)"),
         large,
     ));
-    print_report("S3 bucket export / import (vs rclone copy, moto)", "rclone s", &rows);
+    print_report(
+        "S3 bucket export / import (vs rclone copy, moto)",
+        "rclone s",
+        &rows,
+    );
 }

@@ -56,4 +56,4 @@ fi
 
 log "tools: $(initdb --version | head -1); $(redis-server --version | cut -d' ' -f1-3); $(zstd --version)"
 log "running cargo test --workspace"
-exec cargo test --workspace "${@:2}"
+exec cargo test --workspace --no-fail-fast "${@:2}"
