@@ -54,7 +54,8 @@ pub struct S3Config {
     /// `latest` (default) or `all` versions.
     #[serde(default)]
     pub versions: Versions,
-    /// Objects or parts in flight on import (default 4).
+    /// Objects or parts in flight on import (default 4); export reads up to twice as many
+    /// small objects ahead.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// Objects larger than this many MiB are uploaded in parts of at least this size

@@ -1,22 +1,23 @@
 //! Export of one bucket as an `s3/tar` stream (layout in [`crate::layout`]).
 //!
-//! A task lists the bucket in key order and streams each object's record and bytes into
-//! a bounded channel: one object at a time, in chunks of at most
-//! [`backup_core::artifact::CHUNK_SIZE`], so memory does not grow with object size or
-//! count. Any failure ends the stream with an error item; the closing `end.json` entry
-//! is written only after every object was read in full.
+//! A task lists the bucket in key order and writes each object's record and bytes into
+//! a bounded channel in chunks of at most [`backup_core::artifact::CHUNK_SIZE`], in
+//! listing order. Small objects are fetched ahead, whole, within a fixed byte budget;
+//! large ones are streamed one at a time ([`crate::fetch`]), so memory does not grow with
+//! object size or count. Any failure ends the stream with an error item; the closing
+//! `end.json` entry is written only after every object was read in full.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_sdk_s3::primitives::DateTimeFormat;
-use aws_sdk_s3::types::ChecksumMode;
 use aws_sdk_s3::Client;
 use backup_core::artifact::{late_metadata_channel, ArtifactData, CHUNK_SIZE};
 use backup_core::{Error, ErrorKind, Result};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
-use crate::client::{not_implemented, s3_error};
+use crate::client::s3_error;
+use crate::fetch::{body_error, length_error, Body, Fetched, Listed, Next, ReadAhead, Source};
 use crate::layout::{
     file_header, meta_entry, padding, ArchiveEnd, ArchiveHead, ObjectRecord, PathPlanner,
     END_ENTRY, HEAD_ENTRY, LAYOUT_VERSION,
@@ -38,6 +39,8 @@ pub struct ExportJob {
     pub all_versions: bool,
     /// The bucket's settings.
     pub settings: BucketSettings,
+    /// How many objects may be queued for read-ahead (small ones fetched meanwhile).
+    pub read_ahead: usize,
 }
 
 /// Starts the export; the stream carries the tar, the late metadata its counts.
@@ -124,23 +127,12 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// One listed object version or delete marker.
-#[derive(Debug, Clone)]
-struct Listed {
-    key: String,
-    version_id: Option<String>,
-    is_latest: Option<bool>,
-    delete_marker: bool,
-    modified: (i64, u32),
-    /// Position in its listing (newest first within a key).
-    rank: usize,
-}
-
 struct State<'a> {
     job: &'a ExportJob,
     out: &'a mut Out,
     planner: PathPlanner,
     end: ArchiveEnd,
+    ahead: ReadAhead,
 }
 
 async fn run(job: &ExportJob, out: &mut Out) -> Result<ArchiveEnd> {
@@ -153,18 +145,27 @@ async fn run(job: &ExportJob, out: &mut Out) -> Result<ArchiveEnd> {
     };
     out.json_entry(HEAD_ENTRY, &head).await?;
     out.flush().await?;
+    let source = Arc::new(Source {
+        client: job.client.clone(),
+        endpoint: job.endpoint.clone(),
+        bucket: job.bucket.clone(),
+        all_versions: job.all_versions,
+    });
     let mut state = State {
         job,
         out,
         planner: PathPlanner::default(),
         end: ArchiveEnd::default(),
+        ahead: ReadAhead::new(source, job.read_ahead),
     };
     if job.all_versions {
         list_versions(&mut state).await?;
     } else {
         list_latest(&mut state).await?;
     }
+    while write_next(&mut state).await? {}
     let end = state.end.clone();
+    drop(state);
     out.json_entry(END_ENTRY, &end).await?;
     out.write(&[0u8; 1024]).await?;
     out.flush().await?;
@@ -197,8 +198,12 @@ async fn list_latest(state: &mut State<'_>) -> Result<()> {
                 delete_marker: false,
                 modified: (0, 0),
                 rank: 0,
+                size: object
+                    .size()
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or(0),
             };
-            emit(state, &listed).await?;
+            emit(state, listed).await?;
         }
         match (page.is_truncated(), page.next_continuation_token()) {
             (Some(true), Some(next)) => token = Some(next.to_string()),
@@ -207,7 +212,7 @@ async fn list_latest(state: &mut State<'_>) -> Result<()> {
     }
 }
 
-fn when(t: Option<&aws_sdk_s3::primitives::DateTime>) -> (i64, u32) {
+pub(crate) fn when(t: Option<&aws_sdk_s3::primitives::DateTime>) -> (i64, u32) {
     t.map(|t| (t.secs(), t.subsec_nanos())).unwrap_or((0, 0))
 }
 
@@ -239,6 +244,7 @@ async fn list_versions(state: &mut State<'_>) -> Result<()> {
             delete_marker: false,
             modified: when(v.last_modified()),
             rank,
+            size: v.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
         });
         let markers = page
             .delete_markers()
@@ -251,6 +257,7 @@ async fn list_versions(state: &mut State<'_>) -> Result<()> {
                 delete_marker: true,
                 modified: when(m.last_modified()),
                 rank,
+                size: 0,
             });
         let mut listed: Vec<Listed> = versions.chain(markers).collect();
         listed.sort_by(|a, b| a.key.cmp(&b.key));
@@ -286,93 +293,92 @@ async fn emit_key(state: &mut State<'_>, mut versions: Vec<Listed>) -> Result<()
             )
             .then(b.rank.cmp(&a.rank))
     });
-    for v in &versions {
+    for v in versions {
         emit(state, v).await?;
     }
     Ok(())
 }
 
-async fn emit(state: &mut State<'_>, listed: &Listed) -> Result<()> {
-    let job = state.job;
+/// Queues `listed`, first writing out what is ahead of it while the queue is full.
+async fn emit(state: &mut State<'_>, listed: Listed) -> Result<()> {
+    while state.ahead.is_full_for(&listed) {
+        write_next(state).await?;
+    }
+    state.ahead.push(listed);
+    Ok(())
+}
+
+/// Writes the front of the read-ahead queue; `false` when the queue was empty.
+async fn write_next(state: &mut State<'_>) -> Result<bool> {
+    if state.ahead.front_is_waiting() {
+        // What is ready goes out before this waits on the server.
+        state.out.flush().await?;
+    }
+    match state.ahead.next().await? {
+        None => Ok(false),
+        Some(Next::Marker(listed)) => {
+            write_marker(state, &listed).await?;
+            Ok(true)
+        }
+        Some(Next::Object(Some(fetched))) => {
+            write_object(state, fetched).await?;
+            Ok(true)
+        }
+        // Deleted since it was listed.
+        Some(Next::Object(None)) => Ok(true),
+    }
+}
+
+async fn write_marker(state: &mut State<'_>, listed: &Listed) -> Result<()> {
     let seq = state.end.records + 1;
-    let mut record = ObjectRecord {
+    let record = ObjectRecord {
         seq,
         key: listed.key.clone(),
         version_id: listed.version_id.clone(),
         is_latest: listed.is_latest,
-        delete_marker: listed.delete_marker,
+        delete_marker: true,
+        last_modified: format_time(listed.modified),
         ..ObjectRecord::default()
     };
-    if listed.delete_marker {
-        record.last_modified = format_time(listed.modified);
-        state.out.json_entry(&meta_entry(seq), &record).await?;
-        state.end.records = seq;
-        state.end.delete_markers += 1;
-        return Ok(());
-    }
-    let what = || format!("reading object `{}` of bucket `{}`", listed.key, job.bucket);
-    // What is ready goes out before this waits on the server.
-    state.out.flush().await?;
-    // Tags and the object in one round trip's time.
-    let get = job
-        .client
-        .get_object()
-        .bucket(&job.bucket)
-        .key(&listed.key)
-        .set_version_id(listed.version_id.clone())
-        .checksum_mode(ChecksumMode::Enabled)
-        .send();
-    let (tags, got) = tokio::join!(object_tags(job, listed), get);
-    let object = match got {
-        Ok(object) => object,
-        // Deleted since it was listed: a live bucket changes, nothing is lost.
-        Err(e) if !job.all_versions && e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-            return Ok(())
-        }
-        Err(e) => return Err(s3_error(e, what(), &job.endpoint)),
-    };
-    record.tags = tags?;
-    let size = u64::try_from(object.content_length().unwrap_or(0)).unwrap_or(0);
-    record.size = size;
-    record.etag = object.e_tag().map(str::to_string);
-    let modified = when(object.last_modified());
-    record.last_modified = format_time(modified);
-    record.content_type = object.content_type().map(str::to_string);
-    record.cache_control = object.cache_control().map(str::to_string);
-    record.content_encoding = object.content_encoding().map(str::to_string);
-    record.content_disposition = object.content_disposition().map(str::to_string);
-    record.content_language = object.content_language().map(str::to_string);
-    record.expires = object.expires_string().map(str::to_string);
-    record.storage_class = object.storage_class().map(|s| s.as_str().to_string());
-    record.metadata = object
-        .metadata()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    record.checksums = checksums(&object);
-    let path = state.planner.path_for(&listed.key, seq);
+    state.out.json_entry(&meta_entry(seq), &record).await?;
+    state.end.records = seq;
+    state.end.delete_markers += 1;
+    Ok(())
+}
+
+async fn write_object(state: &mut State<'_>, fetched: Box<Fetched>) -> Result<()> {
+    let Fetched {
+        mut record,
+        modified,
+        body,
+    } = *fetched;
+    let seq = state.end.records + 1;
+    let size = record.size;
+    let (job, key) = (state.job, record.key.clone());
+    let what = || format!("reading object `{key}` of bucket `{}`", job.bucket);
+    let path = state.planner.path_for(&record.key, seq);
+    record.seq = seq;
     record.path = Some(path.clone());
     state.out.json_entry(&meta_entry(seq), &record).await?;
     let header = file_header(&path, size, u64::try_from(modified.0).unwrap_or(0))
         .map_err(|e| Error::io(format!("tar header of `{path}`"), e))?;
     state.out.write(&header).await?;
-    let mut body = object.body;
-    let mut read = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            Error::new(ErrorKind::Unavailable, format!("{}: {e}", what()))
-                .with_hint("the server or the connection failed while the object was read")
-        })?;
-        read += chunk.len() as u64;
-        if read > size {
-            break;
+    match body {
+        Body::Whole(bytes) => state.out.write(&bytes).await?,
+        Body::Stream(mut body) => {
+            let mut read = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| body_error(what(), e))?;
+                read += chunk.len() as u64;
+                if read > size {
+                    break;
+                }
+                state.out.write(&chunk).await?;
+            }
+            if read != size {
+                return Err(length_error(what(), read, size));
+            }
         }
-        state.out.write(&chunk).await?;
-    }
-    if read != size {
-        return Err(Error::integrity(format!(
-            "{}: the server sent {read} bytes for an object of {size} bytes",
-            what()
-        )));
     }
     state.out.write(&[0u8; 512][..padding(size)]).await?;
     state.end.records = seq;
@@ -380,50 +386,8 @@ async fn emit(state: &mut State<'_>, listed: &Listed) -> Result<()> {
     Ok(())
 }
 
-fn format_time((secs, nanos): (i64, u32)) -> Option<String> {
+pub(crate) fn format_time((secs, nanos): (i64, u32)) -> Option<String> {
     aws_sdk_s3::primitives::DateTime::from_secs_and_nanos(secs, nanos)
         .fmt(DateTimeFormat::DateTime)
         .ok()
-}
-
-fn checksums(
-    object: &aws_sdk_s3::operation::get_object::GetObjectOutput,
-) -> BTreeMap<String, String> {
-    [
-        ("CRC32", object.checksum_crc32()),
-        ("CRC32C", object.checksum_crc32_c()),
-        ("CRC64NVME", object.checksum_crc64_nvme()),
-        ("SHA1", object.checksum_sha1()),
-        ("SHA256", object.checksum_sha256()),
-    ]
-    .into_iter()
-    .filter_map(|(name, value)| value.map(|v| (name.to_string(), v.to_string())))
-    .collect()
-}
-
-async fn object_tags(job: &ExportJob, listed: &Listed) -> Result<BTreeMap<String, String>> {
-    let result = job
-        .client
-        .get_object_tagging()
-        .bucket(&job.bucket)
-        .key(&listed.key)
-        .set_version_id(listed.version_id.clone())
-        .send()
-        .await;
-    match result {
-        Ok(out) => Ok(out
-            .tag_set()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect()),
-        Err(e) if not_implemented(&e) => Ok(BTreeMap::new()),
-        Err(e) => Err(s3_error(
-            e,
-            format!(
-                "reading the tags of `{}` in bucket `{}`",
-                listed.key, job.bucket
-            ),
-            &job.endpoint,
-        )),
-    }
 }

@@ -225,15 +225,20 @@ async fn replay<R: AsyncRead + Unpin>(
     report: &mut ImportReport,
     created: &mut Vec<Created>,
 ) -> Result<()> {
-    let mut in_flight: JoinSet<Result<Uploaded>> = JoinSet::new();
-    let outcome = replay_entries(job, target, tar, report, created, &mut in_flight).await;
+    let mut tasks = Tasks {
+        uploads: JoinSet::new(),
+        finishing: JoinSet::new(),
+    };
+    let outcome = replay_entries(job, target, tar, report, created, &mut tasks).await;
     // Every upload ends (and aborts its own multipart upload) before we return.
     let mut first_error = outcome.err();
-    while let Some(done) = in_flight.join_next().await {
-        match flatten(done) {
-            Ok(uploaded) => record_upload(report, created, uploaded),
-            Err(e) => {
-                first_error.get_or_insert(e);
+    for set in [&mut tasks.uploads, &mut tasks.finishing] {
+        while let Some(done) = set.join_next().await {
+            match flatten(done) {
+                Ok(uploaded) => record_upload(report, created, uploaded),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
     }
@@ -278,14 +283,24 @@ async fn drain(
     Ok(())
 }
 
+/// Uploads running while the archive is read on.
+struct Tasks {
+    /// Whole-object PUTs: each holds its object's bytes.
+    uploads: JoinSet<Result<Uploaded>>,
+    /// Completions and checks of multipart uploads whose parts are stored: no data held,
+    /// so they overlap the next object's parts.
+    finishing: JoinSet<Result<Uploaded>>,
+}
+
 async fn replay_entries<R: AsyncRead + Unpin>(
     job: &ImportJob,
     target: &Target,
     tar: &mut TarIn<R>,
     report: &mut ImportReport,
     created: &mut Vec<Created>,
-    in_flight: &mut JoinSet<Result<Uploaded>>,
+    tasks: &mut Tasks,
 ) -> Result<()> {
+    let in_flight = &mut tasks.uploads;
     let mut seq = 0u64;
     let mut last_key: Option<String> = None;
     loop {
@@ -326,6 +341,7 @@ async fn replay_entries<R: AsyncRead + Unpin>(
         last_key = Some(record.key.clone());
         if same_key {
             drain(in_flight, report, created, 0).await?;
+            drain(&mut tasks.finishing, report, created, 0).await?;
         }
         if record.delete_marker {
             replay_delete_marker(target, record, report, created).await?;
@@ -351,10 +367,16 @@ async fn replay_entries<R: AsyncRead + Unpin>(
                 Ok((record, version))
             });
         } else {
+            // Parts hold data: the whole-object PUTs end first, so at most `concurrency`
+            // parts' or objects' bytes are held at once.
             drain(in_flight, report, created, 0).await?;
-            let version =
+            drain(&mut tasks.finishing, report, created, job.concurrency - 1).await?;
+            let upload =
                 put_multipart(target, &record, tar, job.part_size, job.concurrency).await?;
-            record_upload(report, created, (record, version));
+            tasks.finishing.spawn(async move {
+                let version = upload.finish().await?;
+                Ok((record, version))
+            });
         }
     }
 }

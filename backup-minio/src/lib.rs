@@ -31,7 +31,9 @@
 //! type, cache-control, content-encoding, -disposition, -language, expires, user metadata
 //! exactly as returned, tags, storage class, and with `versions: all` on a versioned
 //! bucket every version (oldest first) with its version id, is-latest and delete markers.
-//! Objects stream one at a time in bounded chunks. Bucket settings (versioning; policy,
+//! Objects under 1 MiB are fetched ahead, whole, up to `2 × concurrency` objects and
+//! 16 MiB at a time, while earlier ones are written; larger objects stream one at a time
+//! in bounded chunks; the archive keeps key order either way. Bucket settings (versioning; policy,
 //! CORS, tags where the server has them; whether lifecycle rules exist) go into the
 //! artifact metadata and the head entry.
 //!
@@ -41,7 +43,8 @@
 //! policy, CORS and tags are applied where supported. Objects up to `partSizeMib` are
 //! PUT whole, larger ones in parts of at least `partSizeMib` (raised so any object fits
 //! in 10,000 parts), `concurrency` objects or parts in flight: memory is bounded by
-//! `concurrency × part size`. Versions are replayed oldest to newest, delete markers
+//! `concurrency × part size`. A multipart upload is completed and checked while the next
+//! object's parts go up. Versions are replayed oldest to newest, delete markers
 //! included; [`S3Importer::reports`] holds the old→new version-id map. A bucket holding
 //! objects is refused unless `force` (which replaces keys in the archive and leaves
 //! others). Every object is checked after upload: its size and its ETag against the MD5
@@ -62,6 +65,7 @@ mod adapter;
 pub mod client;
 pub mod config;
 pub mod export;
+pub mod fetch;
 pub mod import;
 pub mod layout;
 pub mod settings;

@@ -177,19 +177,20 @@ async fn verify(
 }
 
 /// Streams the current tar entry (`record.size` bytes) as a multipart upload with at
-/// most `concurrency` parts in flight; aborts the upload on any failure. Returns the new
-/// version id.
+/// most `concurrency` parts in flight; aborts the upload when a part fails. Returns the
+/// upload with every part stored, for [`Finish::finish`] to complete and check: that
+/// holds no data, so it may run while the next object's parts are uploaded.
 ///
 /// # Errors
 ///
-/// When reading the archive, a part, the completion or the check fails.
+/// When reading the archive, starting the upload or a part fails.
 pub async fn put_multipart<R: AsyncRead + Unpin>(
     target: &Target,
     record: &ObjectRecord,
     tar: &mut TarIn<R>,
     min_part: u64,
     concurrency: usize,
-) -> Result<Option<String>> {
+) -> Result<Finish> {
     let created = target
         .client
         .create_multipart_upload()
@@ -212,34 +213,145 @@ pub async fn put_multipart<R: AsyncRead + Unpin>(
             uploading(target, record)
         )));
     };
-    let result = upload_parts(target, record, tar, &upload_id, min_part, concurrency).await;
-    match result {
-        Ok(version) => Ok(version),
+    let finish = Finish {
+        target: target.clone(),
+        record: record.clone(),
+        upload_id,
+        parts: Vec::new(),
+    };
+    match upload_parts(&finish, tar, min_part, concurrency).await {
+        Ok(parts) => Ok(Finish { parts, ..finish }),
         Err(e) => {
-            let _ = target
-                .client
-                .abort_multipart_upload()
-                .bucket(&target.bucket)
-                .key(&record.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            finish.abort().await;
             Err(e)
         }
     }
 }
 
+/// A multipart upload whose parts are all stored: number, ETag and MD5 of each.
+#[derive(Debug)]
+pub struct Finish {
+    target: Target,
+    record: ObjectRecord,
+    upload_id: String,
+    parts: Vec<(i32, String, [u8; 16])>,
+}
+
+impl Finish {
+    /// Completes the upload and checks the stored object (size, and the ETag against the
+    /// parts' MD5s); aborts the upload on failure. Returns the new version id.
+    ///
+    /// # Errors
+    ///
+    /// When the completion or the check fails.
+    pub async fn finish(self) -> Result<Option<String>> {
+        match self.complete().await {
+            Ok(version) => Ok(version),
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(&self) {
+        let _ = self
+            .target
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.target.bucket)
+            .key(&self.record.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
+    }
+
+    async fn complete(&self) -> Result<Option<String>> {
+        let (target, record) = (&self.target, &self.record);
+        let parts = self
+            .parts
+            .iter()
+            .map(|(n, etag, _)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
+            .collect::<Vec<_>>();
+        let md5s: Vec<[u8; 16]> = self.parts.iter().map(|(_, _, m)| *m).collect();
+        let completed = target
+            .client
+            .complete_multipart_upload()
+            .bucket(&target.bucket)
+            .key(&record.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        let version = match completed {
+            Ok(out) => out.version_id().map(str::to_string),
+            // The check below tells whether the object really is there.
+            Err(e) if unparsed_success(&e).is_some() => unparsed_success(&e)
+                .and_then(|r| r.headers().get("x-amz-version-id"))
+                .map(str::to_string),
+            Err(e) => return Err(s3_error(e, uploading(target, record), &target.endpoint)),
+        };
+        verify(
+            target,
+            record,
+            record.size,
+            &multipart_etag(&md5s),
+            version.as_deref(),
+        )
+        .await?;
+        Ok(version)
+    }
+}
+
+type Part = (i32, String, [u8; 16]);
+
+/// Uploads one part; its MD5 is computed on a blocking thread while it is sent.
+async fn upload_part(
+    target: Target,
+    key: String,
+    id: String,
+    part: i32,
+    data: Bytes,
+) -> Result<Part> {
+    let for_md5 = data.clone();
+    let md5 = tokio::task::spawn_blocking(move || md5_of(&for_md5));
+    let sent = target
+        .client
+        .upload_part()
+        .bucket(&target.bucket)
+        .key(&key)
+        .upload_id(id)
+        .part_number(part)
+        .content_length(data.len() as i64)
+        .body(ByteStream::from(data))
+        .send();
+    let (md5, out) = tokio::join!(md5, sent);
+    let out = out.map_err(|e| {
+        s3_error(
+            e,
+            format!("uploading part {part} of `{key}`"),
+            &target.endpoint,
+        )
+    })?;
+    let md5 =
+        md5.map_err(|e| Error::new(backup_core::ErrorKind::Io, format!("MD5 task failed: {e}")))?;
+    Ok((part, out.e_tag().unwrap_or_default().to_string(), md5))
+}
+
 async fn upload_parts<R: AsyncRead + Unpin>(
-    target: &Target,
-    record: &ObjectRecord,
+    upload: &Finish,
     tar: &mut TarIn<R>,
-    upload_id: &str,
     min_part: u64,
     concurrency: usize,
-) -> Result<Option<String>> {
+) -> Result<Vec<Part>> {
+    let record = &upload.record;
     let part_size = part_size_for(record.size, min_part);
-    let mut in_flight: JoinSet<Result<(i32, String, [u8; 16])>> = JoinSet::new();
-    let mut done: Vec<(i32, String, [u8; 16])> = Vec::new();
+    let mut in_flight: JoinSet<Result<Part>> = JoinSet::new();
+    let mut done: Vec<Part> = Vec::new();
     let mut left = record.size;
     let mut number = 0i32;
     let outcome: Result<()> = async {
@@ -254,35 +366,13 @@ async fn upload_parts<R: AsyncRead + Unpin>(
             tar.read_into(&mut buf, n).await?;
             left -= n;
             number += 1;
-            let (target, key, id, part) = (
-                target.clone(),
+            in_flight.spawn(upload_part(
+                upload.target.clone(),
                 record.key.clone(),
-                upload_id.to_string(),
+                upload.upload_id.clone(),
                 number,
-            );
-            let data = buf.freeze();
-            in_flight.spawn(async move {
-                let md5 = md5_of(&data);
-                let out = target
-                    .client
-                    .upload_part()
-                    .bucket(&target.bucket)
-                    .key(&key)
-                    .upload_id(id)
-                    .part_number(part)
-                    .content_length(data.len() as i64)
-                    .body(ByteStream::from(data))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        s3_error(
-                            e,
-                            format!("uploading part {part} of `{key}`"),
-                            &target.endpoint,
-                        )
-                    })?;
-                Ok((part, out.e_tag().unwrap_or_default().to_string(), md5))
-            });
+                buf.freeze(),
+            ));
         }
         Ok(())
     }
@@ -300,41 +390,7 @@ async fn upload_parts<R: AsyncRead + Unpin>(
     }
     outcome?;
     done.sort_by_key(|(n, _, _)| *n);
-    let parts = done
-        .iter()
-        .map(|(n, etag, _)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
-        .collect::<Vec<_>>();
-    let md5s: Vec<[u8; 16]> = done.iter().map(|(_, _, m)| *m).collect();
-    let completed = target
-        .client
-        .complete_multipart_upload()
-        .bucket(&target.bucket)
-        .key(&record.key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await;
-    let version = match completed {
-        Ok(out) => out.version_id().map(str::to_string),
-        // The check below tells whether the object really is there.
-        Err(e) if unparsed_success(&e).is_some() => unparsed_success(&e)
-            .and_then(|r| r.headers().get("x-amz-version-id"))
-            .map(str::to_string),
-        Err(e) => return Err(s3_error(e, uploading(target, record), &target.endpoint)),
-    };
-    verify(
-        target,
-        record,
-        record.size,
-        &multipart_etag(&md5s),
-        version.as_deref(),
-    )
-    .await?;
-    Ok(version)
+    Ok(done)
 }
 
 fn joined<T>(joined: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
