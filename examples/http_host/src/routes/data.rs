@@ -133,6 +133,28 @@ pub async fn export_data(
 /// Imports the multipart field `file` into the service as it arrives. Result
 /// `{"service", "artifact", "format", "bytes"}`.
 pub async fn import_data(
+    state: State<AppState>,
+    caller: Extension<Caller>,
+    path: Path<(String, String)>,
+    query: Query<DataQuery>,
+    multipart: Multipart,
+) -> Response {
+    match import_data_streamed(state, caller, path, query, multipart).await {
+        Ok(response) => response,
+        Err(error) => {
+            // Refused before the body was read: the connection cannot carry another
+            // request, so the client is told not to reuse it.
+            let mut response = error.into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
+}
+
+async fn import_data_streamed(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((ws, service)): Path<(String, String)>,
@@ -201,12 +223,10 @@ async fn pump_upload(
         Error::new(ErrorKind::InvalidInput, format!("reading the upload: {e}"))
     };
     let mut sent = 0u64;
-    let mut seen_file = false;
     while let Some(mut field) = multipart.next_field().await.map_err(bad_upload)? {
         if field.name() != Some("file") {
             continue;
         }
-        seen_file = true;
         loop {
             let chunk = match field.chunk().await {
                 Ok(Some(chunk)) => chunk,
@@ -232,16 +252,19 @@ async fn pump_upload(
                 return Ok(sent);
             }
         }
-        break;
+        // The importer sees the end of its stream; then the rest of the body (the closing
+        // boundary) is read before the answer goes out, since an answer sent while the
+        // client still writes can reach it as a broken connection.
+        drop(field);
+        drop(tx);
+        while let Ok(Some(_)) = multipart.next_field().await {}
+        return Ok(sent);
     }
-    if !seen_file {
-        let _ = tx
-            .send(Err(std::io::Error::other("the upload has no `file` field")))
-            .await;
-        return Err(
-            Error::new(ErrorKind::InvalidInput, "the upload has no `file` field")
-                .with_hint("send multipart/form-data with the data in a field named `file`"),
-        );
-    }
-    Ok(sent)
+    let _ = tx
+        .send(Err(std::io::Error::other("the upload has no `file` field")))
+        .await;
+    Err(
+        Error::new(ErrorKind::InvalidInput, "the upload has no `file` field")
+            .with_hint("send multipart/form-data with the data in a field named `file`"),
+    )
 }
