@@ -82,17 +82,7 @@ pub(crate) async fn list(
                 .with_hint("check the endpoint and that the server is reachable")
         })?;
         let status = response.status();
-        let body = response.into_body().bytes().await.map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("reading the multipart upload listing: {e}"),
-            )
-        })?;
-        if body.len() > MAX_PAGE_BYTES {
-            return Err(Error::integrity(format!(
-                "the multipart upload listing is larger than {MAX_PAGE_BYTES} bytes"
-            )));
-        }
+        let body = read_bounded(response.into_body().bytes_stream()).await?;
         let text = String::from_utf8_lossy(&body);
         if status.as_u16() == 501 {
             return Ok(None);
@@ -143,6 +133,33 @@ pub(crate) async fn abort(options: &S3Options, upload: &IncompleteUpload) -> Res
             e,
         )),
     }
+}
+
+/// Reads a listing page, refusing it as soon as it passes [`MAX_PAGE_BYTES`]: a hostile
+/// or broken server cannot make the reader hold more than that.
+async fn read_bounded(
+    mut stream: futures::stream::BoxStream<
+        'static,
+        std::result::Result<bytes::Bytes, object_store::client::HttpError>,
+    >,
+) -> Result<Vec<u8>> {
+    use futures::StreamExt;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("reading the multipart upload listing: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > MAX_PAGE_BYTES {
+            return Err(Error::integrity(format!(
+                "the multipart upload listing is larger than {MAX_PAGE_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// One page of a `ListMultipartUploadsResult`.
