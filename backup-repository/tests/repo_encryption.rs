@@ -14,17 +14,22 @@ use repo_support::write_bundle;
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passphrase_repository_round_trip() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("repo");
+/// A passphrase repository at `root` (a low work factor keeps the tests fast).
+async fn init_passphrase_repository(root: &std::path::Path) {
     let encryption = Encryption::Passphrase {
         passphrase: Passphrase::new(PASSPHRASE),
         work_factor: 10,
     };
-    Repository::init_encrypted(Storage::Local(root.clone()), encryption)
+    Repository::init_encrypted(Storage::Local(root.to_path_buf()), encryption)
         .await
         .expect("init");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passphrase_repository_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("repo");
+    init_passphrase_repository(&root).await;
     let config = std::fs::read_to_string(root.join("config.json")).expect("config");
     assert!(
         !config.contains(PASSPHRASE),
@@ -132,13 +137,7 @@ async fn recipients_repository_writes_without_a_secret_and_reads_with_an_identit
 async fn a_wrong_passphrase_is_refused_before_a_bundle_is_written_with_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("repo");
-    let encryption = Encryption::Passphrase {
-        passphrase: Passphrase::new(PASSPHRASE),
-        work_factor: 10,
-    };
-    Repository::init_encrypted(Storage::Local(root.clone()), encryption)
-        .await
-        .expect("init");
+    init_passphrase_repository(&root).await;
     let config = std::fs::read_to_string(root.join("config.json")).expect("config");
     assert!(config.contains("\"keyCheck\""), "{config}");
     assert!(
