@@ -36,6 +36,27 @@ fn read_status_field(name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) this process has used so far, all threads; zero if unknown.
+/// The difference across a run, beside its wall time, shows how many cores it kept busy.
+pub fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may hold spaces, so split after its ')'):
+    // state is field 3; utime and stime are fields 14 and 15, in clock ticks (100 Hz).
+    let Some((_, after)) = stat.rsplit_once(')') else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
 /// Runs a shell command line (the native tool) and returns how long it took.
 ///
 /// # Panics

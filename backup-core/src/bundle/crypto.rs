@@ -36,6 +36,8 @@ use age::secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::manifest::MAX_WRAPPED_IDENTITY_BYTES;
+use tokio::sync::oneshot;
+
 use crate::{Error, ErrorKind, Result};
 
 /// The `encryption` value of an entry encrypted as one age file.
@@ -160,10 +162,13 @@ impl Encryption {
         }
     }
 
-    /// The encryptor entries are written with, built once per bundle. A passphrase runs
-    /// scrypt once here: it wraps a fresh X25519 identity the entries are encrypted to.
-    pub(crate) fn encryptor(&self) -> Result<Option<Arc<EntryEncryptor>>> {
-        let mut wrapped_identity = None;
+    /// The encryptor entries are written with, built once per bundle. A passphrase
+    /// generates a fresh X25519 identity the entries are encrypted to, and starts its one
+    /// scrypt run (wrapping that identity with the passphrase) on a thread of its own: the
+    /// wrapped identity is only needed for the manifest, so the run overlaps the entries'
+    /// streaming and never blocks the async runtime.
+    pub(crate) fn encryptor(&self) -> Result<Option<(Arc<EntryEncryptor>, Option<PendingWrap>)>> {
+        let mut pending = None;
         let recipients: Vec<Box<dyn age::Recipient + Send + Sync>> = match self {
             Encryption::None => return Ok(None),
             Encryption::Passphrase {
@@ -179,8 +184,13 @@ impl Encryption {
                     ));
                 }
                 let identity = age::x25519::Identity::generate();
-                wrapped_identity = Some(wrap_identity(&identity, passphrase, *work_factor)?);
-                vec![Box::new(identity.to_public())]
+                let recipient = identity.to_public();
+                pending = Some(PendingWrap::start(
+                    identity,
+                    passphrase.clone(),
+                    *work_factor,
+                )?);
+                vec![Box::new(recipient)]
             }
             Encryption::Recipients(keys) => {
                 let mut out: Vec<Box<dyn age::Recipient + Send + Sync>> = Vec::new();
@@ -193,11 +203,58 @@ impl Encryption {
                 out
             }
         };
-        Ok(Some(Arc::new(EntryEncryptor {
+        let encryptor = Arc::new(EntryEncryptor {
             recipients,
             info: self.info(),
-            wrapped_identity,
-        })))
+        });
+        Ok(Some((encryptor, pending)))
+    }
+}
+
+/// A bundle identity being wrapped with the passphrase (one scrypt run) on its own thread.
+pub(crate) struct PendingWrap(oneshot::Receiver<Result<String>>);
+
+impl fmt::Debug for PendingWrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingWrap")
+    }
+}
+
+impl PendingWrap {
+    /// Starts wrapping `identity` with `passphrase` on a new thread.
+    fn start(
+        identity: age::x25519::Identity,
+        passphrase: Passphrase,
+        work_factor: u8,
+    ) -> Result<Self> {
+        let (tx, rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("bundle-scrypt".into())
+            .spawn(move || {
+                // The writer may have been abandoned meanwhile; nobody waits then.
+                let _ = tx.send(wrap_identity(&identity, &passphrase, work_factor));
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::ResourceExhausted,
+                    format!("cannot start the thread that wraps the bundle key: {e}"),
+                )
+            })?;
+        Ok(PendingWrap(rx))
+    }
+
+    /// The wrapped identity (armored age file), once the scrypt run is done.
+    ///
+    /// # Errors
+    ///
+    /// When wrapping failed or its thread died.
+    pub(crate) async fn wait(self) -> Result<String> {
+        self.0.await.unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Io,
+                "the thread wrapping the bundle key with the passphrase stopped",
+            ))
+        })
     }
 }
 
@@ -257,7 +314,6 @@ pub enum EncryptionMethod {
 pub(crate) struct EntryEncryptor {
     recipients: Vec<Box<dyn age::Recipient + Send + Sync>>,
     info: Option<EncryptionInfo>,
-    wrapped_identity: Option<String>,
 }
 
 impl fmt::Debug for EntryEncryptor {
@@ -267,9 +323,9 @@ impl fmt::Debug for EntryEncryptor {
 }
 
 impl EntryEncryptor {
-    /// What the manifest records: the method and, for a passphrase, the wrapped identity.
-    pub(crate) fn manifest_info(&self) -> (Option<EncryptionInfo>, Option<String>) {
-        (self.info.clone(), self.wrapped_identity.clone())
+    /// What the manifest records about the method (public data only).
+    pub(crate) fn info(&self) -> Option<EncryptionInfo> {
+        self.info.clone()
     }
 
     /// Starts one age file (a fresh file key) on `output`.

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::crypto::{EntryEncryptor, ENCRYPTION_AGE};
+use super::crypto::{EntryEncryptor, PendingWrap, ENCRYPTION_AGE};
 use super::entry_name::{data_entry_path, validate_component, MANIFEST_PATH, SNAPSHOT_PATH};
 use super::manifest::{
     BundleOptions, Compression, EntryChecksum, Includes, Manifest, ManifestEntry, ToolInfo,
@@ -56,6 +56,8 @@ pub struct BundleWriter {
     entries: Vec<ManifestEntry>,
     paths: HashSet<String>,
     encryptor: Option<Arc<EntryEncryptor>>,
+    /// A passphrase bundle's identity, being wrapped (scrypt) while the entries stream.
+    pending_wrap: Option<PendingWrap>,
 }
 
 /// Where a writer is in its life.
@@ -158,9 +160,10 @@ impl BundleWriter {
                 ),
             ),
         };
-        let (encryptor, state) = match options.encryption.encryptor() {
-            Ok(encryptor) => (encryptor, state),
-            Err(e) => (None, State::Failed(e.kind(), e.message().to_owned())),
+        let (encryptor, pending_wrap, state) = match options.encryption.encryptor() {
+            Ok(Some((encryptor, pending_wrap))) => (Some(encryptor), pending_wrap, state),
+            Ok(None) => (None, None, state),
+            Err(e) => (None, None, State::Failed(e.kind(), e.message().to_owned())),
         };
         let created_at = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
@@ -178,6 +181,7 @@ impl BundleWriter {
             entries: Vec::new(),
             paths: HashSet::new(),
             encryptor,
+            pending_wrap,
         }
     }
 
@@ -370,7 +374,14 @@ impl BundleWriter {
             .with_hint("write the snapshot or at least one artifact before finishing");
             return Err(self.fail(err));
         }
-        let manifest = self.manifest();
+        let wrapped_identity = match self.pending_wrap.take() {
+            Some(pending) => match pending.wait().await {
+                Ok(wrapped) => Some(wrapped),
+                Err(e) => return Err(self.fail(e)),
+            },
+            None => None,
+        };
+        let manifest = self.manifest(wrapped_identity);
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidInput,
@@ -429,19 +440,15 @@ impl BundleWriter {
         self.state = State::Closed;
     }
 
-    /// The manifest as it stands.
-    fn manifest(&self) -> Manifest {
+    /// The manifest as it stands, with a passphrase bundle's wrapped identity.
+    fn manifest(&self, wrapped_identity: Option<String>) -> Manifest {
         let mut services: Vec<String> = Vec::new();
         for entry in &self.entries {
             if !services.contains(&entry.service) {
                 services.push(entry.service.clone());
             }
         }
-        let (encryption, wrapped_identity) = self
-            .encryptor
-            .as_ref()
-            .map(|e| e.manifest_info())
-            .unwrap_or_default();
+        let encryption = self.encryptor.as_ref().and_then(|e| e.info());
         Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
             id: self.id.clone(),

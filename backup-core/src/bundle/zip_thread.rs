@@ -287,57 +287,80 @@ impl Write for ChunkSender {
     }
 }
 
-/// Receives the entry on a scoped thread that zstd-compresses (and age-encrypts, when
-/// asked) it, while this thread hashes and writes the stored bytes into `body`.
+/// Receives the entry on a scoped thread that zstd-compresses it and, when asked, a second
+/// one that age-encrypts what zstd wrote, while this thread hashes and writes the stored
+/// bytes into `body`: three stages of about equal cost, so encryption adds little wall
+/// time where a core is free.
 fn compress_pipelined<W: Write>(
     rx: &mut mpsc::Receiver<Command>,
     level: i32,
     encrypt: Option<&EntryEncryptor>,
     body: &mut Body<W>,
 ) -> io::Result<(u64, oneshot::Sender<EntryStats>)> {
-    let (tx, compressed) = std::sync::mpsc::sync_channel::<Vec<u8>>(COMPRESSED_IN_FLIGHT);
     let stop = Arc::new(AtomicBool::new(false));
-    let sender_stop = Arc::clone(&stop);
+    let (compressed_tx, compressed) = chunk_channel(&stop);
     std::thread::scope(|scope| {
         let compressor = std::thread::Builder::new()
             .name("bundle-zstd".into())
             .spawn_scoped(scope, move || {
-                let sink = ChunkSender {
-                    tx,
-                    stop: sender_stop,
-                };
-                let received = match encrypt {
-                    None => {
-                        let mut encoder = zstd::stream::write::Encoder::new(sink, level)?;
-                        let received = receive_entry(rx, &mut |chunk| encoder.write_all(chunk))?;
-                        encoder.finish()?;
-                        received
-                    }
-                    Some(age) => {
-                        let mut encoder =
-                            zstd::stream::write::Encoder::new(age.wrap(sink)?, level)?;
-                        let received = receive_entry(rx, &mut |chunk| encoder.write_all(chunk))?;
-                        encoder.finish()?.finish()?;
-                        received
-                    }
-                };
+                let mut encoder = zstd::stream::write::Encoder::new(compressed_tx, level)?;
+                let received = receive_entry(rx, &mut |chunk| encoder.write_all(chunk))?;
+                encoder.finish()?;
                 Ok::<_, io::Error>(received)
             })?;
+        let (stored, encrypter) = match encrypt {
+            None => (compressed, None),
+            Some(age) => {
+                let (encrypted_tx, encrypted) = chunk_channel(&stop);
+                let encrypter = std::thread::Builder::new()
+                    .name("bundle-age".into())
+                    .spawn_scoped(scope, move || {
+                        let mut writer = age.wrap(encrypted_tx)?;
+                        for chunk in &compressed {
+                            writer.write_all(&chunk)?;
+                        }
+                        writer.finish()?;
+                        Ok::<_, io::Error>(())
+                    })?;
+                (encrypted, Some(encrypter))
+            }
+        };
         let mut written = Ok(());
-        for chunk in &compressed {
+        for chunk in &stored {
             if let Err(e) = body.write_all(&chunk) {
                 written = Err(e);
                 stop.store(true, Ordering::Release);
                 break;
             }
         }
-        drop(compressed);
+        drop(stored);
+        let encrypted = match encrypter {
+            Some(handle) => handle
+                .join()
+                .map_err(|_| io::Error::other("the bundle encryption thread panicked"))?,
+            None => Ok(()),
+        };
         let received = compressor
             .join()
             .map_err(|_| io::Error::other("the bundle compression thread panicked"))?;
+        // The first stage to fail names the cause; the stages after it only saw a pipe
+        // close (the compressor's error comes last: when it stops early, the encrypter
+        // ends its file normally and only the compressor knows why).
         written?;
+        encrypted?;
         received
     })
+}
+
+/// A bounded channel of stored chunks between two pipeline stages; its sender fails
+/// once the receiving stage has gone or `stop` is set.
+fn chunk_channel(stop: &Arc<AtomicBool>) -> (ChunkSender, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(COMPRESSED_IN_FLIGHT);
+    let sender = ChunkSender {
+        tx,
+        stop: Arc::clone(stop),
+    };
+    (sender, rx)
 }
 
 /// An age file being written over the hashing writer.
