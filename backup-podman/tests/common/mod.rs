@@ -27,7 +27,18 @@ impl Deployment {
     }
 
     pub fn with_volumes(name: &str, volumes: Option<&[&str]>) -> Self {
-        let env = PodmanEnv::start();
+        Self::on(PodmanEnv::start(), name, volumes)
+    }
+
+    /// A deployment on a rootless podman (`rootless: true`); the test must run as a user
+    /// that is not root (see `backup_testkit::rootless`).
+    pub fn rootless(name: &str, volumes: Option<&[&str]>) -> Self {
+        let mut deployment = Self::on(PodmanEnv::start_rootless(), name, volumes);
+        deployment.service.config["rootless"] = serde_json::json!(true);
+        deployment
+    }
+
+    fn on(env: PodmanEnv, name: &str, volumes: Option<&[&str]>) -> Self {
         let quadlets = env.dir().join("quadlets");
         std::fs::create_dir_all(&quadlets).unwrap();
         let mut config = env.service_config(&quadlets, volumes);

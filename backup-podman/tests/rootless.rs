@@ -1,0 +1,230 @@
+//! Rootless Podman, for real: each normal test here re-runs an `#[ignore]`d child test of
+//! this binary as the unprivileged user `backup-rootless` (created with subordinate
+//! uid/gid ranges when missing) and fails when the child fails. The children use a
+//! rootless podman with its own storage and `rootless: true` in the recipe, and compare
+//! owners as the containers see them (`podman unshare find`), not the host's shifted ids.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use backup_core::{DataExporter, ErrorKind, ImportMode};
+use backup_podman::PodmanExporter;
+use backup_testkit::podman::PodmanEnv;
+use backup_testkit::rootless::{is_root, run_test_as_rootless_user};
+use common::Deployment;
+use futures::StreamExt;
+
+/// As root (e.g. `--include-ignored`), runs `child` as the rootless user instead of here.
+fn delegated(child: &str) -> bool {
+    if is_root() {
+        run_test_as_rootless_user(child);
+        return true;
+    }
+    false
+}
+
+/// The tree of the issue, written inside the user namespace: nested directories, a
+/// symlink, a hard link, an empty directory, a 0600 file of uid 1000, a 0750 directory of
+/// 2000:3000, 1 MiB of random data, and the root 0700 owned by 999.
+fn write_tree_in_namespace(env: &PodmanEnv, volume: &str) {
+    let m = env.mountpoint(volume).display().to_string();
+    env.unshare_sh(&format!(
+        "set -e; cd '{m}'; mkdir -p a/b/c empty other; echo deep > a/b/c/deep.txt; \
+         printf secret-ish > a/private; ln -s ../a/b/c/deep.txt a/b/link; ln a/b/c/deep.txt a/hard; \
+         head -c 1048576 /dev/urandom > big.bin; echo o > other/file; \
+         chown 1000:1000 a/private; chmod 0600 a/private; chown -R 2000:3000 other; chmod 0750 other; \
+         chown 999:999 .; chmod 0700 ."
+    ));
+}
+
+/// Checksums of every file of a volume, read inside the user namespace.
+fn contents(env: &PodmanEnv, volume: &str) -> String {
+    let m = env.mountpoint(volume).display().to_string();
+    env.unshare_sh(&format!(
+        "cd '{m}' && find . -type f -print0 | sort -z | xargs -0 -r sha256sum"
+    ))
+}
+
+#[test]
+fn rootless_volume_round_trips_with_owners_as_containers_see_them() {
+    run_test_as_rootless_user("child_rootless_volume_round_trip");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "runs as the rootless user through rootless_volume_round_trips_with_owners_as_containers_see_them"]
+async fn child_rootless_volume_round_trip() {
+    if delegated("child_rootless_volume_round_trip") {
+        return;
+    }
+    let source = Deployment::rootless("app", None);
+    source.write_quadlet(
+        "data.volume",
+        "[Volume]\nVolumeName=appdata\nLabel=tier=db\n",
+    );
+    source.write_quadlet(
+        "app.container",
+        "[Container]\nImage=localhost/busybox-test:1\nVolume=data.volume:/data\n",
+    );
+    let env = &source.env;
+    env.podman(&["volume", "create", "--label", "tier=db", "appdata"]);
+    write_tree_in_namespace(env, "appdata");
+    let before = env.listing("appdata");
+    for expected in [
+        "700 999 999 - d",
+        "600 1000 1000 10 f 1 a/private",
+        "750 2000 3000 - d 2 other",
+        "644 2000 3000 2 f 1 other/file",
+        "644 0 0 5 f 2 a/hard",
+        "777 0 0 17 l 1 a/b/link ../a/b/c/deep.txt",
+        "755 0 0 - d 2 empty",
+    ] {
+        assert!(
+            before.iter().any(|l| l.starts_with(expected)),
+            "{expected} not in {before:#?}"
+        );
+    }
+    // Really rootless: the host sees the root directory under a shifted id.
+    let host_uid =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(env.mountpoint("appdata")).unwrap());
+    assert_ne!(
+        host_uid, 999,
+        "the volume's owner is not shifted: not rootless"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("app.backup.zip");
+    source.export(&bundle).await.unwrap();
+
+    let target = Deployment::rootless("app", None);
+    target
+        .import(&bundle, "app", ImportMode::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        target.env.listing("appdata"),
+        before,
+        "owners, modes, links or sizes differ"
+    );
+    assert_eq!(
+        contents(&target.env, "appdata"),
+        contents(env, "appdata"),
+        "contents differ"
+    );
+    assert_eq!(
+        target
+            .env
+            .podman(&["volume", "inspect", "--format", "{{.Labels}}", "appdata"]),
+        "map[tier:db]"
+    );
+    assert_eq!(target.quadlet_bytes(), source.quadlet_bytes());
+}
+
+#[test]
+fn rootless_restore_over_extra_files_leaves_exactly_the_bundle_content() {
+    run_test_as_rootless_user("child_rootless_restore_over_extra_files");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "runs as the rootless user through rootless_restore_over_extra_files_leaves_exactly_the_bundle_content"]
+async fn child_rootless_restore_over_extra_files() {
+    if delegated("child_rootless_restore_over_extra_files") {
+        return;
+    }
+    let deployment = Deployment::rootless("app", Some(&["appdata"]));
+    let env = &deployment.env;
+    env.create_volume("appdata");
+    write_tree_in_namespace(env, "appdata");
+    let before = env.listing("appdata");
+    let digest = contents(env, "appdata");
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("app.backup.zip");
+    deployment.export(&bundle).await.unwrap();
+
+    let m = env.mountpoint("appdata").display().to_string();
+    env.unshare_sh(&format!(
+        "set -e; cd '{m}'; mkdir -p extra/dir; echo x > extra/dir/file; chown -R 4000:4000 extra; \
+         echo changed > a/b/c/deep.txt; rm a/hard; chmod 0755 .; chown 0:0 ."
+    ));
+    assert_ne!(env.listing("appdata"), before);
+    let refused = deployment
+        .import(&bundle, "app", ImportMode::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::AlreadyExists, "{refused}");
+
+    deployment
+        .import(&bundle, "app", ImportMode { force: true })
+        .await
+        .unwrap();
+    assert_eq!(
+        env.listing("appdata"),
+        before,
+        "the restore merged instead of replacing"
+    );
+    assert_eq!(contents(env, "appdata"), digest);
+}
+
+#[test]
+fn rootless_running_container_is_stopped_and_started_around_a_consistent_export() {
+    run_test_as_rootless_user("child_rootless_container_stopped_around_export");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "runs as the rootless user through rootless_running_container_is_stopped_and_started_around_a_consistent_export"]
+async fn child_rootless_container_stopped_around_export() {
+    if delegated("child_rootless_container_stopped_around_export") {
+        return;
+    }
+    let deployment = Deployment::rootless("app", Some(&["appdata"]));
+    let env = &deployment.env;
+    env.create_volume("appdata");
+    env.unshare_sh(&format!(
+        "head -c 8388608 /dev/urandom > '{}/bulk.bin'",
+        env.mountpoint("appdata").display()
+    ));
+    let writer = "while true; do echo line >> /d/log; sleep 0.05; done";
+    env.run_container("writer", &["appdata:/d"], &["sh", "-c", writer]);
+    env.run_container("idle", &["appdata:/d"], &["sleep", "1000"]);
+    env.podman(&["stop", "-t", "0", "idle"]);
+    let writer_started = env.started_at("writer");
+
+    let artifacts = PodmanExporter.artifacts(&deployment.service).await.unwrap();
+    let volume = artifacts
+        .iter()
+        .find(|a| a.name == "volume-appdata.tar")
+        .unwrap();
+    let mut stream = PodmanExporter
+        .export(&deployment.service, volume)
+        .await
+        .unwrap()
+        .stream;
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(
+        !env.is_running("writer"),
+        "the writer runs during the export"
+    );
+    let log = format!("{}/log", env.mountpoint("appdata").display());
+    let size_during: u64 = env
+        .unshare_sh(&format!("stat -c %s '{log}'"))
+        .parse()
+        .unwrap();
+    let mut archive = first.to_vec();
+    while let Some(chunk) = stream.next().await {
+        archive.extend_from_slice(&chunk.unwrap());
+    }
+    let mut entries = tar::Archive::new(archive.as_slice());
+    let archived = entries
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_str() == Some("log"))
+        .map(|e| e.header().size().unwrap())
+        .unwrap();
+    assert_eq!(
+        archived, size_during,
+        "the archive's log is not the log as it was while stopped"
+    );
+    assert!(env.is_running("writer"), "the writer was not started again");
+    assert_ne!(env.started_at("writer"), writer_started, "never stopped");
+    assert!(!env.is_running("idle"), "a stopped container was started");
+}
