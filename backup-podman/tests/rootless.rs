@@ -7,8 +7,10 @@
 
 mod common;
 
+use backup_core::bundle::BundleReader;
+use backup_core::progress::NoProgress;
 use backup_core::{DataExporter, ErrorKind, ImportMode};
-use backup_podman::PodmanExporter;
+use backup_podman::{safe_restore, PodmanExporter};
 use backup_testkit::podman::PodmanEnv;
 use backup_testkit::rootless::{is_root, run_test_as_rootless_user};
 use common::Deployment;
@@ -227,4 +229,109 @@ async fn child_rootless_container_stopped_around_export() {
     assert!(env.is_running("writer"), "the writer was not started again");
     assert_ne!(env.started_at("writer"), writer_started, "never stopped");
     assert!(!env.is_running("idle"), "a stopped container was started");
+}
+
+/// Listing and content of both volumes, and the quadlet files.
+type State = (
+    Vec<String>,
+    String,
+    Vec<String>,
+    String,
+    Vec<(String, Vec<u8>)>,
+);
+
+fn state(d: &Deployment) -> State {
+    (
+        d.env.listing("appdata"),
+        contents(&d.env, "appdata"),
+        d.env.listing("systemd-cache"),
+        contents(&d.env, "systemd-cache"),
+        d.quadlet_bytes(),
+    )
+}
+
+/// Changes both volumes (inside the namespace) and the quadlets.
+fn change(d: &Deployment, round: u32) {
+    let data = d.env.mountpoint("appdata").display().to_string();
+    let cache = d.env.mountpoint("systemd-cache").display().to_string();
+    d.env.unshare_sh(&format!(
+        "set -e; echo new > '{data}/new-{round}'; rm -rf '{data}/a/b'; chmod 0755 '{data}'; \
+         echo v{round} > '{cache}/cached'; chown 0:0 '{cache}/cached'"
+    ));
+    d.write_quadlet(
+        "data.volume",
+        &format!("[Volume]\nVolumeName=appdata\nLabel=changed={round}\n"),
+    );
+}
+
+#[test]
+fn rootless_safe_restore_restores_and_rolls_back_a_corrupt_archive() {
+    run_test_as_rootless_user("child_rootless_safe_restore");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "runs as the rootless user through rootless_safe_restore_restores_and_rolls_back_a_corrupt_archive"]
+async fn child_rootless_safe_restore() {
+    if delegated("child_rootless_safe_restore") {
+        return;
+    }
+    let d = Deployment::rootless("app", None);
+    d.write_quadlet("data.volume", "[Volume]\nVolumeName=appdata\n");
+    d.write_quadlet("cache.volume", "[Volume]\n");
+    d.write_quadlet(
+        "app.container",
+        "[Container]\nImage=localhost/busybox-test:1\nVolume=data.volume:/d\nVolume=cache.volume:/c\nExec=sleep 1000\n",
+    );
+    d.env.create_volume("appdata");
+    d.env.create_volume("systemd-cache");
+    write_tree_in_namespace(&d.env, "appdata");
+    d.env.unshare_sh(&format!(
+        "echo v1 > '{0}/cached' && chown 500:500 '{0}/cached'",
+        d.env.mountpoint("systemd-cache").display()
+    ));
+    d.env.run_container(
+        "app",
+        &["appdata:/d", "systemd-cache:/c"],
+        &["sleep", "1000"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.backup.zip");
+    d.export(&good).await.unwrap();
+    let backed_up = state(&d);
+
+    change(&d, 2);
+    assert_ne!(state(&d), backed_up);
+    let started = d.env.started_at("app");
+    let reader = BundleReader::open(&good).await.unwrap();
+    safe_restore(&d.service, &reader, "app", dir.path(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        state(&d),
+        backed_up,
+        "the restore is not exactly the backup"
+    );
+    assert!(d.env.is_running("app"), "not running after the restore");
+    assert_ne!(
+        d.env.started_at("app"),
+        started,
+        "not stopped for the restore"
+    );
+
+    change(&d, 3);
+    let before = state(&d);
+    let corrupt = common::corrupt_copy(&good, dir.path(), "volume-systemd-cache.tar").await;
+    let reader = BundleReader::open(&corrupt).await.unwrap();
+    let text = safe_restore(&d.service, &reader, "app", dir.path(), &NoProgress)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("rolled back"), "{text}");
+    assert!(text.contains("systemd-cache"), "{text}");
+    assert_eq!(
+        state(&d),
+        before,
+        "the rollback did not bring back the state"
+    );
+    assert!(d.env.is_running("app"), "not running after the rollback");
 }

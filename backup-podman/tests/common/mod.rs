@@ -164,3 +164,40 @@ pub fn write_special_tree(root: &Path, big: usize) {
         "chown 1000:1000 {r}/a/private && chmod 0600 {r}/a/private && chown 999:999 {r} && chmod 0700 {r}"
     ));
 }
+
+/// A copy of the bundle `good` in `dir` whose checksums are right but whose artifact
+/// `damaged` has bytes 100..110 flipped (so its archive is corrupt, not its bundle entry).
+pub async fn corrupt_copy(good: &Path, dir: &Path, damaged: &str) -> PathBuf {
+    use backup_core::bundle::BundleWriter;
+    let reader = BundleReader::open(good).await.unwrap();
+    let corrupt = dir.join("corrupt.backup.zip");
+    let mut writer = BundleWriter::create(&corrupt, BundleOptions::default())
+        .await
+        .unwrap();
+    for entry in reader.manifest().entries.clone() {
+        let stream: backup_core::ByteStream = if entry.artifact.name == damaged {
+            let mut bytes = vec![0u8; 0];
+            let mut s = reader.open_entry(&entry).unwrap();
+            while let Some(chunk) = futures::StreamExt::next(&mut s).await {
+                bytes.extend_from_slice(&chunk.unwrap());
+            }
+            for b in bytes.iter_mut().take(110).skip(100) {
+                *b ^= 0x5a;
+            }
+            Box::pin(futures::stream::iter(vec![Ok(bytes::Bytes::from(bytes))]))
+        } else {
+            reader.open_entry(&entry).unwrap()
+        };
+        writer
+            .write_artifact(
+                &entry.service,
+                &entry.artifact,
+                backup_core::ArtifactData::from_stream(stream),
+                &NoProgress,
+            )
+            .await
+            .unwrap();
+    }
+    writer.finish().await.unwrap();
+    corrupt
+}
