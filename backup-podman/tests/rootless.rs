@@ -335,3 +335,52 @@ async fn child_rootless_safe_restore() {
     );
     assert!(d.env.is_running("app"), "not running after the rollback");
 }
+
+#[test]
+fn a_rootless_podman_without_rootless_in_the_config_is_refused_with_a_hint() {
+    run_test_as_rootless_user("child_rootless_podman_without_the_flag");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "runs as the rootless user through a_rootless_podman_without_rootless_in_the_config_is_refused_with_a_hint"]
+async fn child_rootless_podman_without_the_flag() {
+    if delegated("child_rootless_podman_without_the_flag") {
+        return;
+    }
+    let mut d = Deployment::rootless("app", Some(&["appdata"]));
+    d.service.config["rootless"] = serde_json::json!(false);
+    d.env.create_volume("appdata");
+    d.env.unshare_sh(&format!(
+        "echo data > '{}/f'",
+        d.env.mountpoint("appdata").display()
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    // Without the check, the export succeeded and recorded the host's shifted owner of
+    // the volume root instead of the owner the containers see.
+    let refused = d
+        .export(&dir.path().join("app.backup.zip"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidConfig, "{refused}");
+    let text = format!("{refused} {:?}", refused.hint());
+    assert!(text.contains("`rootless: true`"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rootless_in_the_config_of_a_rootful_podman_is_refused_with_a_hint() {
+    assert!(
+        is_root(),
+        "this test checks a rootful podman: run it as root"
+    );
+    let mut d = Deployment::with_volumes("app", Some(&["appdata"]));
+    d.service.config["rootless"] = serde_json::json!(true);
+    d.env.create_volume("appdata");
+    let dir = tempfile::tempdir().unwrap();
+    let refused = d
+        .export(&dir.path().join("app.backup.zip"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidConfig, "{refused}");
+    let text = format!("{refused} {:?}", refused.hint());
+    assert!(text.contains("runs as root"), "{text}");
+}
