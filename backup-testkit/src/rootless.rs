@@ -142,6 +142,13 @@ pub fn ensure_user() -> (u32, u32) {
     })
 }
 
+/// Whether `dir` and each of its ancestors lets other users through (`o+x`).
+fn traversable_by_others(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    dir.ancestors()
+        .all(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
 fn chown(path: &Path, ids: (u32, u32)) {
     std::os::unix::fs::chown(path, Some(ids.0), Some(ids.1))
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
@@ -198,11 +205,22 @@ fn end_pause_processes(dir: &Path, uid: u32) {
 /// exactly one test; the message holds the child's whole output.
 pub fn run_test_as_rootless_user(child: &str) -> String {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let root = is_root();
+    if root {
+        require_binary("runuser", &["/usr/sbin", "/sbin"]);
+    }
+    // The user must reach the directory: the temp dir when every ancestor lets others
+    // through, else /tmp.
+    let temp = std::env::temp_dir();
+    let parent = if traversable_by_others(&temp) {
+        temp
+    } else {
+        "/tmp".into()
+    };
     let dir = tempfile::Builder::new()
         .prefix("rootless-test")
-        .tempdir()
+        .tempdir_in(&parent)
         .unwrap_or_else(|e| panic!("cannot create a temp dir for the rootless test: {e}"));
-    let root = is_root();
     let ids = if root { ensure_user() } else { (euid(), 0) };
     let base = dir.path();
     if root {
