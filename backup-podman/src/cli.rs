@@ -99,6 +99,7 @@ impl Podman {
                     .into_iter()
                     .chain(args),
             )
+            .on_failure(map_unshared_failure)
         } else {
             CommandSpec::new(program).args(args).on_failure(map_failure)
         }
@@ -473,13 +474,31 @@ fn glob_escape(path: &str) -> String {
     out
 }
 
+/// The hint for a rootless podman that cannot map an owner into its user namespace.
+pub(crate) const ID_MAPPING_HINT: &str = "rootless podman maps only the user's subordinate ids into its namespace: give the user ranges in /etc/subuid and /etc/subgid (`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`), install `newuidmap`/`newgidmap` (package `uidmap`), then run `podman system migrate`";
+
+/// A host tool run through `podman unshare` that failed with "Invalid argument" was
+/// given an owner the namespace does not map.
+fn map_unshared_failure(failure: backup_core::command::ToolFailure) -> Error {
+    let unmapped = failure.stderr.contains("Invalid argument");
+    let error = map_failure(failure);
+    if unmapped {
+        error.with_hint(ID_MAPPING_HINT)
+    } else {
+        error
+    }
+}
+
 /// Podman's "no such …" becomes [`ErrorKind::NotFound`]; every failure gets a hint.
 fn map_failure(failure: backup_core::command::ToolFailure) -> Error {
     let missing = failure.stderr.contains("no such volume")
         || failure.stderr.contains("no such container")
         || failure.stderr.contains("no container with name or ID");
+    let unmapped = failure.stderr.contains("insufficient UIDs or GIDs");
     let error = failure.into_error();
-    if missing {
+    if unmapped {
+        error.with_hint(ID_MAPPING_HINT)
+    } else if missing {
         Error::new(ErrorKind::NotFound, error.message().to_string())
             .with_hint("check the names in the deployment's quadlet files and `volumes`; list them with `podman volume ls` / `podman ps -a`")
     } else {

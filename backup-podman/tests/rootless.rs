@@ -12,7 +12,9 @@ use backup_core::progress::NoProgress;
 use backup_core::{DataExporter, ErrorKind, ImportMode};
 use backup_podman::{safe_restore, PodmanExporter};
 use backup_testkit::podman::PodmanEnv;
-use backup_testkit::rootless::{is_root, run_test_as_rootless_user};
+use backup_testkit::rootless::{
+    is_root, run_test_as, run_test_as_rootless_user, WITHOUT_SUBORDINATE_IDS,
+};
 use common::Deployment;
 use futures::StreamExt;
 
@@ -383,4 +385,84 @@ async fn rootless_in_the_config_of_a_rootful_podman_is_refused_with_a_hint() {
     assert_eq!(refused.kind(), ErrorKind::InvalidConfig, "{refused}");
     let text = format!("{refused} {:?}", refused.hint());
     assert!(text.contains("runs as root"), "{text}");
+}
+
+/// The tar `archive` with every regular file owned by `uid:uid`.
+fn with_file_owner(archive: Vec<u8>, uid: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = tar::Builder::new(Vec::new());
+    let mut input = tar::Archive::new(archive.as_slice());
+    for entry in input.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        if header.entry_type().is_file() {
+            header.set_uid(uid);
+            header.set_gid(uid);
+            header.set_cksum();
+        }
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        out.append(&header, data.as_slice()).unwrap();
+    }
+    out.into_inner().unwrap()
+}
+
+#[test]
+fn a_restore_needing_ids_a_rootless_user_cannot_map_fails_with_a_subuid_hint() {
+    run_test_as(
+        WITHOUT_SUBORDINATE_IDS,
+        "child_restore_without_subordinate_ids",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "runs as a user without subuid ranges through a_restore_needing_ids_a_rootless_user_cannot_map_fails_with_a_subuid_hint"]
+async fn child_restore_without_subordinate_ids() {
+    if is_root() {
+        run_test_as(
+            WITHOUT_SUBORDINATE_IDS,
+            "child_restore_without_subordinate_ids",
+        );
+        return;
+    }
+    let d = Deployment::rootless("app", Some(&["appdata"]));
+    d.env.create_volume("appdata");
+    let m = d.env.mountpoint("appdata").display().to_string();
+    d.env.unshare_sh(&format!("echo data > '{m}/f'"));
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.backup.zip");
+    d.export(&good).await.unwrap();
+    // The same bundle with uid 1000 (which only subordinate ids map) as the owner of its
+    // file, or of the volume root (set after the import, through `podman unshare chown`).
+    let file_owned = dir.path().join("file-1000.backup.zip");
+    common::rewritten_copy(&good, &file_owned, "volume-appdata.tar", |_, tar| {
+        with_file_owner(tar, 1000)
+    })
+    .await;
+    let root_owned = dir.path().join("root-1000.backup.zip");
+    common::rewritten_copy(&good, &root_owned, "volume-appdata.tar", |artifact, tar| {
+        artifact.metadata.insert("rootUid".into(), 1000.into());
+        tar
+    })
+    .await;
+    for bundle in [file_owned, root_owned] {
+        d.env.unshare_sh(&format!("echo data > '{m}/f'"));
+        let failed = d
+            .import(&bundle, "app", ImportMode { force: true })
+            .await
+            .unwrap_err();
+        let hint = failed.hint().unwrap_or_default();
+        assert!(hint.contains("/etc/subuid"), "{failed}");
+        assert!(
+            failed
+                .to_string()
+                .contains("partly imported content was removed"),
+            "{failed}"
+        );
+        assert_eq!(
+            d.env.listing("appdata").len(),
+            1,
+            "a failed restore left content that looks restored: {failed}"
+        );
+    }
 }

@@ -40,7 +40,9 @@ fn rootfs_tar(dir: &Path) -> PathBuf {
             .unwrap_or_else(|e| panic!("symlink {applet}: {e}"));
     }
     let tar = dir.join("rootfs.tar");
+    // Owned by root in the image, whoever builds it (a rootless user may map no other id).
     let status = Command::new("tar")
+        .args(["--owner=0", "--group=0", "--numeric-owner"])
         .arg("-C")
         .arg(dir.join("rootfs"))
         .arg("-cf")

@@ -18,7 +18,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use crate::ports::require_binary;
 
@@ -96,50 +96,89 @@ fn has_range(file: &str, user: &str) -> bool {
         .any(|line| line.split(':').next() == Some(user))
 }
 
-/// Creates [`USER`] with subordinate uid/gid ranges when missing (idempotent, also
-/// against another process doing the same); returns its uid and gid.
+/// An unprivileged user a child test runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestUser {
+    /// Login name.
+    pub name: &'static str,
+    /// Whether it has subordinate uid/gid ranges (`/etc/subuid`, `/etc/subgid`); without,
+    /// rootless podman maps only the user itself into its namespace.
+    pub subordinate_ids: bool,
+}
+
+/// [`USER`], with subordinate uid/gid ranges: what rootless podman needs.
+pub const ROOTLESS: TestUser = TestUser {
+    name: USER,
+    subordinate_ids: true,
+};
+
+/// A user without subordinate ranges (a misconfigured rootless setup).
+pub const WITHOUT_SUBORDINATE_IDS: TestUser = TestUser {
+    name: "backup-rootless-noids",
+    subordinate_ids: false,
+};
+
+/// Creates `user` when missing and gives it subordinate uid/gid ranges, or takes them
+/// away, as it asks (idempotent, also against another process creating it meanwhile);
+/// returns its uid and gid.
 ///
 /// # Panics
 ///
 /// When not root, or `useradd` / `usermod` fail, or `newuidmap` / `newgidmap` are
 /// missing (install `uidmap`; `scripts/test.sh` does).
-pub fn ensure_user() -> (u32, u32) {
-    static USER_IDS: OnceLock<(u32, u32)> = OnceLock::new();
-    *USER_IDS.get_or_init(|| {
-        assert!(is_root(), "creating the user `{USER}` needs root");
-        require_binary("newuidmap", &["/usr/bin", "/usr/sbin"]);
-        require_binary("newgidmap", &["/usr/bin", "/usr/sbin"]);
-        if !run("getent", &["passwd", USER]).status.success() {
-            let out = run(
-                "useradd",
-                &["--create-home", "--user-group", "--shell", "/bin/sh", USER],
-            );
-            // 9: the name is taken (another test process created it meanwhile).
-            assert!(
-                out.status.success() || out.status.code() == Some(9),
-                "cannot create the user `{USER}` for rootless tests (useradd): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+pub fn ensure_user(user: TestUser) -> (u32, u32) {
+    static DONE: Mutex<Vec<(TestUser, (u32, u32))>> = Mutex::new(Vec::new());
+    let mut done = DONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, ids)) = done.iter().find(|(u, _)| *u == user) {
+        return *ids;
+    }
+    let name = user.name;
+    assert!(is_root(), "creating the user `{name}` needs root");
+    require_binary("newuidmap", &["/usr/bin", "/usr/sbin"]);
+    require_binary("newgidmap", &["/usr/bin", "/usr/sbin"]);
+    if !run("getent", &["passwd", name]).status.success() {
+        let out = run(
+            "useradd",
+            &["--create-home", "--user-group", "--shell", "/bin/sh", name],
+        );
+        // 9: the name is taken (another test process created it meanwhile).
+        assert!(
+            out.status.success() || out.status.code() == Some(9),
+            "cannot create the user `{name}` for rootless tests (useradd): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let has_uids = has_range("/etc/subuid", name);
+    let has_gids = has_range("/etc/subgid", name);
+    if user.subordinate_ids {
+        let start = next_free_subordinate_id();
+        let range = format!("{start}-{}", start + RANGE - 1);
+        if !has_uids {
+            check("usermod", &["--add-subuids", &range, name]);
         }
-        if !has_range("/etc/subuid", USER) || !has_range("/etc/subgid", USER) {
-            let start = next_free_subordinate_id();
-            let range = format!("{start}-{}", start + RANGE - 1);
-            if !has_range("/etc/subuid", USER) {
-                check("usermod", &["--add-subuids", &range, USER]);
-            }
-            if !has_range("/etc/subgid", USER) {
-                check("usermod", &["--add-subgids", &range, USER]);
-            }
+        if !has_gids {
+            check("usermod", &["--add-subgids", &range, name]);
         }
-        let id = |flag: &str| -> u32 {
-            let out = run("id", &[flag, USER]);
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("`id {flag} {USER}` printed no number"))
-        };
-        (id("-u"), id("-g"))
-    })
+    } else if has_uids || has_gids {
+        // useradd gives new users ranges by default.
+        let all = "1-4294967294";
+        check(
+            "usermod",
+            &["--del-subuids", all, "--del-subgids", all, name],
+        );
+    }
+    let id = |flag: &str| -> u32 {
+        let out = run("id", &[flag, name]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("`id {flag} {name}` printed no number"))
+    };
+    let ids = (id("-u"), id("-g"));
+    done.push((user, ids));
+    ids
 }
 
 /// Whether `dir` and each of its ancestors lets other users through (`o+x`).
@@ -204,10 +243,27 @@ fn end_pause_processes(dir: &Path, uid: u32) {
 /// When the user cannot be prepared or the child cannot run, fails, or did not run
 /// exactly one test; the message holds the child's whole output.
 pub fn run_test_as_rootless_user(child: &str) -> String {
+    run_test_as(ROOTLESS, child)
+}
+
+/// Runs the `#[ignore]`d test `child` of this test binary as `user` (created as it asks
+/// when missing); as [`run_test_as_rootless_user`], but a process that is not root can
+/// run it only for [`ROOTLESS`], as itself.
+///
+/// # Panics
+///
+/// As [`run_test_as_rootless_user`]; when not root and `user` is not [`ROOTLESS`].
+pub fn run_test_as(user: TestUser, child: &str) -> String {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
     let root = is_root();
     if root {
         require_binary("runuser", &["/usr/sbin", "/sbin"]);
+    } else {
+        assert_eq!(
+            user, ROOTLESS,
+            "the child test `{child}` must run as `{}`: run the test as root",
+            user.name
+        );
     }
     // The user must reach the directory: the temp dir when every ancestor lets others
     // through, else /tmp.
@@ -221,7 +277,7 @@ pub fn run_test_as_rootless_user(child: &str) -> String {
         .prefix("rootless-test")
         .tempdir_in(&parent)
         .unwrap_or_else(|e| panic!("cannot create a temp dir for the rootless test: {e}"));
-    let ids = if root { ensure_user() } else { (euid(), 0) };
+    let ids = if root { ensure_user(user) } else { (euid(), 0) };
     let base = dir.path();
     if root {
         mkdir_owned(base, ids, 0o755);
@@ -249,7 +305,7 @@ pub fn run_test_as_rootless_user(child: &str) -> String {
     );
     let mut command = if root {
         let mut c = Command::new("runuser");
-        c.args(["-u", USER, "--", "env", "-i"]);
+        c.args(["-u", user.name, "--", "env", "-i"]);
         c
     } else {
         let mut c = Command::new("env");
@@ -272,9 +328,12 @@ pub fn run_test_as_rootless_user(child: &str) -> String {
             "--test-threads=1",
         ])
         .current_dir(base);
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the child test `{child}` as `{USER}`: {e}"));
+    let out = command.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run the child test `{child}` as `{}`: {e}",
+            user.name
+        )
+    });
     end_pause_processes(base, ids.0);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

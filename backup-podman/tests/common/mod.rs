@@ -168,22 +168,40 @@ pub fn write_special_tree(root: &Path, big: usize) {
 /// A copy of the bundle `good` in `dir` whose checksums are right but whose artifact
 /// `damaged` has bytes 100..110 flipped (so its archive is corrupt, not its bundle entry).
 pub async fn corrupt_copy(good: &Path, dir: &Path, damaged: &str) -> PathBuf {
+    let path = dir.join("corrupt.backup.zip");
+    rewritten_copy(good, &path, damaged, |_, mut bytes| {
+        for b in bytes.iter_mut().take(110).skip(100) {
+            *b ^= 0x5a;
+        }
+        bytes
+    })
+    .await;
+    path
+}
+
+/// Writes to `path` a copy of the bundle `good` (with right checksums) whose artifact
+/// `changed` holds what `rewrite` makes of its bytes (and of its descriptor, with the
+/// export's metadata).
+pub async fn rewritten_copy(
+    good: &Path,
+    path: &Path,
+    changed: &str,
+    rewrite: impl Fn(&mut backup_core::ArtifactDescriptor, Vec<u8>) -> Vec<u8>,
+) {
     use backup_core::bundle::BundleWriter;
     let reader = BundleReader::open(good).await.unwrap();
-    let corrupt = dir.join("corrupt.backup.zip");
-    let mut writer = BundleWriter::create(&corrupt, BundleOptions::default())
+    let mut writer = BundleWriter::create(path, BundleOptions::default())
         .await
         .unwrap();
     for entry in reader.manifest().entries.clone() {
-        let stream: backup_core::ByteStream = if entry.artifact.name == damaged {
+        let mut artifact = entry.artifact.clone();
+        let stream: backup_core::ByteStream = if entry.artifact.name == changed {
             let mut bytes = vec![0u8; 0];
             let mut s = reader.open_entry(&entry).unwrap();
             while let Some(chunk) = futures::StreamExt::next(&mut s).await {
                 bytes.extend_from_slice(&chunk.unwrap());
             }
-            for b in bytes.iter_mut().take(110).skip(100) {
-                *b ^= 0x5a;
-            }
+            let bytes = rewrite(&mut artifact, bytes);
             Box::pin(futures::stream::iter(vec![Ok(bytes::Bytes::from(bytes))]))
         } else {
             reader.open_entry(&entry).unwrap()
@@ -191,7 +209,7 @@ pub async fn corrupt_copy(good: &Path, dir: &Path, damaged: &str) -> PathBuf {
         writer
             .write_artifact(
                 &entry.service,
-                &entry.artifact,
+                &artifact,
                 backup_core::ArtifactData::from_stream(stream),
                 &NoProgress,
             )
@@ -199,5 +217,4 @@ pub async fn corrupt_copy(good: &Path, dir: &Path, damaged: &str) -> PathBuf {
             .unwrap();
     }
     writer.finish().await.unwrap();
-    corrupt
 }
