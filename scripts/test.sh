@@ -27,6 +27,7 @@ command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
+command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)   # rootless podman tests
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 

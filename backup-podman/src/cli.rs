@@ -53,6 +53,9 @@ pub struct Podman {
     global_args: Vec<String>,
     rootless: bool,
     stop_timeout: u64,
+    /// Set once the configured mode (rootless or not) was checked against the user
+    /// podman runs as.
+    mode_checked: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl Podman {
@@ -71,6 +74,7 @@ impl Podman {
             global_args,
             rootless,
             stop_timeout,
+            mode_checked: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -95,9 +99,45 @@ impl Podman {
                     .into_iter()
                     .chain(args),
             )
+            .on_failure(map_unshared_failure)
         } else {
             CommandSpec::new(program).args(args).on_failure(map_failure)
         }
+    }
+
+    /// Refuses a configured mode that is not the one podman runs in (rootless exactly
+    /// when the user is not root): host tools would read and set owners as the host sees
+    /// them instead of as the containers do (a rootless volume's root recorded under its
+    /// shifted host uid), or `podman unshare` would fail as root. Checked once per client
+    /// with `id -u` through the runner.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] on a mismatch; `id`'s failure.
+    async fn check_mode(&self) -> Result<()> {
+        self.mode_checked
+            .get_or_try_init(|| async {
+                let spec = CommandSpec::new("id").arg("-u").on_failure(map_failure);
+                let text = self.output(spec).await?.stdout_text();
+                let uid: u32 = text.trim().parse().map_err(|_| {
+                    Error::new(ErrorKind::ToolFailed, format!("`id -u` printed `{}`", text.trim()))
+                })?;
+                match (self.rootless, uid == 0) {
+                    (true, true) => Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        "the podman service's config says `rootless: true`, but podman runs as root",
+                    )
+                    .with_hint("remove `rootless` from the config (or set it to false) for a rootful podman")),
+                    (false, false) => Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        format!("podman runs rootless (as uid {uid}), but the podman service's config does not say `rootless: true`: owners in volumes would be those the host sees, not those the containers see"),
+                    )
+                    .with_hint("set `rootless: true` in the podman service's config")),
+                    _ => Ok(()),
+                }
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn output(&self, spec: CommandSpec) -> Result<CommandOutput> {
@@ -177,8 +217,10 @@ impl Podman {
     ///
     /// # Errors
     ///
-    /// When `find` fails or prints something unexpected.
+    /// When `find` fails or prints something unexpected; [`ErrorKind::InvalidConfig`]
+    /// when `rootless` is not the mode podman runs in.
     pub async fn inspect_root(&self, mountpoint: &str) -> Result<(RootAttributes, bool)> {
+        self.check_mode().await?;
         let spec = self.data_tool(
             "find",
             vec![
@@ -218,8 +260,10 @@ impl Podman {
     ///
     /// # Errors
     ///
-    /// When `chown` or `chmod` fails.
+    /// When `chown` or `chmod` fails; [`ErrorKind::InvalidConfig`] when `rootless` is not
+    /// the mode podman runs in.
     pub async fn set_root_attributes(&self, mountpoint: &str, root: RootAttributes) -> Result<()> {
+        self.check_mode().await?;
         let chown = self.data_tool(
             "chown",
             vec![
@@ -240,7 +284,8 @@ impl Podman {
     ///
     /// # Errors
     ///
-    /// When `find` fails.
+    /// When `find` fails; [`ErrorKind::InvalidConfig`] when `rootless` is not the mode
+    /// podman runs in.
     pub async fn has_content(&self, mountpoint: &str) -> Result<bool> {
         Ok(self.inspect_root(mountpoint).await?.1)
     }
@@ -249,8 +294,10 @@ impl Podman {
     ///
     /// # Errors
     ///
-    /// When `find -delete` fails.
+    /// When `find -delete` fails; [`ErrorKind::InvalidConfig`] when `rootless` is not the
+    /// mode podman runs in.
     pub async fn empty_volume(&self, mountpoint: &str) -> Result<()> {
+        self.check_mode().await?;
         let spec = self.data_tool(
             "find",
             vec![
@@ -427,13 +474,31 @@ fn glob_escape(path: &str) -> String {
     out
 }
 
+/// The hint for a rootless podman that cannot map an owner into its user namespace.
+pub(crate) const ID_MAPPING_HINT: &str = "rootless podman maps only the user's subordinate ids into its namespace: give the user ranges in /etc/subuid and /etc/subgid (`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`), install `newuidmap`/`newgidmap` (package `uidmap`), then run `podman system migrate`";
+
+/// A host tool run through `podman unshare` that failed with "Invalid argument" was
+/// given an owner the namespace does not map.
+fn map_unshared_failure(failure: backup_core::command::ToolFailure) -> Error {
+    let unmapped = failure.stderr.contains("Invalid argument");
+    let error = map_failure(failure);
+    if unmapped {
+        error.with_hint(ID_MAPPING_HINT)
+    } else {
+        error
+    }
+}
+
 /// Podman's "no such …" becomes [`ErrorKind::NotFound`]; every failure gets a hint.
 fn map_failure(failure: backup_core::command::ToolFailure) -> Error {
     let missing = failure.stderr.contains("no such volume")
         || failure.stderr.contains("no such container")
         || failure.stderr.contains("no container with name or ID");
+    let unmapped = failure.stderr.contains("insufficient UIDs or GIDs");
     let error = failure.into_error();
-    if missing {
+    if unmapped {
+        error.with_hint(ID_MAPPING_HINT)
+    } else if missing {
         Error::new(ErrorKind::NotFound, error.message().to_string())
             .with_hint("check the names in the deployment's quadlet files and `volumes`; list them with `podman volume ls` / `podman ps -a`")
     } else {

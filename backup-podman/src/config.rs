@@ -25,7 +25,9 @@ pub struct PodmanConfig {
     #[serde(default = "default_true")]
     pub stop_containers: bool,
     /// Podman runs rootless: file owners inside volumes are those of the user namespace,
-    /// and owner changes run through `podman unshare`.
+    /// and the adapter's host tools (`find`, `chown`, `chmod`) run through `podman
+    /// unshare`. Must match how podman runs (not root exactly when `true`); a mismatch is
+    /// refused with [`ErrorKind::InvalidConfig`] before anything is read or changed.
     #[serde(default)]
     pub rootless: bool,
     /// The podman program (host setting).

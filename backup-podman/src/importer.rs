@@ -15,7 +15,7 @@ use backup_core::{
 use serde_json::Value;
 
 use crate::bind;
-use crate::cli::{Podman, RootAttributes, VolumeInfo};
+use crate::cli::{Podman, RootAttributes, VolumeInfo, ID_MAPPING_HINT};
 use crate::config::{check_volume_name, PodmanConfig};
 use crate::quiesce::{with_restart_outcome, Quiesced};
 use crate::tarscan::{checked, TarSummary};
@@ -283,7 +283,8 @@ async fn import_volume(
 }
 
 /// Empties the volume, imports the archive, restores the root's owner and mode. A failed
-/// import leaves the volume empty (never half-restored) and says so.
+/// import, or a root owner and mode that cannot be set, leaves the volume empty (never
+/// half-restored) and says so.
 async fn replace_content(
     podman: &Podman,
     mountpoint: &str,
@@ -297,18 +298,32 @@ async fn replace_content(
     }
     let summary = Arc::new(Mutex::new(TarSummary::default()));
     let input = checked(data, Arc::clone(&summary));
-    if let Err(error) = podman.volume_import(volume, input).await {
+    let restored = match podman.volume_import(volume, input).await {
+        Ok(()) => match recorded_root(artifact) {
+            // The root's owner and mode are part of the restore: when they cannot be set,
+            // the content goes too.
+            Some(root) => podman
+                .set_root_attributes(mountpoint, root)
+                .await
+                .map_err(|e| e.context("setting the volume root's owner and mode")),
+            None => Ok(()),
+        },
+        Err(error) => Err(error.context("importing the archive")),
+    };
+    if let Err(error) = restored {
         let cleaned = podman.empty_volume(mountpoint).await;
         let state = match cleaned {
             Ok(()) => "its partly imported content was removed".to_string(),
             Err(e) => format!("emptying the partly restored volume failed too: {e}"),
         };
-        return Err(error.context(format!("importing the archive failed ({state})")).with_hint(
-            "the archive is damaged or podman failed; restore again from a good backup (the safe restore keeps the previous content)",
-        ));
-    }
-    if let Some(root) = recorded_root(artifact) {
-        podman.set_root_attributes(mountpoint, root).await?;
+        let hint = if error.hint() == Some(ID_MAPPING_HINT) {
+            ID_MAPPING_HINT
+        } else {
+            "the archive is damaged or podman failed; restore again from a good backup (the safe restore keeps the previous content)"
+        };
+        return Err(error
+            .context(format!("restoring the volume failed ({state})"))
+            .with_hint(hint));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use backup_core::{
     DataImporter, Error, ErrorKind, ImportMode, ProgressSink, Result, ServiceTarget,
 };
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::config::PodmanConfig;
@@ -96,10 +97,14 @@ pub async fn safe_restore(
     let mut quiesced = Quiesced::stop_users(&podman, &existing).await?;
     // The containers are stopped: neither the safety backup nor the restore stops more.
     let quiet = with_config(service, &existing, false);
+    // Process id and a per-process count: a second safe restore from the same process
+    // into the same directory must not collide with the first one's safety backup.
+    static SAFETY_BACKUPS: AtomicU64 = AtomicU64::new(0);
     let safety = safety_dir.join(format!(
-        "{}-before-restore-{}.backup.zip",
+        "{}-before-restore-{}-{}.backup.zip",
         service.name,
-        std::process::id()
+        std::process::id(),
+        SAFETY_BACKUPS.fetch_add(1, Ordering::Relaxed)
     ));
     let export = [ServiceExport {
         target: quiet.clone(),

@@ -4,9 +4,8 @@
 
 mod common;
 
-use backup_core::bundle::{BundleOptions, BundleReader, BundleWriter};
+use backup_core::bundle::BundleReader;
 use backup_core::progress::NoProgress;
-use backup_core::ArtifactData;
 use backup_podman::safe_restore;
 use backup_testkit::tree::tree_digest;
 use common::{listing, sh, Deployment};
@@ -114,36 +113,8 @@ async fn a_restore_whose_volume_archive_is_corrupt_rolls_back_volumes_and_quadle
 
     // A bundle whose checksums are right but whose second volume archive is damaged:
     // the quadlets and `appdata` restore first, then `systemd-cache` fails.
+    let corrupt = common::corrupt_copy(&good, dir.path(), "volume-systemd-cache.tar").await;
     let reader = BundleReader::open(&good).await.unwrap();
-    let corrupt = dir.path().join("corrupt.backup.zip");
-    let mut writer = BundleWriter::create(&corrupt, BundleOptions::default())
-        .await
-        .unwrap();
-    for entry in reader.manifest().entries.clone() {
-        let stream: backup_core::ByteStream = if entry.artifact.name == "volume-systemd-cache.tar" {
-            let mut bytes = vec![0u8; 0];
-            let mut s = reader.open_entry(&entry).unwrap();
-            while let Some(chunk) = futures::StreamExt::next(&mut s).await {
-                bytes.extend_from_slice(&chunk.unwrap());
-            }
-            for b in bytes.iter_mut().take(110).skip(100) {
-                *b ^= 0x5a;
-            }
-            Box::pin(futures::stream::iter(vec![Ok(bytes::Bytes::from(bytes))]))
-        } else {
-            reader.open_entry(&entry).unwrap()
-        };
-        writer
-            .write_artifact(
-                "app",
-                &entry.artifact,
-                ArtifactData::from_stream(stream),
-                &NoProgress,
-            )
-            .await
-            .unwrap();
-    }
-    writer.finish().await.unwrap();
     let names: Vec<_> = reader
         .manifest()
         .entries

@@ -10,6 +10,7 @@ pub mod podman;
 pub mod ports;
 pub mod postgres_server;
 pub mod redis_server;
+pub mod rootless;
 pub mod s3_server;
 pub mod tamper;
 pub mod tree;

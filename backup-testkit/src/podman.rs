@@ -24,6 +24,7 @@ pub const IMAGE: &str = "localhost/busybox-test:1";
 pub struct PodmanEnv {
     dir: tempfile::TempDir,
     program: PathBuf,
+    rootless: bool,
 }
 
 /// Writes a busybox root filesystem tar into `dir`; returns its path.
@@ -39,7 +40,9 @@ fn rootfs_tar(dir: &Path) -> PathBuf {
             .unwrap_or_else(|e| panic!("symlink {applet}: {e}"));
     }
     let tar = dir.join("rootfs.tar");
+    // Owned by root in the image, whoever builds it (a rootless user may map no other id).
     let status = Command::new("tar")
+        .args(["--owner=0", "--group=0", "--numeric-owner"])
         .arg("-C")
         .arg(dir.join("rootfs"))
         .arg("-cf")
@@ -60,6 +63,27 @@ impl PodmanEnv {
     /// When `podman`, `runc` or `busybox` is missing (naming it and `scripts/test.sh`),
     /// or podman cannot import the image.
     pub fn start() -> PodmanEnv {
+        Self::start_with(false)
+    }
+
+    /// Like [`PodmanEnv::start`], for a user that is not root: rootless podman with the
+    /// `vfs` storage driver (no kernel overlay mounts in a user namespace), its pause
+    /// process's pid file in this environment's temp dir. Needs `XDG_RUNTIME_DIR` and
+    /// subordinate uid/gid ranges for the user (see [`crate::rootless`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`PodmanEnv::start`], and when run as root.
+    pub fn start_rootless() -> PodmanEnv {
+        assert!(
+            !crate::rootless::is_root(),
+            "a rootless podman environment must not run as root: start it in a test run by \
+             backup_testkit::rootless::run_test_as_rootless_user"
+        );
+        Self::start_with(true)
+    }
+
+    fn start_with(rootless: bool) -> PodmanEnv {
         let program = require_binary("podman", &[]);
         require_binary("runc", &["/usr/sbin", "/usr/bin", "/sbin"]);
         let dir = tempfile::Builder::new()
@@ -72,7 +96,11 @@ impl PodmanEnv {
         for sub in ["root", "run", "tmp"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap_or_else(|e| panic!("mkdir: {e}"));
         }
-        let env = PodmanEnv { dir, program };
+        let env = PodmanEnv {
+            dir,
+            program,
+            rootless,
+        };
         let tar = rootfs_tar(env.dir.path());
         env.podman(&["import", &tar.display().to_string(), IMAGE]);
         let _ = std::fs::remove_file(tar);
@@ -93,7 +121,7 @@ impl PodmanEnv {
     /// cgroupfs, runc): put them in the adapter's `podmanArgs`.
     pub fn global_args(&self) -> Vec<String> {
         let d = self.dir.path();
-        vec![
+        let mut args: Vec<String> = vec![
             "--root".into(),
             d.join("root").display().to_string(),
             "--runroot".into(),
@@ -106,7 +134,62 @@ impl PodmanEnv {
             "runc".into(),
             "--events-backend".into(),
             "file".into(),
-        ]
+        ];
+        if self.rootless {
+            args.extend(["--storage-driver".into(), "vfs".into()]);
+        }
+        args
+    }
+
+    /// Whether this environment runs podman rootless.
+    pub fn is_rootless(&self) -> bool {
+        self.rootless
+    }
+
+    /// Runs a shell script inside podman's user namespace (`podman unshare sh -c`), where
+    /// owners are those the containers see; as root, runs it directly.
+    ///
+    /// # Panics
+    ///
+    /// When the script fails, with its stderr.
+    pub fn unshare_sh(&self, script: &str) -> String {
+        if self.rootless {
+            self.podman(&["unshare", "sh", "-c", script])
+        } else {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .output()
+                .unwrap_or_else(|e| panic!("sh: {e}"));
+            assert!(
+                out.status.success(),
+                "`{script}` failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+    }
+
+    /// `find -printf '%m %U %G %s %y %n %P %l'` of a volume as its containers see it
+    /// (through `podman unshare` when rootless), sorted, directory sizes as `-`; the same
+    /// form as [`crate::tree::find_listing`].
+    pub fn listing(&self, volume: &str) -> Vec<String> {
+        let mountpoint = self.mountpoint(volume).display().to_string();
+        let text = self.unshare_sh(&format!(
+            "find '{mountpoint}' -printf '%m %U %G %s %y %n %P %l\\n'"
+        ));
+        let mut lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let fields: Vec<&str> = line.splitn(6, ' ').collect();
+                match fields.as_slice() {
+                    [mode, uid, gid, _, "d", rest] => format!("{mode} {uid} {gid} - d {rest}"),
+                    _ => line.to_string(),
+                }
+            })
+            .collect();
+        lines.sort();
+        lines
     }
 
     /// Runs podman with the isolating arguments; returns its output.
@@ -195,6 +278,15 @@ impl Drop for PodmanEnv {
         }
         let _ = self.try_podman(&["volume", "rm", "--all", "--force"]);
         let _ = self.try_podman(&["rmi", "--all", "--force"]);
+        if self.rootless {
+            // Files of other owners in the namespace are not this user's to delete.
+            let root = self.dir.path().join("root").display().to_string();
+            let _ = self.try_podman(&["unshare", "rm", "-rf", root.as_str()]);
+            if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("tmp/pause.pid")) {
+                let _ = Command::new("kill").arg(pid.trim()).output();
+            }
+            return;
+        }
         let overlay = self.dir.path().join("root/overlay");
         let _ = Command::new("umount").arg("-l").arg(&overlay).output();
     }

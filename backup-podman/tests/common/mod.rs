@@ -27,7 +27,18 @@ impl Deployment {
     }
 
     pub fn with_volumes(name: &str, volumes: Option<&[&str]>) -> Self {
-        let env = PodmanEnv::start();
+        Self::on(PodmanEnv::start(), name, volumes)
+    }
+
+    /// A deployment on a rootless podman (`rootless: true`); the test must run as a user
+    /// that is not root (see `backup_testkit::rootless`).
+    pub fn rootless(name: &str, volumes: Option<&[&str]>) -> Self {
+        let mut deployment = Self::on(PodmanEnv::start_rootless(), name, volumes);
+        deployment.service.config["rootless"] = serde_json::json!(true);
+        deployment
+    }
+
+    fn on(env: PodmanEnv, name: &str, volumes: Option<&[&str]>) -> Self {
         let quadlets = env.dir().join("quadlets");
         std::fs::create_dir_all(&quadlets).unwrap();
         let mut config = env.service_config(&quadlets, volumes);
@@ -152,4 +163,58 @@ pub fn write_special_tree(root: &Path, big: usize) {
     sh(&format!(
         "chown 1000:1000 {r}/a/private && chmod 0600 {r}/a/private && chown 999:999 {r} && chmod 0700 {r}"
     ));
+}
+
+/// A copy of the bundle `good` in `dir` whose checksums are right but whose artifact
+/// `damaged` has bytes 100..110 flipped (so its archive is corrupt, not its bundle entry).
+pub async fn corrupt_copy(good: &Path, dir: &Path, damaged: &str) -> PathBuf {
+    let path = dir.join("corrupt.backup.zip");
+    rewritten_copy(good, &path, damaged, |_, mut bytes| {
+        for b in bytes.iter_mut().take(110).skip(100) {
+            *b ^= 0x5a;
+        }
+        bytes
+    })
+    .await;
+    path
+}
+
+/// Writes to `path` a copy of the bundle `good` (with right checksums) whose artifact
+/// `changed` holds what `rewrite` makes of its bytes (and of its descriptor, with the
+/// export's metadata).
+pub async fn rewritten_copy(
+    good: &Path,
+    path: &Path,
+    changed: &str,
+    rewrite: impl Fn(&mut backup_core::ArtifactDescriptor, Vec<u8>) -> Vec<u8>,
+) {
+    use backup_core::bundle::BundleWriter;
+    let reader = BundleReader::open(good).await.unwrap();
+    let mut writer = BundleWriter::create(path, BundleOptions::default())
+        .await
+        .unwrap();
+    for entry in reader.manifest().entries.clone() {
+        let mut artifact = entry.artifact.clone();
+        let stream: backup_core::ByteStream = if entry.artifact.name == changed {
+            let mut bytes = vec![0u8; 0];
+            let mut s = reader.open_entry(&entry).unwrap();
+            while let Some(chunk) = futures::StreamExt::next(&mut s).await {
+                bytes.extend_from_slice(&chunk.unwrap());
+            }
+            let bytes = rewrite(&mut artifact, bytes);
+            Box::pin(futures::stream::iter(vec![Ok(bytes::Bytes::from(bytes))]))
+        } else {
+            reader.open_entry(&entry).unwrap()
+        };
+        writer
+            .write_artifact(
+                &entry.service,
+                &artifact,
+                backup_core::ArtifactData::from_stream(stream),
+                &NoProgress,
+            )
+            .await
+            .unwrap();
+    }
+    writer.finish().await.unwrap();
 }
