@@ -60,7 +60,7 @@ fn tagged_from(count: u64, from: u64, tagged: impl Fn(u64) -> bool) -> u64 {
 #[tokio::test]
 async fn advertised_mode_round_trips_tagged_and_untagged_objects() {
     let server = S3Server::moto();
-    let every_third = |i: u64| i % 3 == 0;
+    let every_third = |i: u64| i.is_multiple_of(3);
     let bucket = fill(&server, 24, every_third).await;
     let meta = round_trip(&server, &bucket, json!({})).await;
     // The sample, then only the objects whose GET advertised tags.
