@@ -19,12 +19,16 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The bench's service; `MINIO_BENCH_OBJECT_TAGS` sets `objectTags` (`advertised` by
+/// default, `always` for the two-requests-per-object export).
 fn service(server: &S3Server, bucket: &str) -> ServiceTarget {
+    let object_tags =
+        std::env::var("MINIO_BENCH_OBJECT_TAGS").unwrap_or_else(|_| "advertised".to_string());
     ServiceTarget::local(
         "bench",
         backup_minio::RECIPE,
         serde_json::json!({"endpoint": server.endpoint(), "accessKeyId": ACCESS_KEY,
-            "secretAccessKey": SECRET_KEY, "buckets": [bucket]}),
+            "secretAccessKey": SECRET_KEY, "buckets": [bucket], "objectTags": object_tags}),
     )
 }
 

@@ -131,6 +131,7 @@ impl DataExporter for S3Exporter {
             prefix: config.prefix.clone(),
             all_versions,
             settings,
+            object_tags: config.object_tags,
             read_ahead: 2 * config.concurrency(),
         }))
     }

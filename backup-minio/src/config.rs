@@ -27,6 +27,22 @@ pub enum Versions {
     All,
 }
 
+/// When an export asks for an object's tags (GetObjectTagging); see [`crate::tags`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ObjectTags {
+    /// Only for objects whose GET advertised a tag count (`x-amz-tagging-count`) above
+    /// zero, after a sample of each bucket's first objects confirmed the server advertises
+    /// it (a server found hiding tags switches the bucket to `always`). One request per
+    /// untagged object. Residual risk: a server that never advertises the count and whose
+    /// sampled first objects carry no tags loses later objects' tags; choose `always` there.
+    #[default]
+    Advertised,
+    /// For every object, alongside its GET: two requests per object, no reliance on the
+    /// server advertising the count.
+    Always,
+}
+
 /// Config of an `s3` / `minio` service.
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -54,6 +70,9 @@ pub struct S3Config {
     /// `latest` (default) or `all` versions.
     #[serde(default)]
     pub versions: Versions,
+    /// When tags are asked for on export: `advertised` (default) or `always`.
+    #[serde(default)]
+    pub object_tags: ObjectTags,
     /// Objects or parts in flight on import (default 4); export reads up to twice as many
     /// small objects ahead.
     #[serde(default = "default_concurrency")]
@@ -91,6 +110,7 @@ impl std::fmt::Debug for S3Config {
             .field("buckets", &self.buckets)
             .field("prefix", &self.prefix)
             .field("versions", &self.versions)
+            .field("object_tags", &self.object_tags)
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
@@ -108,7 +128,10 @@ impl S3Config {
                 ErrorKind::InvalidConfig,
                 format!("config of S3 service `{}` is invalid: {e}", service.name),
             )
-            .with_hint("required: endpoint, accessKeyId, secretAccessKey")
+            .with_hint(
+                "required: endpoint, accessKeyId, secretAccessKey; versions is `latest` or \
+                 `all`, objectTags is `advertised` or `always`",
+            )
         })?;
         if !(config.endpoint.starts_with("http://") || config.endpoint.starts_with("https://")) {
             return Err(Error::new(
@@ -164,6 +187,7 @@ pub fn config_schema() -> serde_json::Value {
             "bucketMap": { "type": "object", "additionalProperties": bucket },
             "prefix": { "type": "string" },
             "versions": { "enum": ["latest", "all"] },
+            "objectTags": { "enum": ["advertised", "always"] },
             "concurrency": { "type": "integer", "minimum": 1, "maximum": 64 },
             "partSizeMib": { "type": "integer", "minimum": 5, "maximum": 5120 },
             "accessKeyId": { "type": "string", "minLength": 1 },

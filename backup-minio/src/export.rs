@@ -17,12 +17,14 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use crate::client::s3_error;
+use crate::config::ObjectTags;
 use crate::fetch::{body_error, length_error, Body, Fetched, Listed, Next, ReadAhead, Source};
 use crate::layout::{
     file_header, meta_entry, padding, ArchiveEnd, ArchiveHead, ObjectRecord, PathPlanner,
     END_ENTRY, HEAD_ENTRY, LAYOUT_VERSION,
 };
 use crate::settings::BucketSettings;
+use crate::tags::{TagPolicy, HIDDEN_TAGS_WARNING};
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub struct ExportJob {
     pub all_versions: bool,
     /// The bucket's settings.
     pub settings: BucketSettings,
+    /// When objects' tags are asked for.
+    pub object_tags: ObjectTags,
     /// How many objects may be queued for read-ahead (small ones fetched meanwhile).
     pub read_ahead: usize,
 }
@@ -53,11 +57,16 @@ pub fn export_bucket(job: ExportJob) -> ArtifactData {
             buf: BytesMut::new(),
         };
         match run(&job, &mut out).await {
-            Ok(end) => {
+            Ok((end, source)) => {
                 let mut meta = serde_json::Map::new();
                 meta.insert("records".into(), end.records.into());
                 meta.insert("deleteMarkers".into(), end.delete_markers.into());
                 meta.insert("bytes".into(), end.bytes.into());
+                meta.insert("tagRequests".into(), source.tags.requests().into());
+                if source.tags.switched() {
+                    meta.insert("objectTags".into(), "always".into());
+                    meta.insert("warnings".into(), vec![HIDDEN_TAGS_WARNING].into());
+                }
                 let _ = sender.send(Ok(meta));
             }
             Err(e) => {
@@ -135,7 +144,9 @@ struct State<'a> {
     ahead: ReadAhead,
 }
 
-async fn run(job: &ExportJob, out: &mut Out) -> Result<ArchiveEnd> {
+/// Writes the archive; returns its end record and the bucket's tag policy (how many tag
+/// requests were made, whether it switched to asking every object's, see [`crate::tags`]).
+async fn run(job: &ExportJob, out: &mut Out) -> Result<(ArchiveEnd, Arc<Source>)> {
     let head = ArchiveHead {
         layout_version: LAYOUT_VERSION,
         bucket: job.bucket.clone(),
@@ -150,13 +161,14 @@ async fn run(job: &ExportJob, out: &mut Out) -> Result<ArchiveEnd> {
         endpoint: job.endpoint.clone(),
         bucket: job.bucket.clone(),
         all_versions: job.all_versions,
+        tags: TagPolicy::new(job.object_tags),
     });
     let mut state = State {
         job,
         out,
         planner: PathPlanner::default(),
         end: ArchiveEnd::default(),
-        ahead: ReadAhead::new(source, job.read_ahead),
+        ahead: ReadAhead::new(source.clone(), job.read_ahead),
     };
     if job.all_versions {
         list_versions(&mut state).await?;
@@ -169,7 +181,7 @@ async fn run(job: &ExportJob, out: &mut Out) -> Result<ArchiveEnd> {
     out.json_entry(END_ENTRY, &end).await?;
     out.write(&[0u8; 1024]).await?;
     out.flush().await?;
-    Ok(end)
+    Ok((end, source))
 }
 
 fn prefix(job: &ExportJob) -> Option<String> {

@@ -1,12 +1,13 @@
 //! Reading objects for the export, with a bounded read-ahead.
 //!
 //! The export lists keys in order and hands each listed object to a [`ReadAhead`]: small
-//! objects (under [`SMALL_OBJECT`] bytes when listed) are fetched whole, with their tags,
-//! by tasks that run while earlier objects are written, at most `depth` objects queued and
-//! at most [`READ_AHEAD_BUDGET`] listed bytes held; larger objects wait in the queue and
-//! are streamed in chunks when their turn comes. The queue is first in, first out, so the
-//! archive's order is the listing's whatever order the fetches finish in. Dropping the
-//! read-ahead (an export that failed) aborts the fetches still running.
+//! objects (under [`SMALL_OBJECT`] bytes when listed) are fetched whole, with their tags
+//! (asked for as the bucket's [`TagPolicy`] plans), by tasks that run while earlier
+//! objects are written, at most `depth` objects queued and at most [`READ_AHEAD_BUDGET`]
+//! listed bytes held; larger objects wait in the queue and are streamed in chunks when
+//! their turn comes. The queue is first in, first out, so the archive's order is the
+//! listing's whatever order the fetches finish in. Dropping the read-ahead (an export
+//! that failed) aborts the fetches still running.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::{not_implemented, s3_error};
 use crate::layout::ObjectRecord;
+use crate::tags::{SampleGuard, TagPlan, TagPolicy, Verdict};
 
 /// Objects listed below this size are fetched ahead, whole.
 pub const SMALL_OBJECT: u64 = 1024 * 1024;
@@ -38,6 +40,8 @@ pub struct Source {
     pub bucket: String,
     /// Every version is exported (a version that vanished is an error then).
     pub all_versions: bool,
+    /// When objects' tags are asked for (`objectTags`).
+    pub tags: TagPolicy,
 }
 
 /// One listed object version or delete marker.
@@ -93,7 +97,7 @@ pub enum Next {
 enum Pending {
     Marker(Listed),
     /// Fetched when its turn comes (large objects).
-    Later(Listed),
+    Later(Listed, TagPlan),
     /// Being fetched whole; holds its listed size against the budget.
     Ahead(JoinHandle<Result<Option<Fetched>>>, u64),
 }
@@ -133,13 +137,14 @@ impl ReadAhead {
         } else if is_small(&listed) {
             let source = self.source.clone();
             let size = listed.size;
+            let plan = source.tags.plan();
             self.held += size;
             Pending::Ahead(
-                tokio::spawn(async move { fetch(&source, &listed, SMALL_OBJECT).await }),
+                tokio::spawn(async move { fetch(&source, &listed, plan, SMALL_OBJECT).await }),
                 size,
             )
         } else {
-            Pending::Later(listed)
+            Pending::Later(listed, self.source.tags.plan())
         };
         self.queue.push_back(pending);
     }
@@ -148,7 +153,7 @@ impl ReadAhead {
     pub fn front_is_waiting(&self) -> bool {
         match self.queue.front() {
             Some(Pending::Ahead(handle, _)) => !handle.is_finished(),
-            Some(Pending::Later(_)) => true,
+            Some(Pending::Later(..)) => true,
             _ => false,
         }
     }
@@ -164,8 +169,8 @@ impl ReadAhead {
         };
         let next = match pending {
             Pending::Marker(listed) => Next::Marker(listed),
-            Pending::Later(listed) => {
-                Next::Object(fetch(&self.source, &listed, 0).await?.map(Box::new))
+            Pending::Later(listed, plan) => {
+                Next::Object(fetch(&self.source, &listed, plan, 0).await?.map(Box::new))
             }
             Pending::Ahead(handle, size) => {
                 self.held -= size;
@@ -213,10 +218,17 @@ pub fn length_error(what: String, read: u64, size: u64) -> Error {
     ))
 }
 
-/// Reads `listed`'s object and tags; the body is read whole when the server announces at
-/// most `whole_up_to` bytes, else left to stream. `None` when the object was deleted
-/// since it was listed (latest-versions mode: a live bucket changes, nothing is lost).
-async fn fetch(source: &Source, listed: &Listed, whole_up_to: u64) -> Result<Option<Fetched>> {
+/// Reads `listed`'s object and tags (as `plan` says); the body is read whole when the
+/// server announces at most `whole_up_to` bytes, else left to stream. `None` when the
+/// object was deleted since it was listed (latest-versions mode: a live bucket changes,
+/// nothing is lost).
+async fn fetch(
+    source: &Source,
+    listed: &Listed,
+    plan: TagPlan,
+    whole_up_to: u64,
+) -> Result<Option<Fetched>> {
+    let sample = SampleGuard::new(&source.tags, plan);
     let get = source
         .client
         .get_object()
@@ -225,8 +237,13 @@ async fn fetch(source: &Source, listed: &Listed, whole_up_to: u64) -> Result<Opt
         .set_version_id(listed.version_id.clone())
         .checksum_mode(ChecksumMode::Enabled)
         .send();
-    // Tags and the object in one round trip's time.
-    let (tags, got) = tokio::join!(object_tags(source, listed), get);
+    // Tags and the object in one round trip's time, where the tags are asked for anyway.
+    let (tags, got) = if plan == TagPlan::Advertised {
+        (None, get.await)
+    } else {
+        let (tags, got) = tokio::join!(object_tags(source, listed), get);
+        (Some(tags), got)
+    };
     let object = match got {
         Ok(object) => object,
         Err(e)
@@ -236,11 +253,17 @@ async fn fetch(source: &Source, listed: &Listed, whole_up_to: u64) -> Result<Opt
         }
         Err(e) => return Err(s3_error(e, reading(source, listed), &source.endpoint)),
     };
+    let advertised = object.tag_count();
+    let tags = match tags {
+        Some(tags) => tags?,
+        None => advertised_tags(source, listed, advertised).await?,
+    };
+    sample.report(advertised, &tags);
     let mut record = ObjectRecord {
         key: listed.key.clone(),
         version_id: listed.version_id.clone(),
         is_latest: listed.is_latest,
-        tags: tags?,
+        tags,
         ..ObjectRecord::default()
     };
     let modified = describe(&mut record, &object);
@@ -318,7 +341,23 @@ fn checksums(object: &GetObjectOutput) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// The tags of an object read under [`TagPlan::Advertised`]: asked for when its GET
+/// advertised a count above zero, or when the bucket's sample found a server hiding
+/// tags; otherwise none (the sample trusted the count).
+async fn advertised_tags(
+    source: &Source,
+    listed: &Listed,
+    advertised: Option<i32>,
+) -> Result<BTreeMap<String, String>> {
+    if advertised.unwrap_or(0) > 0 || source.tags.verdict().await == Verdict::Always {
+        object_tags(source, listed).await
+    } else {
+        Ok(BTreeMap::new())
+    }
+}
+
 async fn object_tags(source: &Source, listed: &Listed) -> Result<BTreeMap<String, String>> {
+    source.tags.count_request();
     let result = source
         .client
         .get_object_tagging()

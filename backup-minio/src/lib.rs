@@ -11,9 +11,10 @@
 //!
 //! `s3` / `minio` config: `endpoint` (`http(s)://host:port`), `region` (`us-east-1`),
 //! `pathStyle` (`true`), `buckets` (empty: every bucket the key can list), `prefix`,
-//! `versions` (`latest` or `all`), `concurrency` (4), `partSizeMib` (8), `bucketMap`
-//! (import target per source bucket); `accessKeyId` and `secretAccessKey` are secrets
-//! (never in a snapshot, manifest, log line or error). Unknown fields are refused.
+//! `versions` (`latest` or `all`), `objectTags` (`advertised` or `always`, see [`tags`]),
+//! `concurrency` (4), `partSizeMib` (8), `bucketMap` (import target per source bucket);
+//! `accessKeyId` and `secretAccessKey` are secrets (never in a snapshot, manifest, log
+//! line or error). Unknown fields are refused.
 //!
 //! The client uses static credentials, path-style addressing, and request checksums and
 //! response validation "when required" (servers that are not AWS reject the extra
@@ -69,6 +70,7 @@ pub mod fetch;
 pub mod import;
 pub mod layout;
 pub mod settings;
+pub mod tags;
 pub mod tar_in;
 pub mod upload;
 
@@ -79,7 +81,9 @@ use backup_core::secrets::SecretGenerator;
 use backup_core::{Recipe, RecipeRegistry, Result};
 
 pub use adapter::{artifact_bucket, S3Exporter, S3Importer, CONTENT_TYPE};
-pub use config::{config_schema, S3Config, Versions, ACCESS_KEY_FIELD, SECRET_KEY_FIELD};
+pub use config::{
+    config_schema, ObjectTags, S3Config, Versions, ACCESS_KEY_FIELD, SECRET_KEY_FIELD,
+};
 pub use import::{ImportReport, VersionMapping};
 
 /// The generic S3 recipe's slug.
