@@ -262,22 +262,48 @@ fn receive_entry(
     }
 }
 
-/// Compressed chunks in flight from the zstd thread.
+/// Batches in flight between two pipeline stages.
 const COMPRESSED_IN_FLIGHT: usize = 8;
 
-/// Sends what zstd writes to the consuming thread; fails once it has gone.
+/// What a stage collects before handing it on: one hand-over per batch, not per write
+/// (zstd and age write in 64–128 KiB pieces; each hand-over wakes a thread).
+const BATCH: usize = 512 * 1024;
+
+/// Sends what a stage writes to the next one in batches; fails once it has gone.
+/// [`ChunkSender::finish`] sends the last batch: a sender dropped without it loses
+/// what it holds, which only happens on a failure the entry reports anyway.
 struct ChunkSender {
     tx: std::sync::mpsc::SyncSender<Vec<u8>>,
     stop: Arc<AtomicBool>,
+    batch: Vec<u8>,
 }
 
-impl Write for ChunkSender {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.stop.load(Ordering::Acquire) || self.tx.send(buf.to_vec()).is_err() {
+impl ChunkSender {
+    fn send_batch(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        if self.stop.load(Ordering::Acquire) || self.tx.send(batch).is_err() {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "the bundle writer stopped",
             ));
+        }
+        Ok(())
+    }
+
+    /// Sends what is left.
+    fn finish(mut self) -> io::Result<()> {
+        self.send_batch()
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.batch.extend_from_slice(buf);
+        if self.batch.len() >= BATCH {
+            self.send_batch()?;
         }
         Ok(buf.len())
     }
@@ -305,7 +331,7 @@ fn compress_pipelined<W: Write>(
             .spawn_scoped(scope, move || {
                 let mut encoder = zstd::stream::write::Encoder::new(compressed_tx, level)?;
                 let received = receive_entry(rx, &mut |chunk| encoder.write_all(chunk))?;
-                encoder.finish()?;
+                encoder.finish()?.finish()?;
                 Ok::<_, io::Error>(received)
             })?;
         let (stored, encrypter) = match encrypt {
@@ -319,7 +345,7 @@ fn compress_pipelined<W: Write>(
                         for chunk in &compressed {
                             writer.write_all(&chunk)?;
                         }
-                        writer.finish()?;
+                        writer.finish()?.finish()?;
                         Ok::<_, io::Error>(())
                     })?;
                 (encrypted, Some(encrypter))
@@ -359,6 +385,7 @@ fn chunk_channel(stop: &Arc<AtomicBool>) -> (ChunkSender, std::sync::mpsc::Recei
     let sender = ChunkSender {
         tx,
         stop: Arc::clone(stop),
+        batch: Vec::with_capacity(BATCH),
     };
     (sender, rx)
 }
