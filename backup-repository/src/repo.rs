@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use backup_core::bundle::{
     BundleKind, Decryption, Encryption, EncryptionInfo, EncryptionMethod, Identities, Passphrase,
-    ENCRYPTION_AGE,
+    UnlockedKey, ENCRYPTION_AGE,
 };
 use backup_core::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -33,8 +33,9 @@ pub struct Repository {
     pub(crate) encryption: Encryption,
     /// What bundles are decrypted with when read.
     pub(crate) decryption: Option<Decryption>,
-    /// Set once the key given has passed [`Repository::check_key`] (reset by a new key).
-    pub(crate) key_checked: Arc<OnceLock<()>>,
+    /// Set once the key given has passed [`Repository::check_key`] (reset by a new key),
+    /// with a passphrase repository's unlocked key that new bundles are encrypted to.
+    pub(crate) key_checked: Arc<OnceLock<Option<UnlockedKey>>>,
 }
 
 pub(crate) const CONFIG: &str = "config.json";
@@ -229,16 +230,18 @@ impl Repository {
             return Ok(());
         };
         let what = format!("the repository at {}", self.storage.describe());
+        let mut unlocked = None;
         match (&self.decryption, info.method) {
             (Some(Decryption::Passphrase(passphrase)), EncryptionMethod::Passphrase) => {
                 if let Some(sealed) = self.config.key_check.clone() {
                     let passphrase = passphrase.clone();
                     let work_factor = info.work_factor;
-                    tokio::task::spawn_blocking(move || {
-                        passphrase.open_key_check(&sealed, work_factor, &what)
+                    let key = tokio::task::spawn_blocking(move || {
+                        passphrase.unlock_key_check(&sealed, work_factor, &what)
                     })
                     .await
                     .map_err(|e| Error::new(ErrorKind::Io, format!("checking the key: {e}")))??;
+                    unlocked = Some(key);
                 }
             }
             (Some(Decryption::Identities(identities)), EncryptionMethod::Recipients) => {
@@ -268,7 +271,7 @@ impl Repository {
             }
             (None, _) => return Ok(()),
         }
-        let _ = self.key_checked.set(());
+        let _ = self.key_checked.set(unlocked);
         Ok(())
     }
 
@@ -280,7 +283,11 @@ impl Repository {
         match info.method {
             EncryptionMethod::Recipients => Encryption::recipients(&info.recipients),
             EncryptionMethod::Passphrase => match &self.encryption {
-                Encryption::Passphrase { .. } => Ok(self.encryption.clone()),
+                // The key check unlocked: bundles go to its key, no scrypt run each.
+                Encryption::Passphrase { .. } => match self.key_checked.get() {
+                    Some(Some(key)) => Ok(Encryption::PassphraseKey(key.clone())),
+                    _ => Ok(self.encryption.clone()),
+                },
                 _ => Err(Error::new(
                     ErrorKind::WrongKey,
                     format!(

@@ -40,8 +40,10 @@ impl Repository {
     /// Lock errors (an exclusive lock held by a live process: host, pid, since).
     pub async fn begin(&self, mut options: BundleOptions) -> Result<PendingBundle> {
         if !options.encryption.is_enabled() {
-            options.encryption = self.write_encryption()?;
+            // The key check first: a passphrase repository's bundles are encrypted to the
+            // key it unlocks.
             self.check_key().await?;
+            options.encryption = self.write_encryption()?;
         }
         let lock = self.lock(LockKind::Shared, "create").await?;
         let (upload, sink) = Upload::new(&self.store, self.upload);

@@ -206,3 +206,46 @@ async fn identities_of_no_recipient_are_refused_by_check_key() {
         .await
         .expect("the recipient's identity passes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passphrase_bundles_go_to_the_key_the_key_check_unlocks_and_open_with_the_passphrase() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("repo");
+    init_passphrase_repository(&root).await;
+    let repo = Repository::open(Storage::Local(root.clone()))
+        .await
+        .expect("open")
+        .with_passphrase(Passphrase::new(PASSPHRASE));
+    let key_check = repo.config().key_check.clone().expect("a key check");
+    let first = write_bundle(&repo, Some("one"), BundleKind::Manual, "db", 200_000, 1).await;
+    let second = write_bundle(&repo, Some("two"), BundleKind::Manual, "db", 200_000, 2).await;
+    for bundle in [&first, &second] {
+        let entry = repo.info(&bundle.id).await.expect("info");
+        // No scrypt run per bundle: the manifest carries the repository's key check as
+        // its wrapped identity.
+        assert_eq!(
+            entry.manifest.wrapped_identity.as_deref(),
+            Some(key_check.as_str()),
+            "bundle {} is encrypted to the repository key",
+            bundle.name
+        );
+    }
+    // Self-contained: a process that knows only the passphrase decrypts every entry.
+    let fresh = Repository::open(Storage::Local(root.clone()))
+        .await
+        .expect("open")
+        .with_passphrase(Passphrase::new(PASSPHRASE));
+    for bundle in [&first, &second] {
+        let report = fresh.verify(&bundle.id, &NoProgress).await.expect("verify");
+        assert!(report.not_decrypted.is_empty(), "every entry decrypted");
+    }
+    let wrong = Repository::open(Storage::Local(root))
+        .await
+        .expect("open")
+        .with_passphrase(Passphrase::new("not it"));
+    let err = wrong
+        .verify(&first.id, &NoProgress)
+        .await
+        .expect_err("a wrong passphrase opens nothing");
+    assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
+}

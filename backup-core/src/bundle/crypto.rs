@@ -35,6 +35,7 @@ use std::sync::{Arc, OnceLock};
 use age::secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::key_check::UnlockedKey;
 use super::manifest::MAX_WRAPPED_IDENTITY_BYTES;
 use tokio::sync::oneshot;
 
@@ -95,6 +96,12 @@ pub enum Encryption {
     },
     /// To age X25519 recipients (public keys `age1…`): any one identity decrypts.
     Recipients(Vec<String>),
+    /// With a passphrase whose key was unlocked once ([`Passphrase::unlock_key_check`],
+    /// a repository's key check): entries go to that key's X25519 identity and the
+    /// manifest stores its passphrase wrapping as it is, so no scrypt run is paid per
+    /// bundle. The bundle opens with the passphrase exactly as an
+    /// [`Encryption::Passphrase`] one does.
+    PassphraseKey(UnlockedKey),
 }
 
 impl Encryption {
@@ -159,6 +166,12 @@ impl Encryption {
                 work_factor: None,
                 recipients: keys.clone(),
             }),
+            Encryption::PassphraseKey(key) => Some(EncryptionInfo {
+                scheme: ENCRYPTION_AGE.to_owned(),
+                method: EncryptionMethod::Passphrase,
+                work_factor: key.work_factor(),
+                recipients: Vec::new(),
+            }),
         }
     }
 
@@ -202,6 +215,10 @@ impl Encryption {
                 }
                 out
             }
+            Encryption::PassphraseKey(key) => {
+                pending = Some(PendingWrap::ready(key.wrapped().to_owned()));
+                vec![Box::new(key.recipient())]
+            }
         };
         let encryptor = Arc::new(EntryEncryptor {
             recipients,
@@ -221,6 +238,13 @@ impl fmt::Debug for PendingWrap {
 }
 
 impl PendingWrap {
+    /// A wrapping done earlier (an unlocked key's).
+    fn ready(wrapped: String) -> Self {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Ok(wrapped));
+        PendingWrap(rx)
+    }
+
     /// Starts wrapping `identity` with `passphrase` on a new thread.
     fn start(
         identity: age::x25519::Identity,

@@ -3,12 +3,64 @@
 //! anything is written or read with it.
 //!
 //! The sealed content is a fresh random X25519 identity, sealed and opened exactly like a
-//! bundle's `wrappedIdentity`: the check costs one scrypt run and proves nothing but that
-//! the passphrase is the one it was sealed with.
+//! bundle's `wrappedIdentity`: the check costs one scrypt run and proves that the
+//! passphrase is the one it was sealed with. Unlocked ([`Passphrase::unlock_key_check`]),
+//! the identity is a key bundles can be encrypted to ([`Encryption::PassphraseKey`]), with
+//! the key check itself as their `wrappedIdentity`: one scrypt run per repository opened,
+//! none per bundle, and every bundle still opens with the passphrase alone.
+//!
+//! [`Encryption::PassphraseKey`]: super::Encryption::PassphraseKey
+
+use std::fmt;
+use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 
 use super::crypto::{unwrap_identity, wrap_identity, Passphrase, Unwrap};
+
+/// A passphrase-wrapped X25519 identity, unlocked: what
+/// [`Passphrase::unlock_key_check`] returns. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct UnlockedKey(Arc<Unlocked>);
+
+struct Unlocked {
+    identity: age::x25519::Identity,
+    wrapped: String,
+    work_factor: Option<u8>,
+}
+
+impl UnlockedKey {
+    /// The public key bundles are encrypted to.
+    pub(crate) fn recipient(&self) -> age::x25519::Recipient {
+        self.0.identity.to_public()
+    }
+
+    /// The key check it was unlocked from (armored age file; no secret).
+    pub fn wrapped(&self) -> &str {
+        &self.0.wrapped
+    }
+
+    /// The scrypt work factor recorded for it.
+    pub fn work_factor(&self) -> Option<u8> {
+        self.0.work_factor
+    }
+}
+
+impl fmt::Debug for UnlockedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnlockedKey")
+            .field("recipient", &self.recipient().to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for UnlockedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.wrapped == other.0.wrapped && self.0.work_factor == other.0.work_factor
+    }
+}
+
+impl Eq for UnlockedKey {}
 
 impl Passphrase {
     /// Seals a key check with this passphrase at scrypt `work_factor` (one scrypt run;
@@ -36,8 +88,28 @@ impl Passphrase {
         work_factor: Option<u8>,
         what: &str,
     ) -> Result<()> {
+        self.unlock_key_check(key_check, work_factor, what)
+            .map(|_| ())
+    }
+
+    /// As [`open_key_check`](Self::open_key_check), and returns the identity the check
+    /// seals, to encrypt bundles to ([`super::Encryption::PassphraseKey`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`open_key_check`](Self::open_key_check).
+    pub fn unlock_key_check(
+        &self,
+        key_check: &str,
+        work_factor: Option<u8>,
+        what: &str,
+    ) -> Result<UnlockedKey> {
         match unwrap_identity(self, work_factor, key_check) {
-            Ok(_) => Ok(()),
+            Ok(identity) => Ok(UnlockedKey(Arc::new(Unlocked {
+                identity,
+                wrapped: key_check.to_owned(),
+                work_factor,
+            }))),
             Err(Unwrap::WrongKey) => Err(Error::new(
                 ErrorKind::WrongKey,
                 format!("wrong passphrase for {what}"),

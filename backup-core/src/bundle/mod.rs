@@ -56,6 +56,7 @@ mod crypto;
 mod entry_name;
 mod entry_stream;
 mod key_check;
+pub use key_check::UnlockedKey;
 mod local_header;
 mod local_scan;
 mod manifest;
