@@ -122,7 +122,9 @@ impl<'a> PodmanDeploymentOps<'a> {
     /// The deployment's own containers are those its quadlet units create: each
     /// `.container`'s `ContainerName=` (else `systemd-STEM`) and every container in one
     /// of its `.pod`s (`PodName=`, else `systemd-STEM`). Any other container is not the
-    /// deployment's, whoever created it.
+    /// deployment's, whoever created it — also those of its `.kube` units (their names
+    /// are in YAML this crate does not read), and every user of a volume listed in the
+    /// config's `volumes` when there is no quadlet directory.
     ///
     /// 1. Before anything else, the users of each existing deployment volume are listed.
     ///    A volume another container uses is shared: with [`SharedVolumes::Refuse`]
