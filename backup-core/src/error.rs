@@ -60,6 +60,9 @@ pub enum ErrorKind {
     /// A missing or wrong key: an encrypted bundle or repository cannot be opened or
     /// written with what was given (passphrase, identities).
     WrongKey,
+    /// Something the operation would delete is in use by something outside it (e.g. a
+    /// volume mounted by another deployment's container); nothing was changed.
+    InUse,
 }
 
 impl ErrorKind {
@@ -88,6 +91,7 @@ impl ErrorKind {
             ErrorKind::WrongKey => "wrong key",
             ErrorKind::RestoreRolledBack => "restore rolled back",
             ErrorKind::RollbackFailed => "rollback failed",
+            ErrorKind::InUse => "in use",
         }
     }
 }

@@ -14,6 +14,17 @@ use serde::{Deserialize, Serialize};
 /// How long a podman management command (inspect, stop, start) may stay silent.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A container that mounts a volume (`podman ps --all --pod --filter volume=…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeUser {
+    /// Full container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// The name of the pod it runs in; empty when it is in none.
+    pub pod: String,
+}
+
 /// What `podman volume inspect` says about a volume (the parts a restore recreates).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -330,6 +341,35 @@ impl Podman {
     /// When podman fails.
     pub async fn all_users(&self, volume: &str) -> Result<Vec<String>> {
         self.users_with(volume, &["--all"]).await
+    }
+
+    /// Every container that mounts `volume`, running or not, with its name and pod.
+    ///
+    /// # Errors
+    ///
+    /// When podman fails.
+    pub async fn volume_users(&self, volume: &str) -> Result<Vec<VolumeUser>> {
+        let args = [
+            "ps".to_string(),
+            "--all".into(),
+            "--pod".into(),
+            "--filter".into(),
+            format!("volume={volume}"),
+            "--format".into(),
+            "{{.ID}}|{{.Names}}|{{.PodName}}".into(),
+            "--no-trunc".into(),
+        ];
+        let text = self.output(self.spec(args)).await?.stdout_text();
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.trim().splitn(3, '|');
+                let id = parts.next().filter(|id| !id.is_empty())?.to_string();
+                let name = parts.next().unwrap_or("").to_string();
+                let pod = parts.next().unwrap_or("").to_string();
+                Some(VolumeUser { id, name, pod })
+            })
+            .collect())
     }
 
     async fn users_with(&self, volume: &str, extra: &[&str]) -> Result<Vec<String>> {

@@ -12,6 +12,7 @@ use backup_repository::{guard, BundleInfo, GuardReason, Repository};
 
 use crate::config::PodmanConfig;
 use crate::exporter::deployment_volumes;
+use crate::remove_plan::{plan_removal, KeptVolume, SharedVolumes};
 use crate::RECIPE;
 
 /// Whether a guarded operation may run without its backup.
@@ -44,12 +45,15 @@ pub struct GuardRecord {
 pub struct RemoveReport {
     /// The guard backup (or the overridden failure).
     pub guard: GuardRecord,
-    /// Containers removed because they used the deployment's volumes.
+    /// The deployment's own containers removed (by name): those on its volumes.
     pub removed_containers: Vec<String>,
-    /// Volumes removed (those that existed).
+    /// Volumes removed (those that existed and no other container used).
     pub removed_volumes: Vec<String>,
     /// The quadlet directory that was deleted, when it existed.
     pub removed_quadlet_dir: Option<PathBuf>,
+    /// Volumes kept because containers outside the deployment use them
+    /// ([`SharedVolumes::Keep`]), with those containers; untouched, content included.
+    pub kept_volumes: Vec<KeptVolume>,
 }
 
 /// What [`PodmanDeploymentOps::apply`] did.
@@ -101,30 +105,63 @@ impl<'a> PodmanDeploymentOps<'a> {
     }
 
     /// Removes deployment `name` from podman, after a `before-remove` guard backup of
-    /// its quadlet files and volumes:
+    /// its quadlet files and volumes — refusing, before anything is touched, when one of
+    /// its volumes is shared with a container that is not the deployment's. The same as
+    /// [`PodmanDeploymentOps::remove_with`] with [`SharedVolumes::Refuse`].
     ///
-    /// 1. the guard backup (refused → nothing is touched, unless [`Guard::Override`]);
-    /// 2. the quadlet directory is moved aside (its undo: moved back if a later step
-    ///    fails);
-    /// 3. every container using the deployment's volumes is stopped and removed
-    ///    (quadlet's units are `--rm` containers; the systemd units are the host's);
-    /// 4. the volumes are removed (`podman volume rm`), then the moved-aside directory.
+    /// # Errors
     ///
-    /// The host's own record of the deployment is left to the caller
+    /// As [`PodmanDeploymentOps::remove_with`].
+    pub async fn remove(&self, name: &str, policy: Guard) -> Result<RemoveReport> {
+        self.remove_with(name, policy, SharedVolumes::Refuse).await
+    }
+
+    /// Removes deployment `name` from podman, after a `before-remove` guard backup of
+    /// its quadlet files and volumes.
+    ///
+    /// The deployment's own containers are those its quadlet units create: each
+    /// `.container`'s `ContainerName=` (else `systemd-STEM`) and every container in one
+    /// of its `.pod`s (`PodName=`, else `systemd-STEM`). Any other container is not the
+    /// deployment's, whoever created it — also those of its `.kube` units (their names
+    /// are in YAML this crate does not read), and every user of a volume listed in the
+    /// config's `volumes` when there is no quadlet directory.
+    ///
+    /// 1. Before anything else, the users of each existing deployment volume are listed.
+    ///    A volume another container uses is shared: with [`SharedVolumes::Refuse`]
+    ///    nothing is touched and no backup is made ([`ErrorKind::InUse`]); with
+    ///    [`SharedVolumes::Keep`] it is kept, with its content.
+    /// 2. The guard backup (refused → nothing is touched, unless [`Guard::Override`]).
+    /// 3. The quadlet directory is moved aside (its undo: moved back if a later step
+    ///    fails).
+    /// 4. The deployment's own containers on its volumes are stopped and removed
+    ///    (quadlet's units are `--rm` containers; the systemd units are the host's).
+    /// 5. The unshared volumes are removed (`podman volume rm`, which fails rather than
+    ///    delete a volume a container started using meanwhile), then the moved-aside
+    ///    directory.
+    ///
+    /// It never deletes a container that is not the deployment's, nor a volume such a
+    /// container uses. The host's own record of the deployment is left to the caller
     /// ([`WorkspaceHost::remove_deployment`]).
     ///
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] / [`ErrorKind::InvalidInput`] when there is no such podman
-    /// deployment; the guard's error (with a hint how to override) when the backup
-    /// failed; or the podman / file-system step that failed (the quadlet directory is
-    /// back then; the guard bundle holds what was removed).
-    pub async fn remove(&self, name: &str, policy: Guard) -> Result<RemoveReport> {
+    /// deployment; [`ErrorKind::InUse`] naming the shared volumes and the other
+    /// containers (with [`SharedVolumes::Refuse`]); the guard's error (with a hint how to
+    /// override) when the backup failed; or the podman / file-system step that failed
+    /// (the quadlet directory is back then; the guard bundle holds what was removed).
+    pub async fn remove_with(
+        &self,
+        name: &str,
+        policy: Guard,
+        shared: SharedVolumes,
+    ) -> Result<RemoveReport> {
         let service = self.podman_service(name).await?;
         let config = PodmanConfig::from_service(&service)?;
-        let guard = self.guard(name, GuardReason::BeforeRemove, policy).await?;
         let podman = config.podman(&service);
-        let (_, volumes) = deployment_volumes(&config)?;
+        let (deployment, volumes) = deployment_volumes(&config)?;
+        let plan = plan_removal(&podman, name, &deployment, &volumes, shared).await?;
+        let guard = self.guard(name, GuardReason::BeforeRemove, policy).await?;
         let aside = if config.quadlet_dir.exists() {
             let aside = sibling(&config.quadlet_dir, "removing")?;
             rename(&config.quadlet_dir, &aside)?;
@@ -133,43 +170,34 @@ impl<'a> PodmanDeploymentOps<'a> {
             None
         };
         let removed = async {
-            let mut containers = Vec::new();
-            let mut removed_volumes = Vec::new();
-            for volume in &volumes {
-                if podman.volume_inspect(volume).await?.is_none() {
-                    continue;
-                }
-                let users = podman.all_users(volume).await?;
-                podman.remove_containers(&users).await?;
-                containers.extend(users);
+            let ids: Vec<String> = plan.containers.iter().map(|(id, _)| id.clone()).collect();
+            podman.remove_containers(&ids).await?;
+            for volume in &plan.volumes {
                 podman.volume_remove(volume).await?;
-                removed_volumes.push(volume.clone());
             }
-            Ok::<_, Error>((containers, removed_volumes))
+            Ok::<_, Error>(())
         }
         .await;
-        let (removed_containers, removed_volumes) = match removed {
-            Ok(done) => done,
-            Err(error) => {
-                let error = error.context(format!("removing podman deployment `{name}`"));
-                return Err(match &aside {
-                    Some(aside) => match rename(aside, &config.quadlet_dir) {
-                        Ok(()) => error,
-                        Err(back) => error.context(format!("({back}) and before that")),
-                    },
-                    None => error,
-                });
-            }
-        };
+        if let Err(error) = removed {
+            let error = error.context(format!("removing podman deployment `{name}`"));
+            return Err(match &aside {
+                Some(aside) => match rename(aside, &config.quadlet_dir) {
+                    Ok(()) => error,
+                    Err(back) => error.context(format!("({back}) and before that")),
+                },
+                None => error,
+            });
+        }
         if let Some(aside) = &aside {
             std::fs::remove_dir_all(aside)
                 .map_err(|e| Error::io(format!("deleting `{}`", aside.display()), e))?;
         }
         Ok(RemoveReport {
             guard,
-            removed_containers,
-            removed_volumes,
+            removed_containers: plan.containers.into_iter().map(|(_, name)| name).collect(),
+            removed_volumes: plan.volumes,
             removed_quadlet_dir: aside.map(|_| config.quadlet_dir.clone()),
+            kept_volumes: plan.kept,
         })
     }
 

@@ -28,6 +28,8 @@
 //! - **Guarded remove / apply** ([`PodmanDeploymentOps`]): a `before-remove` /
 //!   `before-apply` guard backup into a `backup-repository` repository first; no backup,
 //!   no removal or apply, unless the caller passes [`Guard::Override`] with a reason.
+//!   `remove` never deletes another deployment's containers or a volume they use: it
+//!   refuses when a volume is shared, or keeps it with [`SharedVolumes::Keep`].
 //!
 //! Every podman command runs through the service's [`backup_core::CommandRunner`], with
 //! the configured `podman` program and `podmanArgs` (e.g. `--root`, `--runroot`).
@@ -40,6 +42,7 @@ mod guarded;
 mod importer;
 pub mod quadlet;
 mod quiesce;
+mod remove_plan;
 mod safe_restore;
 pub mod tarscan;
 
@@ -47,11 +50,12 @@ use std::sync::Arc;
 
 use backup_core::{Recipe, RecipeRegistry, Result, ServiceTarget};
 
-pub use cli::{Podman, RootAttributes, VolumeInfo};
+pub use cli::{Podman, RootAttributes, VolumeInfo, VolumeUser};
 pub use config::{config_schema, BindMounts, PodmanConfig};
 pub use exporter::PodmanExporter;
 pub use guarded::{ApplyReport, Guard, GuardRecord, PodmanDeploymentOps, RemoveReport};
 pub use importer::PodmanImporter;
+pub use remove_plan::{KeptVolume, SharedVolumes};
 pub use safe_restore::{safe_restore, SafeRestoreReport};
 
 /// The recipe slug.

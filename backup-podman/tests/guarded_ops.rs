@@ -11,8 +11,8 @@ use backup_core::bundle::BundleKind;
 use backup_core::host::NewDeployment;
 use backup_core::memory_host::config_from_json;
 use backup_core::snapshot::WorkspaceRef;
-use backup_core::{ImportMode, InMemoryHost, RecipeRegistry};
-use backup_podman::{Guard, PodmanDeploymentOps};
+use backup_core::{ErrorKind, ImportMode, InMemoryHost, RecipeRegistry};
+use backup_podman::{Guard, KeptVolume, PodmanDeploymentOps, SharedVolumes};
 use backup_repository::{BundleInfo, Repository, Storage, BUNDLE_SUFFIX};
 use backup_testkit::tree::tree_digest;
 use common::{listing, Deployment};
@@ -30,8 +30,7 @@ struct Env {
     repo: Repository,
 }
 
-const CONTAINER: &str =
-    "[Container]\nImage=localhost/busybox-test:1\nVolume=data.volume:/d\nExec=sleep 1000\n";
+const CONTAINER: &str = "[Container]\nContainerName=app\nImage=localhost/busybox-test:1\nVolume=data.volume:/d\nExec=sleep 1000\n";
 
 impl Env {
     async fn start() -> Env {
@@ -46,6 +45,11 @@ impl Env {
         common::write_special_tree(&d.env.mountpoint("appdata"), 1 << 20);
         d.env
             .run_container("app", &["appdata:/d"], &["sleep", "1000"]);
+        Env::on(d).await
+    }
+
+    /// The environment around deployment `d`, listed by the host as `app`.
+    async fn on(d: Deployment) -> Env {
         let host = InMemoryHost::new(WorkspaceRef {
             slug: "w".into(),
             name: "W".into(),
@@ -77,8 +81,20 @@ impl Env {
 
     /// Listing and content digest of `appdata`, and the quadlet bytes.
     fn state(&self) -> State {
-        let data = self.d.env.mountpoint("appdata");
-        (listing(&data), tree_digest(&data), self.d.quadlet_bytes())
+        let (listing, digest) = self.volume("appdata");
+        (listing, digest, self.d.quadlet_bytes())
+    }
+
+    /// Listing and content digest of a volume.
+    fn volume(&self, name: &str) -> (Vec<String>, String) {
+        let data = self.d.env.mountpoint(name);
+        (listing(&data), tree_digest(&data))
+    }
+
+    /// Whether container `name` no longer exists.
+    fn container_gone(&self, name: &str) -> bool {
+        let out = self.d.env.try_podman(&["container", "exists", name]);
+        out.status.code() == Some(1)
     }
 
     fn volume_exists(&self) -> bool {
@@ -138,14 +154,7 @@ async fn guarded_remove_backs_up_first_and_the_guard_bundle_restores_what_was_re
         !env.d.quadlets.exists(),
         "the quadlet files were not removed"
     );
-    assert!(
-        env.d
-            .env
-            .try_podman(&["container", "exists", "app"])
-            .status
-            .code()
-            == Some(1)
-    );
+    assert!(env.container_gone("app"));
     assert_eq!(report.removed_volumes, ["appdata"]);
     assert_eq!(report.removed_containers.len(), 1);
 
@@ -244,4 +253,116 @@ async fn guarded_apply_backs_up_the_old_quadlets_then_replaces_them() {
         .await
         .unwrap();
     assert_eq!(env.state(), before);
+}
+
+const IMAGE: &str = "localhost/busybox-test:1";
+
+/// Deployment `app` — container `systemd-app` (quadlet's default name) on its own volume
+/// `appdata` and on `shared`, and `app-worker` in its pod `apod` on `shared` — next to
+/// another deployment's container `b` on `shared`; all running.
+async fn shared_env() -> Env {
+    let d = Deployment::new("app");
+    d.write_quadlet("data.volume", "[Volume]\nVolumeName=appdata\n");
+    d.write_quadlet("app.pod", "[Pod]\nPodName=apod\n");
+    d.write_quadlet(
+        "app.container",
+        &format!("[Container]\nImage={IMAGE}\nVolume=data.volume:/d\nVolume=shared:/s\n"),
+    );
+    for volume in ["appdata", "shared"] {
+        d.env.create_volume(volume);
+        common::write_special_tree(&d.env.mountpoint(volume), 1 << 16);
+    }
+    let sleep = ["sleep", "1000"];
+    d.env
+        .run_container("systemd-app", &["appdata:/d", "shared:/s"], &sleep);
+    d.env
+        .podman(&["pod", "create", "--name", "apod", "--network", "none"]);
+    d.env.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "app-worker",
+        "--pod",
+        "apod",
+        "-v",
+        "shared:/s",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    d.env.run_container("b", &["shared:/s"], &sleep);
+    Env::on(d).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remove_refuses_a_volume_shared_with_another_deployments_container_and_touches_nothing() {
+    let env = shared_env().await;
+    let before = (env.state(), env.volume("shared"));
+
+    let error = env.ops().remove("app", Guard::Required).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InUse, "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("volume `shared` with `b`"), "{text}");
+    assert!(
+        !text.contains("appdata") && !text.contains("systemd-app") && !text.contains("worker"),
+        "the deployment's own volume or containers are named as shared: {text}"
+    );
+    assert!(
+        error
+            .hint()
+            .is_some_and(|h| h.contains("SharedVolumes::Keep")),
+        "{error:?}"
+    );
+
+    assert_eq!((env.state(), env.volume("shared")), before);
+    for container in ["systemd-app", "app-worker", "b"] {
+        assert!(env.d.env.is_running(container), "`{container}` was stopped");
+    }
+    assert!(env.bundles().await.is_empty(), "a guard bundle was written");
+    let bundles_dir = env.repo_dir.path().join("repo/bundles");
+    let files = std::fs::read_dir(&bundles_dir).map_or(0, |d| d.count());
+    assert_eq!(
+        files,
+        0,
+        "something was written to {}",
+        bundles_dir.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remove_keeping_shared_volumes_removes_only_the_deployments_containers_and_own_volume() {
+    let env = shared_env().await;
+    let shared_before = env.volume("shared");
+
+    let report = env
+        .ops()
+        .remove_with("app", Guard::Required, SharedVolumes::Keep)
+        .await
+        .unwrap();
+
+    assert!(report.guard.backup.is_some(), "no guard backup");
+    assert_eq!(
+        report.kept_volumes,
+        [KeptVolume {
+            name: "shared".into(),
+            used_by: vec!["b".into()],
+        }]
+    );
+    assert_eq!(report.removed_volumes, ["appdata"]);
+    let mut removed = report.removed_containers.clone();
+    removed.sort();
+    assert_eq!(removed, ["app-worker", "systemd-app"]);
+    assert!(!env.volume_exists(), "the deployment's own volume was kept");
+    assert!(env.container_gone("systemd-app") && env.container_gone("app-worker"));
+    assert!(!env.d.quadlets.exists(), "the quadlet files were kept");
+
+    assert!(
+        env.d.env.is_running("b"),
+        "the other deployment's container stopped"
+    );
+    assert_eq!(
+        env.volume("shared"),
+        shared_before,
+        "the shared volume changed"
+    );
 }

@@ -241,3 +241,21 @@ async fn quadlet_files_round_trip_byte_for_byte_and_bind_mounts_are_reported_as_
         "the quadlet files did not come back byte for byte"
     );
 }
+
+#[test]
+fn own_names_are_the_containers_and_pods_the_units_create() {
+    let dir = tempfile::tempdir().unwrap();
+    write_deployment(dir.path());
+    // A drop-in names one container; the last `ContainerName=` wins.
+    write(
+        dir.path(),
+        "cron.container.d/20-name.conf",
+        b"[Container]\nContainerName=nc-cron\n",
+    );
+    let names = discover(dir.path()).unwrap().own_names();
+    assert_eq!(names.containers, ["systemd-app", "nc-cron", "systemd-db"]);
+    assert_eq!(names.pods, ["nextcloud"]);
+    // The pod's infra container (and anything else in the pod) is the deployment's.
+    assert!(names.owns("nextcloud-infra", "nextcloud"));
+    assert!(!names.owns("systemd-cron", ""));
+}

@@ -5,11 +5,13 @@
 //! Drop-ins (`NAME.container.d/*.conf`, and `container.d/*.conf` for every unit of that
 //! type) are applied after the main file, in file-name order.
 
+mod names;
 mod unit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use names::{container_name_of, pod_name_of, OwnNames};
 pub use unit::{split_words, unquote, Assignment, ParseIssue, UnitFile};
 
 use backup_core::{Error, Result};
