@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 /// How long a podman management command (inspect, stop, start) may stay silent.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A container that mounts a volume (`podman ps --all --pod --filter volume=…`).
+/// A container as `podman ps --all --pod` lists it: one that mounts a volume
+/// ([`Podman::volume_users`]) or any container ([`Podman::containers`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeUser {
     /// Full container id.
@@ -23,6 +24,8 @@ pub struct VolumeUser {
     pub name: String,
     /// The name of the pod it runs in; empty when it is in none.
     pub pod: String,
+    /// Whether it is its pod's infra container.
+    pub infra: bool,
 }
 
 /// What `podman volume inspect` says about a volume (the parts a restore recreates).
@@ -349,27 +352,72 @@ impl Podman {
     ///
     /// When podman fails.
     pub async fn volume_users(&self, volume: &str) -> Result<Vec<VolumeUser>> {
-        let args = [
-            "ps".to_string(),
-            "--all".into(),
-            "--pod".into(),
-            "--filter".into(),
-            format!("volume={volume}"),
+        self.list_containers(&["--filter".into(), format!("volume={volume}")])
+            .await
+    }
+
+    /// Every container, running or not, infra containers included, with its name and
+    /// pod.
+    ///
+    /// # Errors
+    ///
+    /// When podman fails.
+    pub async fn containers(&self) -> Result<Vec<VolumeUser>> {
+        self.list_containers(&[]).await
+    }
+
+    async fn list_containers(&self, filter: &[String]) -> Result<Vec<VolumeUser>> {
+        let mut args = vec!["ps".to_string(), "--all".into(), "--pod".into()];
+        args.extend(filter.iter().cloned());
+        args.extend([
             "--format".into(),
-            "{{.ID}}|{{.Names}}|{{.PodName}}".into(),
+            "{{.ID}}|{{.IsInfra}}|{{.PodName}}|{{.Names}}".into(),
             "--no-trunc".into(),
-        ];
+        ]);
         let text = self.output(self.spec(args)).await?.stdout_text();
         Ok(text
             .lines()
             .filter_map(|line| {
-                let mut parts = line.trim().splitn(3, '|');
+                let mut parts = line.trim().splitn(4, '|');
                 let id = parts.next().filter(|id| !id.is_empty())?.to_string();
-                let name = parts.next().unwrap_or("").to_string();
+                let infra = parts.next() == Some("true");
                 let pod = parts.next().unwrap_or("").to_string();
-                Some(VolumeUser { id, name, pod })
+                let name = parts.next().unwrap_or("").to_string();
+                Some(VolumeUser {
+                    id,
+                    name,
+                    pod,
+                    infra,
+                })
             })
             .collect())
+    }
+
+    /// The names of every existing pod (`podman pod ps`).
+    ///
+    /// # Errors
+    ///
+    /// When podman fails.
+    pub async fn pods(&self) -> Result<Vec<String>> {
+        let spec = self.spec(["pod", "ps", "--format", "{{.Name}}"]);
+        let text = self.output(spec).await?.stdout_text();
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// `podman pod rm NAME`, without `--force`: fails while a container in the pod runs
+    /// (stop its infra container first).
+    ///
+    /// # Errors
+    ///
+    /// When podman fails.
+    pub async fn pod_remove(&self, name: &str) -> Result<()> {
+        self.output(self.spec(["pod", "rm", name])).await?;
+        Ok(())
     }
 
     async fn users_with(&self, volume: &str, extra: &[&str]) -> Result<Vec<String>> {
@@ -533,7 +581,8 @@ fn map_unshared_failure(failure: backup_core::command::ToolFailure) -> Error {
 fn map_failure(failure: backup_core::command::ToolFailure) -> Error {
     let missing = failure.stderr.contains("no such volume")
         || failure.stderr.contains("no such container")
-        || failure.stderr.contains("no container with name or ID");
+        || failure.stderr.contains("no container with name or ID")
+        || failure.stderr.contains("no such pod");
     let unmapped = failure.stderr.contains("insufficient UIDs or GIDs");
     let error = failure.into_error();
     if unmapped {

@@ -12,7 +12,7 @@ use backup_repository::{guard, BundleInfo, GuardReason, Repository};
 
 use crate::config::PodmanConfig;
 use crate::exporter::deployment_volumes;
-use crate::remove_plan::{plan_removal, KeptVolume, SharedVolumes};
+use crate::remove_plan::{plan_removal, KeptPod, KeptVolume, SharedVolumes};
 use crate::RECIPE;
 
 /// Whether a guarded operation may run without its backup.
@@ -45,8 +45,11 @@ pub struct GuardRecord {
 pub struct RemoveReport {
     /// The guard backup (or the overridden failure).
     pub guard: GuardRecord,
-    /// The deployment's own containers removed (by name): those on its volumes.
+    /// The deployment's own containers removed (by name): every one that existed,
+    /// whether it used a volume or not (pods' infra containers go with their pods).
     pub removed_containers: Vec<String>,
+    /// The deployment's pods removed (by name), with their infra containers.
+    pub removed_pods: Vec<String>,
     /// Volumes removed (those that existed and no other container used).
     pub removed_volumes: Vec<String>,
     /// The quadlet directory that was deleted, when it existed.
@@ -54,6 +57,10 @@ pub struct RemoveReport {
     /// Volumes kept because containers outside the deployment use them
     /// ([`SharedVolumes::Keep`]), with those containers; untouched, content included.
     pub kept_volumes: Vec<KeptVolume>,
+    /// The deployment's pods kept because containers outside the deployment are in them
+    /// ([`SharedVolumes::Keep`]), with those containers; the pod, its infra container and
+    /// those containers are untouched (the deployment's own containers in it are removed).
+    pub kept_pods: Vec<KeptPod>,
 }
 
 /// What [`PodmanDeploymentOps::apply`] did.
@@ -106,8 +113,9 @@ impl<'a> PodmanDeploymentOps<'a> {
 
     /// Removes deployment `name` from podman, after a `before-remove` guard backup of
     /// its quadlet files and volumes — refusing, before anything is touched, when one of
-    /// its volumes is shared with a container that is not the deployment's. The same as
-    /// [`PodmanDeploymentOps::remove_with`] with [`SharedVolumes::Refuse`].
+    /// its volumes is shared with a container that is not the deployment's, or such a
+    /// container is in one of its pods. The same as [`PodmanDeploymentOps::remove_with`]
+    /// with [`SharedVolumes::Refuse`].
     ///
     /// # Errors
     ///
@@ -116,37 +124,46 @@ impl<'a> PodmanDeploymentOps<'a> {
         self.remove_with(name, policy, SharedVolumes::Refuse).await
     }
 
-    /// Removes deployment `name` from podman, after a `before-remove` guard backup of
-    /// its quadlet files and volumes.
+    /// Removes deployment `name` from podman — all its containers, its pods, its
+    /// unshared volumes and its quadlet directory — after a `before-remove` guard backup
+    /// of its quadlet files and volumes.
     ///
     /// The deployment's own containers are those its quadlet units create: each
-    /// `.container`'s `ContainerName=` (else `systemd-STEM`) and every container in one
-    /// of its `.pod`s (`PodName=`, else `systemd-STEM`). Any other container is not the
-    /// deployment's, whoever created it — also those of its `.kube` units (their names
-    /// are in YAML this crate does not read), and every user of a volume listed in the
-    /// config's `volumes` when there is no quadlet directory.
+    /// `.container`'s `ContainerName=` (else `systemd-STEM`), with or without volumes,
+    /// in a pod or not; its own pods are its `.pod` units' (`PodName=`, else
+    /// `systemd-STEM`), with their infra containers. Any other container is not the
+    /// deployment's, whoever created it — one put into its pod with `podman run --pod`,
+    /// those of its `.kube` units (their names are in YAML this crate does not read), and
+    /// every user of a volume listed in the config's `volumes` when there is no quadlet
+    /// directory.
     ///
-    /// 1. Before anything else, the users of each existing deployment volume are listed.
-    ///    A volume another container uses is shared: with [`SharedVolumes::Refuse`]
-    ///    nothing is touched and no backup is made ([`ErrorKind::InUse`]); with
-    ///    [`SharedVolumes::Keep`] it is kept, with its content.
+    /// 1. Before anything else, the deployment's existing containers and pods are
+    ///    listed, and the users of each existing deployment volume. A volume another
+    ///    container uses, or a pod another container is in, is shared: with
+    ///    [`SharedVolumes::Refuse`] nothing is touched and no backup is made
+    ///    ([`ErrorKind::InUse`]); with [`SharedVolumes::Keep`] it is kept (a volume with
+    ///    its content, a pod with its infra container and the other containers).
     /// 2. The guard backup (refused → nothing is touched, unless [`Guard::Override`]).
     /// 3. The quadlet directory is moved aside (its undo: moved back if a later step
     ///    fails).
-    /// 4. The deployment's own containers on its volumes are stopped and removed
-    ///    (quadlet's units are `--rm` containers; the systemd units are the host's).
-    /// 5. The unshared volumes are removed (`podman volume rm`, which fails rather than
+    /// 4. All the deployment's containers are stopped and removed (quadlet's units are
+    ///    `--rm` containers; the systemd units are the host's).
+    /// 5. Its unshared pods: their infra containers stopped, then `podman pod rm`
+    ///    without `--force`, which fails rather than delete a pod a container started
+    ///    in meanwhile.
+    /// 6. The unshared volumes are removed (`podman volume rm`, which fails rather than
     ///    delete a volume a container started using meanwhile), then the moved-aside
     ///    directory.
     ///
     /// It never deletes a container that is not the deployment's, nor a volume such a
-    /// container uses. The host's own record of the deployment is left to the caller
-    /// ([`WorkspaceHost::remove_deployment`]).
+    /// container uses, nor a pod such a container is in; nor images, networks, secrets
+    /// or bind-mounted host directories. The host's own record of the deployment is left
+    /// to the caller ([`WorkspaceHost::remove_deployment`]).
     ///
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] / [`ErrorKind::InvalidInput`] when there is no such podman
-    /// deployment; [`ErrorKind::InUse`] naming the shared volumes and the other
+    /// deployment; [`ErrorKind::InUse`] naming the shared volumes and pods and the other
     /// containers (with [`SharedVolumes::Refuse`]); the guard's error (with a hint how to
     /// override) when the backup failed; or the podman / file-system step that failed
     /// (the quadlet directory is back then; the guard bundle holds what was removed).
@@ -172,6 +189,10 @@ impl<'a> PodmanDeploymentOps<'a> {
         let removed = async {
             let ids: Vec<String> = plan.containers.iter().map(|(id, _)| id.clone()).collect();
             podman.remove_containers(&ids).await?;
+            for pod in &plan.pods {
+                podman.stop(&pod.infra).await?;
+                podman.pod_remove(&pod.name).await?;
+            }
             for volume in &plan.volumes {
                 podman.volume_remove(volume).await?;
             }
@@ -195,9 +216,11 @@ impl<'a> PodmanDeploymentOps<'a> {
         Ok(RemoveReport {
             guard,
             removed_containers: plan.containers.into_iter().map(|(_, name)| name).collect(),
+            removed_pods: plan.pods.into_iter().map(|pod| pod.name).collect(),
             removed_volumes: plan.volumes,
             removed_quadlet_dir: aside.map(|_| config.quadlet_dir.clone()),
             kept_volumes: plan.kept,
+            kept_pods: plan.kept_pods,
         })
     }
 

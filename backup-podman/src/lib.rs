@@ -55,7 +55,7 @@ pub use config::{config_schema, BindMounts, PodmanConfig};
 pub use exporter::PodmanExporter;
 pub use guarded::{ApplyReport, Guard, GuardRecord, PodmanDeploymentOps, RemoveReport};
 pub use importer::PodmanImporter;
-pub use remove_plan::{KeptVolume, SharedVolumes};
+pub use remove_plan::{KeptPod, KeptVolume, SharedVolumes};
 pub use safe_restore::{safe_restore, SafeRestoreReport};
 
 /// The recipe slug.

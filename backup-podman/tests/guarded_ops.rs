@@ -12,7 +12,7 @@ use backup_core::host::NewDeployment;
 use backup_core::memory_host::config_from_json;
 use backup_core::snapshot::WorkspaceRef;
 use backup_core::{ErrorKind, ImportMode, InMemoryHost, RecipeRegistry};
-use backup_podman::{Guard, KeptVolume, PodmanDeploymentOps, SharedVolumes};
+use backup_podman::{Guard, KeptPod, KeptVolume, PodmanDeploymentOps, SharedVolumes};
 use backup_repository::{BundleInfo, Repository, Storage, BUNDLE_SUFFIX};
 use backup_testkit::tree::tree_digest;
 use common::{listing, Deployment};
@@ -268,6 +268,12 @@ async fn shared_env() -> Env {
         "app.container",
         &format!("[Container]\nImage={IMAGE}\nVolume=data.volume:/d\nVolume=shared:/s\n"),
     );
+    d.write_quadlet(
+        "worker.container",
+        &format!(
+            "[Container]\nContainerName=app-worker\nImage={IMAGE}\nPod=app.pod\nVolume=shared:/s\n"
+        ),
+    );
     for volume in ["appdata", "shared"] {
         d.env.create_volume(volume);
         common::write_special_tree(&d.env.mountpoint(volume), 1 << 16);
@@ -354,6 +360,8 @@ async fn remove_keeping_shared_volumes_removes_only_the_deployments_containers_a
     assert_eq!(removed, ["app-worker", "systemd-app"]);
     assert!(!env.volume_exists(), "the deployment's own volume was kept");
     assert!(env.container_gone("systemd-app") && env.container_gone("app-worker"));
+    assert_eq!(report.removed_pods, ["apod"]);
+    assert!(report.kept_pods.is_empty());
     assert!(!env.d.quadlets.exists(), "the quadlet files were kept");
 
     assert!(
@@ -365,4 +373,145 @@ async fn remove_keeping_shared_volumes_removes_only_the_deployments_containers_a
         shared_before,
         "the shared volume changed"
     );
+}
+
+/// Deployment `app`: `app-db` on its volume `appdata`, `systemd-web` on no volume, and
+/// `app-side` (no volume) in its pod `apod`; another deployment's `other` runs next to
+/// it. All running.
+async fn full_env() -> Env {
+    let d = Deployment::new("app");
+    d.write_quadlet("data.volume", "[Volume]\nVolumeName=appdata\n");
+    d.write_quadlet("app.pod", "[Pod]\nPodName=apod\n");
+    let units = [
+        (
+            "db.container",
+            "ContainerName=app-db\nVolume=data.volume:/d\n",
+        ),
+        ("web.container", ""),
+        ("side.container", "ContainerName=app-side\nPod=app.pod\n"),
+    ];
+    for (file, extra) in units {
+        d.write_quadlet(file, &format!("[Container]\nImage={IMAGE}\n{extra}"));
+    }
+    d.env.create_volume("appdata");
+    common::write_special_tree(&d.env.mountpoint("appdata"), 1 << 16);
+    let sleep = ["sleep", "1000"];
+    d.env.run_container("app-db", &["appdata:/d"], &sleep);
+    d.env.run_container("systemd-web", &[], &sleep);
+    d.env
+        .podman(&["pod", "create", "--name", "apod", "--network", "none"]);
+    run_in_pod(&d, "app-side", "apod");
+    d.env.run_container("other", &[], &sleep);
+    Env::on(d).await
+}
+
+/// Runs a sleeping container `name` in pod `pod`.
+fn run_in_pod(d: &Deployment, name: &str, pod: &str) {
+    d.env.podman(&[
+        "run", "-d", "--name", name, "--pod", pod, IMAGE, "sleep", "1000",
+    ]);
+}
+
+const FULL_CONTAINERS: [&str; 3] = ["app-db", "app-side", "systemd-web"];
+
+fn pod_exists(env: &Env, pod: &str) -> bool {
+    env.d
+        .env
+        .try_podman(&["pod", "exists", pod])
+        .status
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remove_deletes_every_container_and_pod_of_the_deployment_and_nothing_else() {
+    let env = full_env().await;
+
+    let report = env.ops().remove("app", Guard::Required).await.unwrap();
+
+    let mut removed = report.removed_containers.clone();
+    removed.sort();
+    assert_eq!(removed, FULL_CONTAINERS);
+    assert_eq!(report.removed_pods, ["apod"]);
+    assert_eq!(report.removed_volumes, ["appdata"]);
+    for container in FULL_CONTAINERS {
+        assert!(
+            env.container_gone(container),
+            "`{container}` is still there"
+        );
+    }
+    assert!(!pod_exists(&env, "apod"), "the pod is still there");
+    let infra = env.d.env.podman(&[
+        "ps",
+        "--all",
+        "--filter",
+        "pod=apod",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(infra.trim().is_empty(), "left in the pod: {infra}");
+    assert!(!env.volume_exists(), "the volume is still there");
+    assert!(
+        !env.d.quadlets.exists(),
+        "the quadlet directory is still there"
+    );
+    assert!(
+        env.d.env.is_running("other"),
+        "another deployment's container stopped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remove_refuses_a_pod_holding_another_deployments_container_and_touches_nothing() {
+    let env = full_env().await;
+    run_in_pod(&env.d, "intruder", "apod");
+    let before = env.state();
+
+    let error = env.ops().remove("app", Guard::Required).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InUse, "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("pod `apod` with `intruder`"), "{text}");
+    assert!(
+        !text.contains("app-side"),
+        "its own container named as other: {text}"
+    );
+
+    assert_eq!(env.state(), before, "the volume or the quadlets changed");
+    for container in FULL_CONTAINERS.iter().chain(&["intruder", "other"]) {
+        assert!(env.d.env.is_running(container), "`{container}` was stopped");
+    }
+    assert!(pod_exists(&env, "apod"));
+    assert!(env.bundles().await.is_empty(), "a guard bundle was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remove_keeping_shared_pods_keeps_the_pod_and_its_other_container() {
+    let env = full_env().await;
+    run_in_pod(&env.d, "intruder", "apod");
+
+    let report = env
+        .ops()
+        .remove_with("app", Guard::Required, SharedVolumes::Keep)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        report.kept_pods,
+        [KeptPod {
+            name: "apod".into(),
+            used_by: vec!["intruder".into()],
+        }]
+    );
+    assert!(report.removed_pods.is_empty());
+    for container in FULL_CONTAINERS {
+        assert!(
+            env.container_gone(container),
+            "`{container}` is still there"
+        );
+    }
+    assert!(pod_exists(&env, "apod"), "the shared pod was removed");
+    assert!(
+        env.d.env.is_running("intruder"),
+        "the other container stopped"
+    );
+    assert!(!env.d.quadlets.exists());
 }

@@ -255,7 +255,10 @@ fn own_names_are_the_containers_and_pods_the_units_create() {
     let names = discover(dir.path()).unwrap().own_names();
     assert_eq!(names.containers, ["systemd-app", "nc-cron", "systemd-db"]);
     assert_eq!(names.pods, ["nextcloud"]);
-    // The pod's infra container (and anything else in the pod) is the deployment's.
-    assert!(names.owns("nextcloud-infra", "nextcloud"));
-    assert!(!names.owns("systemd-cron", ""));
+    // The pod's infra container is the deployment's; a container only put in its pod
+    // is not.
+    assert!(names.owns("nextcloud-infra", "nextcloud", true));
+    assert!(names.owns("nc-cron", "nextcloud", false));
+    assert!(!names.owns("intruder", "nextcloud", false));
+    assert!(!names.owns("systemd-cron", "", false));
 }

@@ -9,17 +9,19 @@ use super::{unquote, Deployment, UnitFile};
 pub struct OwnNames {
     /// Container names of the `.container` units, in unit order.
     pub containers: Vec<String>,
-    /// Pod names of the `.pod` units, in unit order (every container in one of these
-    /// pods, its infra container included, belongs to the deployment).
+    /// Pod names of the `.pod` units, in unit order (their infra containers belong to
+    /// the deployment; other containers in them only when one of its units names them).
     pub pods: Vec<String>,
 }
 
 impl OwnNames {
     /// Whether a container with this name, in this pod (empty: no pod), is the
-    /// deployment's.
-    pub fn owns(&self, container: &str, pod: &str) -> bool {
+    /// deployment's: one of its `.container` units names it, or it is the infra
+    /// container (`infra`) of one of its pods. A container someone put into one of its
+    /// pods by other means (`podman run --pod`) is not.
+    pub fn owns(&self, container: &str, pod: &str, infra: bool) -> bool {
         self.containers.iter().any(|c| c == container)
-            || (!pod.is_empty() && self.pods.iter().any(|p| p == pod))
+            || (infra && !pod.is_empty() && self.pods.iter().any(|p| p == pod))
     }
 }
 
@@ -128,14 +130,16 @@ mod tests {
     }
 
     #[test]
-    fn owns_by_container_name_or_pod() {
+    fn owns_by_container_name_or_as_its_pods_infra() {
         let names = OwnNames {
             containers: vec!["web".into()],
             pods: vec!["nc".into()],
         };
-        assert!(names.owns("web", ""));
-        assert!(names.owns("nc-infra", "nc"));
-        assert!(!names.owns("other", ""));
-        assert!(!names.owns("other", "other-pod"));
+        assert!(names.owns("web", "", false));
+        assert!(names.owns("web", "nc", false));
+        assert!(names.owns("nc-infra", "nc", true));
+        assert!(!names.owns("intruder", "nc", false));
+        assert!(!names.owns("other", "", false));
+        assert!(!names.owns("other-infra", "other-pod", true));
     }
 }
