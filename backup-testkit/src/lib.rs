@@ -13,4 +13,5 @@ pub mod redis_server;
 pub mod rootless;
 pub mod s3_server;
 pub mod tamper;
+pub mod toml_text;
 pub mod tree;

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use backup_testkit::postgres_server::PostgresServer;
 use backup_testkit::redis_server::RedisServer;
+use backup_testkit::toml_text::{path_with_postgres, toml_inline};
 use serde_json::Value;
 
 /// The Redis password the tests plant; it must never appear in any output.
@@ -35,19 +36,6 @@ pub struct Options {
     pub extra: String,
     /// Extra keys of the `[services.files]` section (e.g. stop / start commands).
     pub files_section: String,
-}
-
-pub fn toml_inline(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{k} = {}", toml_inline(v)))
-                .collect();
-            format!("{{ {} }}", parts.join(", "))
-        }
-        other => other.to_string(),
-    }
 }
 
 impl Workspace {
@@ -178,11 +166,4 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-pub fn path_with_postgres() -> String {
-    format!(
-        "/usr/lib/postgresql/15/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    )
 }

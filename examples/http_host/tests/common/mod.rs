@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use backup_testkit::postgres_server::PostgresServer;
 use backup_testkit::redis_server::RedisServer;
+use backup_testkit::toml_text::{path_with_postgres, toml_inline};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -25,19 +26,6 @@ pub struct Workspace {
     pub files: PathBuf,
     pub pg: Option<PostgresServer>,
     pub redis: Option<RedisServer>,
-}
-
-fn toml_inline(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{k} = {}", toml_inline(v)))
-                .collect();
-            format!("{{ {} }}", parts.join(", "))
-        }
-        other => other.to_string(),
-    }
 }
 
 impl Workspace {
@@ -98,13 +86,6 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub client: reqwest::Client,
-}
-
-fn path_with_postgres() -> String {
-    format!(
-        "/usr/lib/postgresql/15/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    )
 }
 
 impl Server {
