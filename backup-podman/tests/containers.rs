@@ -6,8 +6,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use backup_core::DataExporter;
-use backup_podman::PodmanExporter;
 use common::Deployment;
 use futures::StreamExt;
 
@@ -26,26 +24,13 @@ fn setup() -> Deployment {
     deployment
 }
 
-async fn volume_stream(deployment: &Deployment) -> backup_core::ByteStream {
-    let artifacts = PodmanExporter.artifacts(&deployment.service).await.unwrap();
-    let volume = artifacts
-        .iter()
-        .find(|a| a.name == "volume-appdata.tar")
-        .unwrap();
-    PodmanExporter
-        .export(&deployment.service, volume)
-        .await
-        .unwrap()
-        .stream
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_writing_container_is_stopped_for_a_consistent_export_and_started_again() {
     let deployment = setup();
     let env = &deployment.env;
     let writer_started = env.started_at("writer");
     let other_started = env.started_at("other");
-    let mut stream = volume_stream(&deployment).await;
+    let mut stream = common::volume_stream(&deployment, "appdata").await;
     let first = stream.next().await.unwrap().unwrap();
     assert!(!first.is_empty());
     assert!(
@@ -54,18 +39,7 @@ async fn a_writing_container_is_stopped_for_a_consistent_export_and_started_agai
     );
     let log = env.mountpoint("appdata").join("log");
     let size_during = std::fs::metadata(&log).unwrap().len();
-    let mut archive = first.to_vec();
-    while let Some(chunk) = stream.next().await {
-        archive.extend_from_slice(&chunk.unwrap());
-    }
-    let mut entries = tar::Archive::new(archive.as_slice());
-    let archived = entries
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap())
-        .find(|e| e.path().unwrap().to_str() == Some("log"))
-        .map(|e| e.header().size().unwrap())
-        .unwrap();
+    let archived = common::archived_size(first, stream, "log").await;
     assert_eq!(
         archived, size_during,
         "the archive's log is not the log as it was while stopped"
@@ -92,7 +66,7 @@ async fn a_writing_container_is_stopped_for_a_consistent_export_and_started_agai
 async fn a_cancelled_export_starts_the_stopped_containers_again() {
     let deployment = setup();
     let env = &deployment.env;
-    let mut stream = volume_stream(&deployment).await;
+    let mut stream = common::volume_stream(&deployment, "appdata").await;
     stream.next().await.unwrap().unwrap();
     assert!(!env.is_running("writer"));
     drop(stream);
@@ -130,7 +104,7 @@ async fn dependent_containers_are_started_again_dependencies_first() {
         "1000",
     ]);
     let before = (env.started_at("db"), env.started_at("web"));
-    let mut stream = volume_stream(&deployment).await;
+    let mut stream = common::volume_stream(&deployment, "appdata").await;
     while let Some(chunk) = stream.next().await {
         chunk.unwrap();
     }

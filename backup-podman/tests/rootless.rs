@@ -9,13 +9,13 @@ mod common;
 
 use backup_core::bundle::BundleReader;
 use backup_core::progress::NoProgress;
-use backup_core::{DataExporter, ErrorKind, ImportMode};
-use backup_podman::{safe_restore, PodmanExporter};
+use backup_core::{ErrorKind, ImportMode};
+use backup_podman::safe_restore;
 use backup_testkit::podman::PodmanEnv;
 use backup_testkit::rootless::{
     is_root, run_test_as, run_test_as_rootless_user, WITHOUT_SUBORDINATE_IDS,
 };
-use common::Deployment;
+use common::{Deployment, State};
 use futures::StreamExt;
 
 /// As root (e.g. `--include-ignored`), runs `child` as the rootless user instead of here.
@@ -150,16 +150,7 @@ async fn child_rootless_restore_over_extra_files() {
          echo changed > a/b/c/deep.txt; rm a/hard; chmod 0755 .; chown 0:0 ."
     ));
     assert_ne!(env.listing("appdata"), before);
-    let refused = deployment
-        .import(&bundle, "app", ImportMode::default())
-        .await
-        .unwrap_err();
-    assert_eq!(refused.kind(), ErrorKind::AlreadyExists, "{refused}");
-
-    deployment
-        .import(&bundle, "app", ImportMode { force: true })
-        .await
-        .unwrap();
+    common::import_refused_then_forced(&deployment, &bundle).await;
     assert_eq!(
         env.listing("appdata"),
         before,
@@ -192,16 +183,7 @@ async fn child_rootless_container_stopped_around_export() {
     env.podman(&["stop", "-t", "0", "idle"]);
     let writer_started = env.started_at("writer");
 
-    let artifacts = PodmanExporter.artifacts(&deployment.service).await.unwrap();
-    let volume = artifacts
-        .iter()
-        .find(|a| a.name == "volume-appdata.tar")
-        .unwrap();
-    let mut stream = PodmanExporter
-        .export(&deployment.service, volume)
-        .await
-        .unwrap()
-        .stream;
+    let mut stream = common::volume_stream(&deployment, "appdata").await;
     let first = stream.next().await.unwrap().unwrap();
     assert!(
         !env.is_running("writer"),
@@ -212,18 +194,7 @@ async fn child_rootless_container_stopped_around_export() {
         .unshare_sh(&format!("stat -c %s '{log}'"))
         .parse()
         .unwrap();
-    let mut archive = first.to_vec();
-    while let Some(chunk) = stream.next().await {
-        archive.extend_from_slice(&chunk.unwrap());
-    }
-    let mut entries = tar::Archive::new(archive.as_slice());
-    let archived = entries
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap())
-        .find(|e| e.path().unwrap().to_str() == Some("log"))
-        .map(|e| e.header().size().unwrap())
-        .unwrap();
+    let archived = common::archived_size(first, stream, "log").await;
     assert_eq!(
         archived, size_during,
         "the archive's log is not the log as it was while stopped"
@@ -232,15 +203,6 @@ async fn child_rootless_container_stopped_around_export() {
     assert_ne!(env.started_at("writer"), writer_started, "never stopped");
     assert!(!env.is_running("idle"), "a stopped container was started");
 }
-
-/// Listing and content of both volumes, and the quadlet files.
-type State = (
-    Vec<String>,
-    String,
-    Vec<String>,
-    String,
-    Vec<(String, Vec<u8>)>,
-);
 
 fn state(d: &Deployment) -> State {
     (

@@ -8,16 +8,7 @@ use backup_core::bundle::BundleReader;
 use backup_core::progress::NoProgress;
 use backup_podman::safe_restore;
 use backup_testkit::tree::tree_digest;
-use common::{listing, sh, Deployment};
-
-/// Listing and content digest of both volumes, and every quadlet file's bytes.
-type State = (
-    Vec<String>,
-    String,
-    Vec<String>,
-    String,
-    Vec<(String, Vec<u8>)>,
-);
+use common::{listing, sh, Deployment, State};
 
 /// Everything a restore may change: both volumes (listing and content) and the quadlets.
 fn state(d: &Deployment) -> State {

@@ -83,16 +83,7 @@ async fn restoring_over_a_volume_with_extra_files_leaves_exactly_the_bundle_cont
     sh(&format!(
         "mkdir -p {m}/extra/dir && echo x > {m}/extra/dir/file && echo changed > {m}/a/b/c/deep.txt && rm {m}/a/hard && chmod 0755 {m} && chown 0:0 {m}"
     ));
-    let refused = deployment
-        .import(&bundle, "app", ImportMode::default())
-        .await
-        .unwrap_err();
-    assert_eq!(refused.kind(), ErrorKind::AlreadyExists, "{refused}");
-
-    deployment
-        .import(&bundle, "app", ImportMode { force: true })
-        .await
-        .unwrap();
+    common::import_refused_then_forced(&deployment, &bundle).await;
     assert_eq!(
         listing(&mount),
         before,

@@ -8,10 +8,67 @@ use backup_core::backup::{write_bundle, ServiceExport};
 use backup_core::bundle::{BundleOptions, BundleReader};
 use backup_core::progress::NoProgress;
 use backup_core::restore::restore_service_data;
-use backup_core::{DataImporter, ImportMode, Result, ServiceTarget};
+use backup_core::{
+    ByteStream, DataExporter, DataImporter, ErrorKind, ImportMode, Result, ServiceTarget,
+};
 use backup_podman::{PodmanExporter, PodmanImporter};
 use backup_testkit::data::PseudoRandom;
 use backup_testkit::podman::PodmanEnv;
+use bytes::Bytes;
+use futures::StreamExt;
+
+/// Listing and content digest of both volumes of the two-volume deployments, and every
+/// quadlet file's bytes: everything a restore may change.
+pub type State = (
+    Vec<String>,
+    String,
+    Vec<String>,
+    String,
+    Vec<(String, Vec<u8>)>,
+);
+
+/// The export stream of `volume`'s artifact of `deployment`.
+pub async fn volume_stream(deployment: &Deployment, volume: &str) -> ByteStream {
+    let name = format!("volume-{volume}.tar");
+    let artifacts = PodmanExporter.artifacts(&deployment.service).await.unwrap();
+    let artifact = artifacts.iter().find(|a| a.name == name).unwrap();
+    PodmanExporter
+        .export(&deployment.service, artifact)
+        .await
+        .unwrap()
+        .stream
+}
+
+/// Reads the rest of an export stream whose first chunk was `first`; returns the size
+/// the archive records for `path`.
+pub async fn archived_size(first: Bytes, mut stream: ByteStream, path: &str) -> u64 {
+    let mut archive = first.to_vec();
+    while let Some(chunk) = stream.next().await {
+        archive.extend_from_slice(&chunk.unwrap());
+    }
+    let mut entries = tar::Archive::new(archive.as_slice());
+    entries
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_str() == Some(path))
+        .map(|e| e.header().size().unwrap())
+        .unwrap()
+}
+
+/// Imports `bundle` over a volume that holds data: refused without `force`
+/// (`AlreadyExists`), then done with it.
+pub async fn import_refused_then_forced(deployment: &Deployment, bundle: &Path) {
+    let refused = deployment
+        .import(bundle, "app", ImportMode::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::AlreadyExists, "{refused}");
+    deployment
+        .import(bundle, "app", ImportMode { force: true })
+        .await
+        .unwrap();
+}
 
 /// A podman storage with a quadlet directory and the service over both.
 pub struct Deployment {
