@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod envelope;
 pub mod exit;
 pub mod host;
 mod output;

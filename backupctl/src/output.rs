@@ -19,7 +19,6 @@ use std::io::Write;
 
 use backup_core::Error;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::exit::Exit;
 
@@ -46,34 +45,14 @@ pub(crate) fn clean(text: &str) -> String {
 
 /// Prints the success envelope.
 pub(crate) fn json_ok(command: &str, result: &impl Serialize) {
-    let result = serde_json::to_value(result).unwrap_or(Value::Null);
-    let doc = json!({"command": command, "ok": true, "result": result});
+    let doc = crate::envelope::ok_envelope(command, result);
     line(&serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
 
 /// Prints the error envelope.
 pub(crate) fn json_error(command: &str, error: &Error, exit: Exit) {
-    let doc = json!({
-        "command": command,
-        "ok": false,
-        "exitCode": exit.code(),
-        "error": error_value(error),
-    });
+    let doc = crate::envelope::error_envelope(command, error, exit);
     line(&serde_json::to_string_pretty(&doc).unwrap_or_default());
-}
-
-fn error_value(error: &Error) -> Value {
-    let fields: Vec<Value> = error
-        .field_errors()
-        .iter()
-        .map(|f| json!({"field": f.pointer, "message": f.message}))
-        .collect();
-    json!({
-        "kind": error.kind(),
-        "message": error.message(),
-        "hint": error.hint(),
-        "fieldErrors": fields,
-    })
 }
 
 /// Prints an error for people on stderr: message, field errors, hint.

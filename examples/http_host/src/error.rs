@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backup_core::{Error, ErrorKind};
 use backupctl::Exit;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// An error answered with its status and the backupctl error envelope.
 #[derive(Debug)]
@@ -56,35 +56,11 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
     }
 }
 
-/// The `error` object of the envelope; field errors carry their JSON pointers.
-pub fn error_value(error: &Error) -> Value {
-    let fields: Vec<Value> = error
-        .field_errors()
-        .iter()
-        .map(|f| json!({"field": f.pointer, "message": f.message}))
-        .collect();
-    json!({
-        "kind": error.kind(),
-        "message": error.message(),
-        "hint": error.hint(),
-        "fieldErrors": fields,
-    })
-}
+pub use backupctl::envelope::ok_envelope;
 
 /// `{"command", "ok": false, "exitCode", "error"}`, as `backupctl --json` prints it.
 pub fn error_envelope(command: &str, error: &Error) -> Value {
-    json!({
-        "command": command,
-        "ok": false,
-        "exitCode": Exit::for_error(error).code(),
-        "error": error_value(error),
-    })
-}
-
-/// `{"command", "ok": true, "result"}`, as `backupctl --json` prints it.
-pub fn ok_envelope(command: &str, result: &impl serde::Serialize) -> Value {
-    let result = serde_json::to_value(result).unwrap_or(Value::Null);
-    json!({"command": command, "ok": true, "result": result})
+    backupctl::envelope::error_envelope(command, error, Exit::for_error(error))
 }
 
 impl IntoResponse for ApiError {
