@@ -379,6 +379,11 @@ async fn remove_keeping_shared_volumes_removes_only_the_deployments_containers_a
 /// `app-side` (no volume) in its pod `apod`; another deployment's `other` runs next to
 /// it. All running.
 async fn full_env() -> Env {
+    Env::on(full_deployment()).await
+}
+
+/// The deployment of [`full_env`], before the host and repository are made around it.
+fn full_deployment() -> Deployment {
     let d = Deployment::new("app");
     d.write_quadlet("data.volume", "[Volume]\nVolumeName=appdata\n");
     d.write_quadlet("app.pod", "[Pod]\nPodName=apod\n");
@@ -402,7 +407,7 @@ async fn full_env() -> Env {
         .podman(&["pod", "create", "--name", "apod", "--network", "none"]);
     run_in_pod(&d, "app-side", "apod");
     d.env.run_container("other", &[], &sleep);
-    Env::on(d).await
+    d
 }
 
 /// Runs a sleeping container `name` in pod `pod`.
@@ -514,4 +519,45 @@ async fn remove_keeping_shared_pods_keeps_the_pod_and_its_other_container() {
         "the other container stopped"
     );
     assert!(!env.d.quadlets.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_removal_that_fails_puts_the_quadlets_back_and_keeps_the_volumes() {
+    let mut d = full_deployment();
+    // Real podman for everything but `pod rm`, which fails as if a container had
+    // started in the pod after the plan was made.
+    let wrapper = d.env.dir().join("podman-failing-pod-rm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$prev\" = pod ] && [ \"$a\" = rm ]; then echo 'injected fault: pod rm' >&2; exit 125; fi\n  prev=$a\ndone\nexec '{}' \"$@\"\n",
+            d.env.program()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    d.service.config["podman"] = serde_json::json!(wrapper.display().to_string());
+    let env = Env::on(d).await;
+    let before = env.state();
+
+    let error = env.ops().remove("app", Guard::Required).await.unwrap_err();
+    assert!(error.to_string().contains("injected fault"), "{error}");
+    assert_eq!(
+        env.state(),
+        before,
+        "the quadlet directory or the volume is not as before the removal"
+    );
+    assert!(env.volume_exists(), "the volume was removed");
+    assert!(pod_exists(&env, "apod"), "the pod was removed");
+    assert!(
+        env.d.env.is_running("other"),
+        "another deployment's container stopped"
+    );
+    let bundles = env.bundles().await;
+    assert_eq!(bundles.len(), 1, "the guard bundle holds what was removed");
+    assert_guard_bundle(&bundles[0], "before-remove");
 }
