@@ -216,7 +216,7 @@ impl Encryption {
                 out
             }
             Encryption::PassphraseKey(key) => {
-                pending = Some(PendingWrap::ready(key.wrapped().to_owned()));
+                pending = Some(PendingWrap::Ready(key.wrapped().to_owned()));
                 vec![Box::new(key.recipient())]
             }
         };
@@ -228,8 +228,14 @@ impl Encryption {
     }
 }
 
-/// A bundle identity being wrapped with the passphrase (one scrypt run) on its own thread.
-pub(crate) struct PendingWrap(oneshot::Receiver<Result<String>>);
+/// A passphrase bundle's wrapped identity: done earlier (an unlocked key's), or being
+/// wrapped (one scrypt run) on its own thread.
+pub(crate) enum PendingWrap {
+    /// The armored age file, already at hand.
+    Ready(String),
+    /// The thread's answer, to come.
+    Running(oneshot::Receiver<Result<String>>),
+}
 
 impl fmt::Debug for PendingWrap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -238,13 +244,6 @@ impl fmt::Debug for PendingWrap {
 }
 
 impl PendingWrap {
-    /// A wrapping done earlier (an unlocked key's).
-    fn ready(wrapped: String) -> Self {
-        let (tx, rx) = oneshot::channel();
-        let _ = tx.send(Ok(wrapped));
-        PendingWrap(rx)
-    }
-
     /// Starts wrapping `identity` with `passphrase` on a new thread.
     fn start(
         identity: age::x25519::Identity,
@@ -264,7 +263,7 @@ impl PendingWrap {
                     format!("cannot start the thread that wraps the bundle key: {e}"),
                 )
             })?;
-        Ok(PendingWrap(rx))
+        Ok(PendingWrap::Running(rx))
     }
 
     /// The wrapped identity (armored age file), once the scrypt run is done.
@@ -273,12 +272,15 @@ impl PendingWrap {
     ///
     /// When wrapping failed or its thread died.
     pub(crate) async fn wait(self) -> Result<String> {
-        self.0.await.unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Io,
-                "the thread wrapping the bundle key with the passphrase stopped",
-            ))
-        })
+        match self {
+            PendingWrap::Ready(wrapped) => Ok(wrapped),
+            PendingWrap::Running(rx) => rx.await.unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Io,
+                    "the thread wrapping the bundle key with the passphrase stopped",
+                ))
+            }),
+        }
     }
 }
 
