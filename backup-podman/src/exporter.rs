@@ -15,8 +15,9 @@ use futures::StreamExt;
 use serde_json::{json, Map, Value};
 
 use crate::bind;
-use crate::cli::{Podman, RootAttributes, VolumeInfo};
+use crate::cli::{Podman, VolumeInfo};
 use crate::config::{BindMounts, PodmanConfig};
+use crate::export_inspection::{Inspected, Inspection};
 use crate::quadlet::{discover, Deployment};
 use crate::quiesce::{with_restart_outcome, Quiesced};
 use crate::tarscan::{checked, TarSummary};
@@ -177,41 +178,25 @@ fn directory_artifact() -> ArtifactDescriptor {
     )
 }
 
-/// Exports one volume, with its users stopped around it when configured.
+/// Exports one volume, with its users stopped around it when configured. The volume's
+/// inspection runs beside the export and is awaited when the tar ends: a missing volume,
+/// a driver without a mount point or a mismatched `rootless` setting still fails the
+/// export (with that error rather than podman's), before anything is recorded.
 pub(crate) async fn export_volume(
     config: &PodmanConfig,
     podman: Podman,
     volume: String,
 ) -> Result<ArtifactData> {
-    let info = podman.volume_inspect(&volume).await?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotFound,
-            format!("volume `{volume}` does not exist"),
-        )
-    })?;
-    if info.mountpoint.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "volume `{volume}` (driver `{}`) has no local mount point",
-                info.driver
-            ),
-        ));
-    }
     let mut quiesced = if config.stop_containers {
         Quiesced::stop_users(&podman, std::slice::from_ref(&volume)).await?
     } else {
         Quiesced::none(podman.clone())
     };
-    let started = async {
-        let (root, non_empty) = podman.inspect_root(&info.mountpoint).await?;
-        let stream = podman.volume_export(&volume).await?;
-        Ok::<_, Error>((root, non_empty, stream))
-    }
-    .await;
-    let (root, non_empty, stream) = match started {
-        Ok(parts) => parts,
+    let inspection = Inspection::start(&podman, &volume);
+    let stream = match podman.volume_export(&volume).await {
+        Ok(stream) => stream,
         Err(error) => {
+            let error = inspection.outcome().await.err().unwrap_or(error);
             let restarted = quiesced.resume().await;
             return Err(with_restart_outcome(error, restarted));
         }
@@ -223,8 +208,7 @@ pub(crate) async fn export_volume(
         summary,
         quiesced,
         volume,
-        root,
-        non_empty,
+        inspection: Some(inspection),
         sender: Some(sender),
         done: false,
     };
@@ -243,8 +227,7 @@ struct ExportState {
     summary: Arc<Mutex<TarSummary>>,
     quiesced: Quiesced,
     volume: String,
-    root: RootAttributes,
-    non_empty: bool,
+    inspection: Option<Inspection>,
     sender: Option<LateMetadataSender>,
     done: bool,
 }
@@ -256,8 +239,15 @@ impl ExportState {
         }
         let outcome = match self.inner.next().await {
             Some(Ok(chunk)) => return Some(Ok(chunk)),
-            Some(Err(e)) => Err(Error::io(format!("exporting volume `{}`", self.volume), e)),
-            None => self.check_complete(),
+            Some(Err(e)) => {
+                let failed = Error::io(format!("exporting volume `{}`", self.volume), e);
+                // The inspection names the cause better (no such volume, wrong mode).
+                Err(self.inspected().await.err().unwrap_or(failed))
+            }
+            None => match self.inspected().await {
+                Ok(inspected) => self.check_complete(inspected),
+                Err(error) => Err(error),
+            },
         };
         self.done = true;
         let restarted = self.quiesced.resume().await;
@@ -273,9 +263,19 @@ impl ExportState {
         }
     }
 
-    fn check_complete(&self) -> Result<Map<String, Value>> {
+    async fn inspected(&mut self) -> Result<Inspected> {
+        match self.inspection.take() {
+            Some(inspection) => inspection.outcome().await,
+            None => Err(Error::new(
+                ErrorKind::Cancelled,
+                "the volume inspection was already used",
+            )),
+        }
+    }
+
+    fn check_complete(&self, (root, non_empty): Inspected) -> Result<Map<String, Value>> {
         let summary = self.summary.lock().map(|s| *s).unwrap_or_default();
-        if summary.entries == 0 && self.non_empty {
+        if summary.entries == 0 && non_empty {
             return Err(Error::new(
                 ErrorKind::ToolFailed,
                 format!("`podman volume export {}` produced an empty archive of a volume that holds data", self.volume),
@@ -283,9 +283,9 @@ impl ExportState {
             .with_hint("check the volume's driver and that podman can read it (`podman volume export` by hand)"));
         }
         let mut map = Map::new();
-        map.insert("rootUid".into(), json!(self.root.uid));
-        map.insert("rootGid".into(), json!(self.root.gid));
-        map.insert("rootMode".into(), json!(format!("{:o}", self.root.mode)));
+        map.insert("rootUid".into(), json!(root.uid));
+        map.insert("rootGid".into(), json!(root.gid));
+        map.insert("rootMode".into(), json!(format!("{:o}", root.mode)));
         map.insert("entries".into(), json!(summary.entries));
         map.insert("fileBytes".into(), json!(summary.file_bytes));
         Ok(map)

@@ -37,6 +37,7 @@
 mod bind;
 mod cli;
 mod config;
+mod export_inspection;
 mod exporter;
 mod guarded;
 mod importer;

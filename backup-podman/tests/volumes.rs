@@ -185,3 +185,38 @@ async fn a_volume_import_of_a_truncated_archive_fails_and_leaves_the_volume_empt
         "the volume holds part of the archive: {left:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_volume_removed_after_planning_fails_its_export_with_not_found() {
+    let deployment = Deployment::with_volumes("app", Some(&["appdata"]));
+    deployment.env.create_volume("appdata");
+    std::fs::write(deployment.env.mountpoint("appdata").join("f"), b"data").unwrap();
+    let artifacts = PodmanExporter.artifacts(&deployment.service).await.unwrap();
+    let volume = artifacts
+        .iter()
+        .find(|a| a.name == "volume-appdata.tar")
+        .unwrap();
+    deployment.env.podman(&["volume", "rm", "appdata"]);
+    // The inspection runs beside `podman volume export`; its answer names the cause,
+    // whether the failure comes when the export starts or from its stream.
+    let failure = match PodmanExporter.export(&deployment.service, volume).await {
+        Err(error) => error,
+        Ok(data) => {
+            let mut stream = data.stream;
+            let mut failure = None;
+            while let Some(item) = stream.next().await {
+                if let Err(e) = item {
+                    failure = Some(backup_core::Error::from(e));
+                }
+            }
+            failure.expect("the export of a removed volume succeeded")
+        }
+    };
+    assert_eq!(failure.kind(), ErrorKind::NotFound, "{failure}");
+    assert!(
+        failure
+            .to_string()
+            .contains("volume `appdata` does not exist"),
+        "{failure}"
+    );
+}

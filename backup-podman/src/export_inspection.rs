@@ -1,0 +1,71 @@
+//! The facts a volume export records besides its tar (the volume's mount point, the
+//! root's owner and mode, whether it holds anything), gathered by `podman volume
+//! inspect` and one `find` *beside* the export instead of before it: the export's
+//! fixed cost is one podman start, like the native command's.
+
+use backup_core::{Error, ErrorKind, Result};
+use tokio::task::JoinHandle;
+
+use crate::cli::{Podman, RootAttributes};
+
+/// What the inspection found: the root's owner and mode, and whether the volume holds
+/// anything.
+pub(crate) type Inspected = (RootAttributes, bool);
+
+/// An inspection running on its own task; aborted when dropped (an export that is
+/// cancelled leaves nothing running).
+pub(crate) struct Inspection(Option<JoinHandle<Result<Inspected>>>);
+
+impl Inspection {
+    /// Starts inspecting `volume`.
+    pub(crate) fn start(podman: &Podman, volume: &str) -> Self {
+        let podman = podman.clone();
+        let volume = volume.to_string();
+        Self(Some(tokio::spawn(async move {
+            inspect(&podman, &volume).await
+        })))
+    }
+
+    /// Waits for the inspection's outcome.
+    pub(crate) async fn outcome(mut self) -> Result<Inspected> {
+        let Some(handle) = self.0.take() else {
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                "the volume inspection was stopped",
+            ));
+        };
+        handle.await.map_err(|e| {
+            Error::new(
+                ErrorKind::Cancelled,
+                format!("the volume inspection did not finish: {e}"),
+            )
+        })?
+    }
+}
+
+impl Drop for Inspection {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
+    }
+}
+
+async fn inspect(podman: &Podman, volume: &str) -> Result<Inspected> {
+    let info = podman.volume_inspect(volume).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("volume `{volume}` does not exist"),
+        )
+    })?;
+    if info.mountpoint.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "volume `{volume}` (driver `{}`) has no local mount point",
+                info.driver
+            ),
+        ));
+    }
+    podman.inspect_root(&info.mountpoint).await
+}
