@@ -152,7 +152,8 @@ impl S3Config {
             )
             .with_hint(
                 "required: endpoint, accessKeyId, secretAccessKey; versions is `latest` or \
-                 `all`, objectTags is `advertised` or `always`",
+                 `all`, objectTags is `advertised` or `always`; concurrency, partSizeMib and \
+                 singlePutCutoffMib (0 to 5120) are whole numbers",
             )
         })?;
         if !(config.endpoint.starts_with("http://") || config.endpoint.starts_with("https://")) {
