@@ -9,8 +9,6 @@ use std::sync::Mutex;
 
 use backup_core::{DataExporter, DataImporter, ErrorKind, ImportMode, ProgressEvent};
 use backup_testkit::s3_server::S3Server;
-use bytes::Bytes;
-use futures::StreamExt;
 use serde_json::json;
 
 fn files_in(dir: &std::path::Path) -> Vec<String> {
