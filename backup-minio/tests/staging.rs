@@ -1,14 +1,17 @@
 //! Objects above `partSizeMib` and up to `singlePutCutoffMib`, staged to a temporary file
 //! and PUT whole, on real moto and s3s-fs servers: byte-equal round trip with metadata and
-//! tags as a single PUT (larger objects multipart), staged versions replayed in order, an
-//! empty staging directory after a good and a failed import, clear errors for a staging
-//! directory that cannot be made and an invalid cutoff.
+//! tags as a single PUT (larger objects multipart), staged versions replayed in order, at
+//! most `concurrency` staged files at once, an empty staging directory after a good and a
+//! failed import, clear errors for a staging directory that cannot be made and an invalid
+//! cutoff.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use backup_core::{DataImporter, ErrorKind, ImportMode, ServiceTarget};
@@ -135,6 +138,74 @@ async fn staged_versions_of_one_key_are_replayed_oldest_first() {
         "{:?}",
         entries(staging.path())
     );
+}
+
+/// Watches `dir` (and the directories in it) on a thread until the returned flag is set;
+/// the thread returns the most files and bytes seen at once.
+fn watch(dir: &Path) -> (Arc<AtomicBool>, std::thread::JoinHandle<(usize, u64)>) {
+    let (stop, dir) = (Arc::new(AtomicBool::new(false)), dir.to_path_buf());
+    let stopped = stop.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut most = (0, 0);
+        while !stopped.load(Ordering::Relaxed) {
+            let files: Vec<u64> = walk(&dir);
+            most.0 = most.0.max(files.len());
+            most.1 = most.1.max(files.iter().sum());
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        most
+    });
+    (stop, watcher)
+}
+
+/// Sizes of the files under `dir` (files vanish while it reads: they count as gone).
+fn walk(dir: &Path) -> Vec<u64> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut sizes = Vec::new();
+    for entry in read.flatten() {
+        match entry.metadata() {
+            Ok(m) if m.is_dir() => sizes.extend(walk(&entry.path())),
+            Ok(m) => sizes.push(m.len()),
+            Err(_) => {}
+        }
+    }
+    sizes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_holds_at_most_concurrency_objects_at_once() {
+    let server = S3Server::moto();
+    let client = common::client(&server);
+    let source = common::bucket_name("staged-many");
+    common::create_bucket(&client, &source, false).await;
+    for i in 0..8u64 {
+        common::put_plain(
+            &client,
+            &source,
+            &format!("o{i}"),
+            common::bytes(i, 6 * MIB),
+        )
+        .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = back_up(&server, &source, json!({}), dir.path()).await;
+    let staging = tempfile::tempdir().unwrap();
+    let target = common::bucket_name("staged-many-dst");
+    let mut options = staged(staging.path(), 10);
+    options["concurrency"] = 2.into();
+    let dst = common::service("dst", &server, &[&target], options);
+    let (stop, watcher) = watch(staging.path());
+    common::restore(&path, "src", &dst, false).await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let (files, bytes) = watcher.join().unwrap();
+    assert!(files >= 1, "the watcher never saw a staged file");
+    assert!(
+        files <= 2 && bytes <= 2 * 6 * MIB as u64,
+        "{files} files, {bytes} bytes"
+    );
+    assert_eq!(common::keys(&client, &target).await.len(), 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
