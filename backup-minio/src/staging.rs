@@ -26,7 +26,8 @@ use crate::layout::ObjectRecord;
 use crate::tar_in::TarIn;
 use crate::upload::{put_whole, Target};
 
-/// Bytes copied from the archive to the file at a time.
+/// Bytes copied from the archive to the file, and read from the file for the PUT, at a
+/// time.
 const CHUNK: u64 = 1024 * 1024;
 
 const HINT: &str = "set `stagingDir` to an existing, writable directory with room for \
@@ -140,6 +141,8 @@ impl Staged {
         let body = ByteStream::read_from()
             .path(&path)
             .length(Length::Exact(self.size))
+            // The SDK's default reads the file 4 KiB at a time.
+            .buffer_size(CHUNK as usize)
             .build()
             .await
             .map_err(|e| {
