@@ -146,6 +146,8 @@ fn job(config: &S3Config, bucket: String, mode: ImportMode) -> ImportJob {
         force: mode.force,
         concurrency: config.concurrency(),
         part_size: config.part_size(),
+        single_put_cutoff: config.single_put_cutoff(),
+        staging_dir: config.staging_dir.clone(),
     }
 }
 
@@ -162,6 +164,8 @@ impl DataImporter for S3Importer {
         mode: ImportMode,
     ) -> Result<()> {
         let config = S3Config::from_service(service)?;
+        // A staging directory that cannot be made fails here, before anything is restored.
+        drop(job(&config, String::new(), mode).staging()?);
         let client = client(&config);
         let mut targets = Vec::new();
         for artifact in artifacts {

@@ -1,6 +1,7 @@
 //! The config of an `s3` / `minio` service and its JSON Schema.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use backup_core::{Error, ErrorKind, Result, ServiceTarget};
 use serde::Deserialize;
@@ -15,6 +16,11 @@ pub const SECRET_KEY_FIELD: &str = "secretAccessKey";
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Default size above which an object is uploaded in parts, and the smallest part size.
 pub const DEFAULT_PART_SIZE_MIB: u64 = 8;
+/// Default size up to which an object above the part size is staged to a temporary file
+/// and uploaded in one PUT (rclone's `--s3-upload-cutoff`).
+pub const DEFAULT_SINGLE_PUT_CUTOFF_MIB: u64 = 200;
+/// The largest object S3 takes in one PUT: 5 GiB.
+pub const MAX_SINGLE_PUT_MIB: u64 = 5120;
 
 /// Which versions an export reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -81,6 +87,16 @@ pub struct S3Config {
     /// (default 8; raised so any object fits in 10,000 parts).
     #[serde(default = "default_part_size")]
     pub part_size_mib: u64,
+    /// On import, objects above the part size and up to this many MiB are staged to a
+    /// temporary file and uploaded in one PUT (default 200, like rclone; 0 turns staging
+    /// off; at most 5120, S3's single-PUT limit). Larger objects go multipart. Staging
+    /// uses at most `concurrency × singlePutCutoffMib` of disk in `stagingDir`.
+    #[serde(default = "default_single_put_cutoff")]
+    pub single_put_cutoff_mib: u64,
+    /// Directory for staged objects on import (default: the system temp dir). A
+    /// directory of this host, not of the data: never taken from a snapshot.
+    #[serde(default)]
+    pub staging_dir: Option<PathBuf>,
     /// Access key id (secret).
     pub access_key_id: String,
     /// Secret access key (secret).
@@ -99,6 +115,9 @@ fn default_concurrency() -> usize {
 fn default_part_size() -> u64 {
     DEFAULT_PART_SIZE_MIB
 }
+fn default_single_put_cutoff() -> u64 {
+    DEFAULT_SINGLE_PUT_CUTOFF_MIB
+}
 
 impl std::fmt::Debug for S3Config {
     // Credentials never appear in Debug output.
@@ -112,6 +131,9 @@ impl std::fmt::Debug for S3Config {
             .field("versions", &self.versions)
             .field("object_tags", &self.object_tags)
             .field("concurrency", &self.concurrency)
+            .field("part_size_mib", &self.part_size_mib)
+            .field("single_put_cutoff_mib", &self.single_put_cutoff_mib)
+            .field("staging_dir", &self.staging_dir)
             .finish_non_exhaustive()
     }
 }
@@ -130,7 +152,8 @@ impl S3Config {
             )
             .with_hint(
                 "required: endpoint, accessKeyId, secretAccessKey; versions is `latest` or \
-                 `all`, objectTags is `advertised` or `always`",
+                 `all`, objectTags is `advertised` or `always`; concurrency, partSizeMib and \
+                 singlePutCutoffMib (0 to 5120) are whole numbers",
             )
         })?;
         if !(config.endpoint.starts_with("http://") || config.endpoint.starts_with("https://")) {
@@ -149,7 +172,37 @@ impl S3Config {
             )
             .with_hint("set accessKeyId and secretAccessKey (secrets of the recipe)"));
         }
+        config.check_staging(&service.name)?;
         Ok(config)
+    }
+
+    fn check_staging(&self, service: &str) -> Result<()> {
+        if self.single_put_cutoff_mib > MAX_SINGLE_PUT_MIB {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "singlePutCutoffMib of S3 service `{service}` is {} MiB, above S3's \
+                     single-PUT limit of {MAX_SINGLE_PUT_MIB} MiB (5 GiB)",
+                    self.single_put_cutoff_mib
+                ),
+            )
+            .with_hint(format!(
+                "set singlePutCutoffMib between 0 (stage nothing, upload in parts) and \
+                 {MAX_SINGLE_PUT_MIB}; the default is {DEFAULT_SINGLE_PUT_CUTOFF_MIB}"
+            )));
+        }
+        if self
+            .staging_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("stagingDir of S3 service `{service}` is empty"),
+            )
+            .with_hint("name a directory with room for concurrency × singlePutCutoffMib, or leave stagingDir out for the system temp dir"));
+        }
+        Ok(())
     }
 
     /// Number of requests in flight, at least 1.
@@ -160,6 +213,12 @@ impl S3Config {
     /// The smallest part size, in bytes (at least 5 MiB, S3's minimum).
     pub fn part_size(&self) -> u64 {
         self.part_size_mib.max(5) * 1024 * 1024
+    }
+
+    /// The single-PUT cutoff in bytes: objects above [`S3Config::part_size`] and up to
+    /// this are staged to a file and PUT whole; 0 when staging is off.
+    pub fn single_put_cutoff(&self) -> u64 {
+        self.single_put_cutoff_mib * 1024 * 1024
     }
 
     /// The bucket an artifact of `source` is imported into.
@@ -190,6 +249,8 @@ pub fn config_schema() -> serde_json::Value {
             "objectTags": { "enum": ["advertised", "always"] },
             "concurrency": { "type": "integer", "minimum": 1, "maximum": 64 },
             "partSizeMib": { "type": "integer", "minimum": 5, "maximum": 5120 },
+            "singlePutCutoffMib": { "type": "integer", "minimum": 0, "maximum": MAX_SINGLE_PUT_MIB },
+            "stagingDir": { "type": "string", "minLength": 1 },
             "accessKeyId": { "type": "string", "minLength": 1 },
             "secretAccessKey": { "type": "string", "minLength": 1 }
         },

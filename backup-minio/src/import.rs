@@ -15,6 +15,7 @@ use crate::layout::{
     MAX_JSON_ENTRY,
 };
 use crate::settings;
+use crate::staging::Staging;
 use crate::tar_in::TarIn;
 use crate::upload::{put_multipart, put_small, Target};
 
@@ -69,8 +70,29 @@ pub struct ImportJob {
     pub force: bool,
     /// Objects or parts in flight.
     pub concurrency: usize,
-    /// Single-PUT limit and smallest part size.
+    /// Largest object PUT whole from memory, and smallest part size.
     pub part_size: u64,
+    /// Objects above `part_size` and up to this are staged to a file in `staging_dir`
+    /// and PUT whole (see [`crate::staging`]); larger ones go multipart. At or below
+    /// `part_size` (0, say), nothing is staged.
+    pub single_put_cutoff: u64,
+    /// Where the import's staging directory is created (`None`: the system temp dir).
+    pub staging_dir: Option<std::path::PathBuf>,
+}
+
+impl ImportJob {
+    /// The import's staging directory, when objects may be staged (the cutoff is above
+    /// the part size).
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be created (hint naming `stagingDir`).
+    pub fn staging(&self) -> Result<Option<Staging>> {
+        if self.single_put_cutoff <= self.part_size {
+            return Ok(None);
+        }
+        Staging::create(self.staging_dir.as_deref()).map(Some)
+    }
 }
 
 /// Whether `bucket` exists; errors other than "not found" fail.
@@ -123,7 +145,10 @@ pub async fn ensure_usable(
 /// Imports the archive in `data` into `job.bucket`.
 ///
 /// Without `force`, a failed import removes what it uploaded (and the bucket, if it
-/// created it); with `force`, keys replaced before the failure stay replaced.
+/// created it); with `force`, keys replaced before the failure stay replaced. Objects
+/// above the part size and up to the single-PUT cutoff are staged to files in a
+/// directory made for this import (at most `concurrency` of them at once, so at most
+/// `concurrency × cutoff` bytes of disk), removed when the import ends, either way.
 ///
 /// # Errors
 ///
@@ -143,6 +168,8 @@ pub async fn import_archive(job: &ImportJob, data: ByteStream) -> Result<ImportR
         )
         .with_hint(format!("this version reads layout {LAYOUT_VERSION}")));
     }
+    // Before the bucket is touched: a staging directory that cannot be made fails first.
+    let staging = job.staging()?;
     ensure_usable(&job.client, &job.bucket, &job.endpoint, job.force).await?;
     let target = Target {
         client: job.client.clone(),
@@ -161,9 +188,12 @@ pub async fn import_archive(job: &ImportJob, data: ByteStream) -> Result<ImportR
     let mut created = Vec::new();
     let result = async {
         settings::apply(&job.client, &job.bucket, &head.settings, &job.endpoint).await?;
-        replay(job, &target, &mut tar, &mut report, &mut created).await
+        let staging = staging.as_ref();
+        replay(job, &target, staging, &mut tar, &mut report, &mut created).await
     }
     .await;
+    // Every upload has ended: the staged files go with the directory.
+    drop(staging);
     if let Err(e) = result {
         if !job.force {
             roll_back(job, &created, report.created_bucket).await;
@@ -221,6 +251,7 @@ type Uploaded = (ObjectRecord, Option<String>);
 async fn replay<R: AsyncRead + Unpin>(
     job: &ImportJob,
     target: &Target,
+    staging: Option<&Staging>,
     tar: &mut TarIn<R>,
     report: &mut ImportReport,
     created: &mut Vec<Created>,
@@ -229,7 +260,7 @@ async fn replay<R: AsyncRead + Unpin>(
         uploads: JoinSet::new(),
         finishing: JoinSet::new(),
     };
-    let outcome = replay_entries(job, target, tar, report, created, &mut tasks).await;
+    let outcome = replay_entries(job, target, staging, tar, report, created, &mut tasks).await;
     // Every upload ends (and aborts its own multipart upload) before we return.
     let mut first_error = outcome.err();
     for set in [&mut tasks.uploads, &mut tasks.finishing] {
@@ -285,7 +316,7 @@ async fn drain(
 
 /// Uploads running while the archive is read on.
 struct Tasks {
-    /// Whole-object PUTs: each holds its object's bytes.
+    /// Whole-object PUTs: each holds its object's bytes, in memory or in a staged file.
     uploads: JoinSet<Result<Uploaded>>,
     /// Completions and checks of multipart uploads whose parts are stored: no data held,
     /// so they overlap the next object's parts.
@@ -295,6 +326,7 @@ struct Tasks {
 async fn replay_entries<R: AsyncRead + Unpin>(
     job: &ImportJob,
     target: &Target,
+    staging: Option<&Staging>,
     tar: &mut TarIn<R>,
     report: &mut ImportReport,
     created: &mut Vec<Created>,
@@ -364,6 +396,15 @@ async fn replay_entries<R: AsyncRead + Unpin>(
             let target = target.clone();
             in_flight.spawn(async move {
                 let version = put_small(&target, &record, buf.freeze()).await?;
+                Ok((record, version))
+            });
+        } else if let Some(staging) = staging.filter(|_| record.size <= job.single_put_cutoff) {
+            // At most `concurrency` staged files at once, this one included.
+            drain(in_flight, report, created, job.concurrency - 1).await?;
+            let staged = staging.stage(tar, &record).await?;
+            let target = target.clone();
+            in_flight.spawn(async move {
+                let version = staged.put(&target, &record).await?;
                 Ok((record, version))
             });
         } else {

@@ -12,7 +12,9 @@
 //! `s3` / `minio` config: `endpoint` (`http(s)://host:port`), `region` (`us-east-1`),
 //! `pathStyle` (`true`), `buckets` (empty: every bucket the key can list), `prefix`,
 //! `versions` (`latest` or `all`), `objectTags` (`advertised` or `always`, see [`tags`]),
-//! `concurrency` (4), `partSizeMib` (8), `bucketMap` (import target per source bucket);
+//! `concurrency` (4), `partSizeMib` (8), `singlePutCutoffMib` (200; 0 turns it off; at
+//! most 5120), `stagingDir` (system temp dir; a host setting, never taken from a
+//! snapshot), `bucketMap` (import target per source bucket);
 //! `accessKeyId` and `secretAccessKey` are secrets (never in a snapshot, manifest, log
 //! line or error). Unknown fields are refused.
 //!
@@ -42,10 +44,12 @@
 //!
 //! The bucket is created when missing (with versioning when the source had it), and
 //! policy, CORS and tags are applied where supported. Objects up to `partSizeMib` are
-//! PUT whole, larger ones in parts of at least `partSizeMib` (raised so any object fits
-//! in 10,000 parts), `concurrency` objects or parts in flight: memory is bounded by
-//! `concurrency × part size`. A multipart upload is completed and checked while the next
-//! object's parts go up. Versions are replayed oldest to newest, delete markers
+//! PUT whole from memory; objects above it and up to `singlePutCutoffMib` are staged to a
+//! temporary file in `stagingDir` and PUT whole from it (retryable, memory flat; see
+//! [`staging`]); larger ones go in parts of at least `partSizeMib` (raised so any object
+//! fits in 10,000 parts). `concurrency` objects or parts are in flight: memory is bounded
+//! by `concurrency × part size`, staging disk by `concurrency × singlePutCutoffMib`. A
+//! multipart upload is completed and checked while the next object's parts go up. Versions are replayed oldest to newest, delete markers
 //! included; [`S3Importer::reports`] holds the old→new version-id map. A bucket holding
 //! objects is refused unless `force` (which replaces keys in the archive and leaves
 //! others). Every object is checked after upload: its size and its ETag against the MD5
@@ -70,6 +74,7 @@ pub mod fetch;
 pub mod import;
 pub mod layout;
 pub mod settings;
+pub mod staging;
 pub mod tags;
 pub mod tar_in;
 pub mod upload;
@@ -98,6 +103,7 @@ fn api_recipe(slug: &str, description: &str) -> Result<Recipe> {
         .description(description)
         .secret(ACCESS_KEY_FIELD, SecretGenerator::Alphanumeric(20))
         .secret(SECRET_KEY_FIELD, SecretGenerator::Alphanumeric(40))
+        .host_setting("stagingDir")
         .exporter(Arc::new(S3Exporter))
         .importer(Arc::new(S3Importer::new()))
         .data_export_description(

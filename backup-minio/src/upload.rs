@@ -1,4 +1,5 @@
-//! Uploads of one object: a single PUT up to the part size, multipart above it with
+//! Uploads of one object: a single PUT up to the part size (from memory) or up to the
+//! single-PUT cutoff (from a staged file, see [`crate::staging`]), multipart above it with
 //! bounded parts in flight, every object checked after upload, a failed multipart upload
 //! aborted.
 
@@ -109,15 +110,34 @@ pub async fn put_small(
     record: &ObjectRecord,
     data: Bytes,
 ) -> Result<Option<String>> {
-    let etag = format!("\"{}\"", hex::encode(md5_of(&data)));
+    let md5 = md5_of(&data);
     let size = data.len() as u64;
+    put_whole(target, record, ByteStream::from(data), size, md5).await
+}
+
+/// Uploads `body` (`size` bytes whose MD5 is `md5`) as `record`'s object with one PUT,
+/// with all its metadata and tags, and checks the stored size and ETag. Returns the new
+/// version id. `body` must be retryable (in memory, or read from a file) for the SDK to
+/// retry the PUT.
+///
+/// # Errors
+///
+/// When the server refuses or the stored object differs.
+pub async fn put_whole(
+    target: &Target,
+    record: &ObjectRecord,
+    body: ByteStream,
+    size: u64,
+    md5: [u8; 16],
+) -> Result<Option<String>> {
+    let etag = format!("\"{}\"", hex::encode(md5));
     #[allow(deprecated)]
     let out = target
         .client
         .put_object()
         .bucket(&target.bucket)
         .key(&record.key)
-        .body(ByteStream::from(data))
+        .body(body)
         .content_length(size as i64)
         .set_content_type(record.content_type.clone())
         .set_cache_control(record.cache_control.clone())

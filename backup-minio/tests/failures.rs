@@ -9,8 +9,6 @@ use std::sync::Mutex;
 
 use backup_core::{DataExporter, DataImporter, ErrorKind, ImportMode, ProgressEvent};
 use backup_testkit::s3_server::S3Server;
-use bytes::Bytes;
-use futures::StreamExt;
 use serde_json::json;
 
 fn files_in(dir: &std::path::Path) -> Vec<String> {
@@ -194,41 +192,13 @@ async fn import_cut_off_midway_aborts_its_upload_removes_its_objects_and_fails()
     }
     common::put_plain(&client, &source, "b-big", common::bytes(9, 40 << 20)).await;
     let src = common::service("src", &server, &[&source], json!({}));
-    let artifact = backup_minio::S3Exporter
-        .artifacts(&src)
-        .await
-        .unwrap()
-        .remove(0);
-    let mut export = backup_minio::S3Exporter
-        .export(&src, &artifact)
-        .await
-        .unwrap()
-        .stream;
     // Forward the first 30 MiB (into the big object's parts), then fail like a dropped
     // connection.
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    tokio::spawn(async move {
-        let mut sent = 0usize;
-        while let Some(chunk) = export.next().await {
-            let chunk = chunk.unwrap();
-            sent += chunk.len();
-            if sent > 30 << 20 {
-                break;
-            }
-            if tx.send(Ok(chunk)).await.is_err() {
-                return;
-            }
-        }
-        let _ = tx
-            .send(Err(std::io::Error::other("connection reset")))
-            .await;
-    });
-    let cut: backup_core::ByteStream = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
+    let (artifact, cut) = common::export_cut_off(&src, 30 << 20).await;
     let target = common::bucket_name("cut-dst");
     common::create_bucket(&client, &target, false).await;
-    let dst = common::service("dst", &server, &[&target], json!({}));
+    // Nothing staged: the 40 MiB object goes up in parts (staging has its own test).
+    let dst = common::service("dst", &server, &[&target], json!({"singlePutCutoffMib": 0}));
     let importer = backup_minio::S3Importer::new();
     let err = importer
         .import(&dst, &artifact, cut, ImportMode::default())

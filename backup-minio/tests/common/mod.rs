@@ -323,3 +323,44 @@ pub async fn restore(
     .await?;
     Ok(importer.reports())
 }
+
+/// The export of `source`'s first artifact, cut off like a dropped connection after the
+/// first chunks holding about `limit` bytes.
+pub async fn export_cut_off(
+    source: &ServiceTarget,
+    limit: usize,
+) -> (backup_core::ArtifactDescriptor, backup_core::ByteStream) {
+    use backup_core::DataExporter;
+    use futures::StreamExt;
+    let artifact = backup_minio::S3Exporter
+        .artifacts(source)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut export = backup_minio::S3Exporter
+        .export(source, &artifact)
+        .await
+        .unwrap()
+        .stream;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    tokio::spawn(async move {
+        let mut sent = 0usize;
+        while let Some(chunk) = export.next().await {
+            let chunk = chunk.unwrap();
+            sent += chunk.len();
+            if sent > limit {
+                break;
+            }
+            if tx.send(Ok(chunk)).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx
+            .send(Err(std::io::Error::other("connection reset")))
+            .await;
+    });
+    let cut: backup_core::ByteStream = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    (artifact, cut)
+}
