@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use zip::write::{SimpleFileOptions, StreamWriter};
 use zip::{CompressionMethod, ZipWriter};
 
+use super::age_frame::{AgeWriter, Framer};
 use super::crypto::EntryEncryptor;
 
 /// Chunks in flight between the async side and the zip thread.
@@ -271,11 +272,29 @@ const BATCH: usize = 512 * 1024;
 
 /// Sends what a stage writes to the next one in batches; fails once it has gone.
 /// [`ChunkSender::finish`] sends the last batch: a sender dropped without it loses
-/// what it holds, which only happens on a failure the entry reports anyway.
+/// what it holds, which only happens on a failure the entry reports anyway. With a
+/// [`Framer`] the batches are laid out as age frames for the encrypting stage to seal in
+/// place.
 struct ChunkSender {
     tx: std::sync::mpsc::SyncSender<Vec<u8>>,
     stop: Arc<AtomicBool>,
     batch: Vec<u8>,
+    framer: Option<Framer>,
+}
+
+/// Hands `batch` to the next stage, unless it has gone or the entry stopped.
+fn send(
+    tx: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    stop: &AtomicBool,
+    batch: Vec<u8>,
+) -> io::Result<()> {
+    if stop.load(Ordering::Acquire) || tx.send(batch).is_err() {
+        return Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the bundle writer stopped",
+        ));
+    }
+    Ok(())
 }
 
 impl ChunkSender {
@@ -284,23 +303,31 @@ impl ChunkSender {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        if self.stop.load(Ordering::Acquire) || self.tx.send(batch).is_err() {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the bundle writer stopped",
-            ));
-        }
-        Ok(())
+        send(&self.tx, &self.stop, batch)
+    }
+
+    /// Sends `batch` as it is, after anything written before.
+    fn send_whole(&mut self, batch: Vec<u8>) -> io::Result<()> {
+        self.send_batch()?;
+        send(&self.tx, &self.stop, batch)
     }
 
     /// Sends what is left.
     fn finish(mut self) -> io::Result<()> {
-        self.send_batch()
+        match self.framer.take() {
+            Some(framer) => send(&self.tx, &self.stop, framer.finish()),
+            None => self.send_batch(),
+        }
     }
 }
 
 impl Write for ChunkSender {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(framer) = &mut self.framer {
+            let (tx, stop) = (&self.tx, &self.stop);
+            framer.write(buf, &mut |batch| send(tx, stop, batch))?;
+            return Ok(buf.len());
+        }
         self.batch.extend_from_slice(buf);
         if self.batch.len() >= BATCH {
             self.send_batch()?;
@@ -316,7 +343,8 @@ impl Write for ChunkSender {
 /// Receives the entry on a scoped thread that zstd-compresses it and, when asked, a second
 /// one that age-encrypts what zstd wrote, while this thread hashes and writes the stored
 /// bytes into `body`: three stages of about equal cost, so encryption adds little wall
-/// time where a core is free.
+/// time where a core is free. zstd writes its output as age frames, which the encrypting
+/// stage seals in place and hands on (no copy).
 fn compress_pipelined<W: Write>(
     rx: &mut mpsc::Receiver<Command>,
     level: i32,
@@ -324,7 +352,8 @@ fn compress_pipelined<W: Write>(
     body: &mut Body<W>,
 ) -> io::Result<(u64, oneshot::Sender<EntryStats>)> {
     let stop = Arc::new(AtomicBool::new(false));
-    let (compressed_tx, compressed) = chunk_channel(&stop);
+    let framer = encrypt.map(|_| Framer::new(BATCH));
+    let (compressed_tx, compressed) = chunk_channel(&stop, framer);
     std::thread::scope(|scope| {
         let compressor = std::thread::Builder::new()
             .name("bundle-zstd".into())
@@ -337,16 +366,13 @@ fn compress_pipelined<W: Write>(
         let (stored, encrypter) = match encrypt {
             None => (compressed, None),
             Some(age) => {
-                let (encrypted_tx, encrypted) = chunk_channel(&stop);
+                let (mut encrypted_tx, encrypted) = chunk_channel(&stop, None);
                 let encrypter = std::thread::Builder::new()
                     .name("bundle-age".into())
                     .spawn_scoped(scope, move || {
-                        let mut writer = age.wrap(encrypted_tx)?;
-                        for chunk in &compressed {
-                            writer.write_all(&chunk)?;
-                        }
-                        writer.finish()?.finish()?;
-                        Ok::<_, io::Error>(())
+                        age.encrypt_batches(&compressed, &mut |sealed| {
+                            encrypted_tx.send_whole(sealed)
+                        })
                     })?;
                 (encrypted, Some(encrypter))
             }
@@ -378,24 +404,30 @@ fn compress_pipelined<W: Write>(
     })
 }
 
-/// A bounded channel of stored chunks between two pipeline stages; its sender fails
-/// once the receiving stage has gone or `stop` is set.
-fn chunk_channel(stop: &Arc<AtomicBool>) -> (ChunkSender, std::sync::mpsc::Receiver<Vec<u8>>) {
+/// A bounded channel of stored chunks between two pipeline stages (laid out by `framer`
+/// when given); its sender fails once the receiving stage has gone or `stop` is set.
+fn chunk_channel(
+    stop: &Arc<AtomicBool>,
+    framer: Option<Framer>,
+) -> (ChunkSender, std::sync::mpsc::Receiver<Vec<u8>>) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(COMPRESSED_IN_FLIGHT);
+    let batch = match framer {
+        Some(_) => Vec::new(),
+        None => Vec::with_capacity(BATCH),
+    };
     let sender = ChunkSender {
         tx,
         stop: Arc::clone(stop),
-        batch: Vec::with_capacity(BATCH),
+        batch,
+        framer,
     };
     (sender, rx)
 }
 
-/// An age file being written over the hashing writer.
-type AgeWriter<W> = age::stream::StreamWriter<HashingWriter<W>>;
-
 enum Body<W: Write> {
     Plain(HashingWriter<W>),
-    Age(AgeWriter<W>),
+    /// An age file being written over the hashing writer.
+    Age(AgeWriter<HashingWriter<W>>),
 }
 
 impl<W: Write> Body<W> {
