@@ -221,7 +221,7 @@ fn write_entry(
     };
     // Compressed entries are compressed and encrypted on the pipelined thread.
     let mut body = match (encrypt, zstd_level) {
-        (Some(age), None) => Body::Age(age.wrap(hashing)?),
+        (Some(age), None) => Body::Age(Box::new(age.wrap(hashing)?)),
         _ => Body::Plain(hashing),
     };
     let (uncompressed, reply) = match zstd_level {
@@ -426,8 +426,8 @@ fn chunk_channel(
 
 enum Body<W: Write> {
     Plain(HashingWriter<W>),
-    /// An age file being written over the hashing writer.
-    Age(AgeWriter<HashingWriter<W>>),
+    /// An age file being written over the hashing writer (boxed: ring's key is large).
+    Age(Box<AgeWriter<HashingWriter<W>>>),
 }
 
 impl<W: Write> Body<W> {
