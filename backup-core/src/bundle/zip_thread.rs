@@ -206,8 +206,8 @@ fn write_entries(
 }
 
 /// Writes the chunks of one entry, through zstd and then age when asked, hashing the
-/// stored bytes. zstd runs on its own (scoped) thread, pipelined with encryption, hashing
-/// and writing on this one.
+/// stored bytes. zstd runs on its own (scoped) thread, pipelined with encryption and
+/// hashing (on a thread of their own when both run) and writing on this one.
 fn write_entry(
     zip: &mut ZipWriter<StreamWriter<GuardedSink>>,
     rx: &mut mpsc::Receiver<Command>,
@@ -342,9 +342,9 @@ impl Write for ChunkSender {
 
 /// Receives the entry on a scoped thread that zstd-compresses it and, when asked, a second
 /// one that age-encrypts what zstd wrote, while this thread hashes and writes the stored
-/// bytes into `body`: three stages of about equal cost, so encryption adds little wall
-/// time where a core is free. zstd writes its output as age frames, which the encrypting
-/// stage seals in place and hands on (no copy).
+/// bytes into `body`. zstd writes its output as age frames, which the encrypting stage
+/// seals in place (no copy), hashes and hands on, so this thread only writes: two busy
+/// stages of about equal cost, which two cores run side by side.
 fn compress_pipelined<W: Write>(
     rx: &mut mpsc::Receiver<Command>,
     level: i32,
@@ -370,16 +370,21 @@ fn compress_pipelined<W: Write>(
                 let encrypter = std::thread::Builder::new()
                     .name("bundle-age".into())
                     .spawn_scoped(scope, move || {
+                        let (mut hasher, mut count) = (Sha256::new(), 0u64);
                         age.encrypt_batches(&compressed, &mut |sealed| {
+                            hasher.update(&sealed);
+                            count += sealed.len() as u64;
                             encrypted_tx.send_whole(sealed)
-                        })
+                        })?;
+                        Ok::<_, io::Error>((hasher, count))
                     })?;
                 (encrypted, Some(encrypter))
             }
         };
+        let hashed_before = encrypter.is_some();
         let mut written = Ok(());
         for chunk in &stored {
-            if let Err(e) = body.write_all(&chunk) {
+            if let Err(e) = body.write_stored(&chunk, hashed_before) {
                 written = Err(e);
                 stop.store(true, Ordering::Release);
                 break;
@@ -389,8 +394,9 @@ fn compress_pipelined<W: Write>(
         let encrypted = match encrypter {
             Some(handle) => handle
                 .join()
-                .map_err(|_| io::Error::other("the bundle encryption thread panicked"))?,
-            None => Ok(()),
+                .map_err(|_| io::Error::other("the bundle encryption thread panicked"))?
+                .map(Some),
+            None => Ok(None),
         };
         let received = compressor
             .join()
@@ -399,7 +405,9 @@ fn compress_pipelined<W: Write>(
         // close (the compressor's error comes last: when it stops early, the encrypter
         // ends its file normally and only the compressor knows why).
         written?;
-        encrypted?;
+        if let Some((hasher, count)) = encrypted? {
+            body.adopt_digest(hasher, count);
+        }
         received
     })
 }
@@ -435,6 +443,23 @@ impl<W: Write> Body<W> {
         match self {
             Body::Plain(w) => w.write_all(buf),
             Body::Age(w) => w.write_all(buf),
+        }
+    }
+
+    /// Writes stored bytes; `hashed_before` when the stage that produced them hashed them
+    /// already (see [`Body::adopt_digest`]).
+    fn write_stored(&mut self, buf: &[u8], hashed_before: bool) -> io::Result<()> {
+        match self {
+            Body::Plain(w) if hashed_before => w.inner.write_all(buf),
+            _ => self.write_all(buf),
+        }
+    }
+
+    /// Takes the count and digest of the stored bytes from the stage that hashed them.
+    fn adopt_digest(&mut self, hasher: Sha256, count: u64) {
+        if let Body::Plain(w) = self {
+            w.hasher = hasher;
+            w.count = count;
         }
     }
 
