@@ -7,8 +7,9 @@ const END: &str = "-----END AGE ENCRYPTED FILE-----";
 const COLUMNS: usize = 64;
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/// Armors `bytes` as `age -a` would.
-pub(crate) fn encode(bytes: &[u8]) -> String {
+/// Standard base64 of `bytes`, `=`-padded when `padded` (age's header uses no padding,
+/// its armor pads).
+pub(crate) fn base64(bytes: &[u8], padded: bool) -> String {
     let mut text = String::with_capacity(bytes.len() * 4 / 3 + 4);
     for chunk in bytes.chunks(3) {
         let n = chunk
@@ -18,11 +19,17 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
         for i in 0..4 {
             if i <= chunk.len() {
                 text.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
+            } else if padded {
                 text.push('=');
             }
         }
     }
+    text
+}
+
+/// Armors `bytes` as `age -a` would.
+pub(crate) fn encode(bytes: &[u8]) -> String {
+    let text = base64(bytes, true);
     let mut out = String::from(BEGIN);
     out.push('\n');
     for line in text.as_bytes().chunks(COLUMNS) {

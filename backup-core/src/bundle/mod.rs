@@ -50,6 +50,9 @@
 //! # Ok(()) }
 //! ```
 
+mod age_frame;
+pub use age_frame::AgeWriter;
+mod age_write;
 mod armor;
 mod central_dir;
 mod crypto;

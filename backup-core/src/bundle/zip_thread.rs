@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use zip::write::{SimpleFileOptions, StreamWriter};
 use zip::{CompressionMethod, ZipWriter};
 
+use super::age_frame::{AgeWriter, Framer};
 use super::crypto::EntryEncryptor;
 
 /// Chunks in flight between the async side and the zip thread.
@@ -205,8 +206,8 @@ fn write_entries(
 }
 
 /// Writes the chunks of one entry, through zstd and then age when asked, hashing the
-/// stored bytes. zstd runs on its own (scoped) thread, pipelined with encryption, hashing
-/// and writing on this one.
+/// stored bytes. zstd runs on its own (scoped) thread, pipelined with encryption and
+/// hashing (on a thread of their own when both run) and writing on this one.
 fn write_entry(
     zip: &mut ZipWriter<StreamWriter<GuardedSink>>,
     rx: &mut mpsc::Receiver<Command>,
@@ -220,7 +221,7 @@ fn write_entry(
     };
     // Compressed entries are compressed and encrypted on the pipelined thread.
     let mut body = match (encrypt, zstd_level) {
-        (Some(age), None) => Body::Age(age.wrap(hashing)?),
+        (Some(age), None) => Body::Age(Box::new(age.wrap(hashing)?)),
         _ => Body::Plain(hashing),
     };
     let (uncompressed, reply) = match zstd_level {
@@ -271,11 +272,29 @@ const BATCH: usize = 512 * 1024;
 
 /// Sends what a stage writes to the next one in batches; fails once it has gone.
 /// [`ChunkSender::finish`] sends the last batch: a sender dropped without it loses
-/// what it holds, which only happens on a failure the entry reports anyway.
+/// what it holds, which only happens on a failure the entry reports anyway. With a
+/// [`Framer`] the batches are laid out as age frames for the encrypting stage to seal in
+/// place.
 struct ChunkSender {
     tx: std::sync::mpsc::SyncSender<Vec<u8>>,
     stop: Arc<AtomicBool>,
     batch: Vec<u8>,
+    framer: Option<Framer>,
+}
+
+/// Hands `batch` to the next stage, unless it has gone or the entry stopped.
+fn send(
+    tx: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    stop: &AtomicBool,
+    batch: Vec<u8>,
+) -> io::Result<()> {
+    if stop.load(Ordering::Acquire) || tx.send(batch).is_err() {
+        return Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the bundle writer stopped",
+        ));
+    }
+    Ok(())
 }
 
 impl ChunkSender {
@@ -284,23 +303,31 @@ impl ChunkSender {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        if self.stop.load(Ordering::Acquire) || self.tx.send(batch).is_err() {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the bundle writer stopped",
-            ));
-        }
-        Ok(())
+        send(&self.tx, &self.stop, batch)
+    }
+
+    /// Sends `batch` as it is, after anything written before.
+    fn send_whole(&mut self, batch: Vec<u8>) -> io::Result<()> {
+        self.send_batch()?;
+        send(&self.tx, &self.stop, batch)
     }
 
     /// Sends what is left.
     fn finish(mut self) -> io::Result<()> {
-        self.send_batch()
+        match self.framer.take() {
+            Some(framer) => send(&self.tx, &self.stop, framer.finish()),
+            None => self.send_batch(),
+        }
     }
 }
 
 impl Write for ChunkSender {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(framer) = &mut self.framer {
+            let (tx, stop) = (&self.tx, &self.stop);
+            framer.write(buf, &mut |batch| send(tx, stop, batch))?;
+            return Ok(buf.len());
+        }
         self.batch.extend_from_slice(buf);
         if self.batch.len() >= BATCH {
             self.send_batch()?;
@@ -315,8 +342,9 @@ impl Write for ChunkSender {
 
 /// Receives the entry on a scoped thread that zstd-compresses it and, when asked, a second
 /// one that age-encrypts what zstd wrote, while this thread hashes and writes the stored
-/// bytes into `body`: three stages of about equal cost, so encryption adds little wall
-/// time where a core is free.
+/// bytes into `body`. zstd writes its output as age frames, which the encrypting stage
+/// seals in place (no copy), hashes and hands on, so this thread only writes: two busy
+/// stages of about equal cost, which two cores run side by side.
 fn compress_pipelined<W: Write>(
     rx: &mut mpsc::Receiver<Command>,
     level: i32,
@@ -324,7 +352,8 @@ fn compress_pipelined<W: Write>(
     body: &mut Body<W>,
 ) -> io::Result<(u64, oneshot::Sender<EntryStats>)> {
     let stop = Arc::new(AtomicBool::new(false));
-    let (compressed_tx, compressed) = chunk_channel(&stop);
+    let framer = encrypt.map(|_| Framer::new(BATCH));
+    let (compressed_tx, compressed) = chunk_channel(&stop, framer);
     std::thread::scope(|scope| {
         let compressor = std::thread::Builder::new()
             .name("bundle-zstd".into())
@@ -337,23 +366,25 @@ fn compress_pipelined<W: Write>(
         let (stored, encrypter) = match encrypt {
             None => (compressed, None),
             Some(age) => {
-                let (encrypted_tx, encrypted) = chunk_channel(&stop);
+                let (mut encrypted_tx, encrypted) = chunk_channel(&stop, None);
                 let encrypter = std::thread::Builder::new()
                     .name("bundle-age".into())
                     .spawn_scoped(scope, move || {
-                        let mut writer = age.wrap(encrypted_tx)?;
-                        for chunk in &compressed {
-                            writer.write_all(&chunk)?;
-                        }
-                        writer.finish()?.finish()?;
-                        Ok::<_, io::Error>(())
+                        let (mut hasher, mut count) = (Sha256::new(), 0u64);
+                        age.encrypt_batches(&compressed, &mut |sealed| {
+                            hasher.update(&sealed);
+                            count += sealed.len() as u64;
+                            encrypted_tx.send_whole(sealed)
+                        })?;
+                        Ok::<_, io::Error>((hasher, count))
                     })?;
                 (encrypted, Some(encrypter))
             }
         };
+        let hashed_before = encrypter.is_some();
         let mut written = Ok(());
         for chunk in &stored {
-            if let Err(e) = body.write_all(&chunk) {
+            if let Err(e) = body.write_stored(&chunk, hashed_before) {
                 written = Err(e);
                 stop.store(true, Ordering::Release);
                 break;
@@ -363,8 +394,9 @@ fn compress_pipelined<W: Write>(
         let encrypted = match encrypter {
             Some(handle) => handle
                 .join()
-                .map_err(|_| io::Error::other("the bundle encryption thread panicked"))?,
-            None => Ok(()),
+                .map_err(|_| io::Error::other("the bundle encryption thread panicked"))?
+                .map(Some),
+            None => Ok(None),
         };
         let received = compressor
             .join()
@@ -373,29 +405,37 @@ fn compress_pipelined<W: Write>(
         // close (the compressor's error comes last: when it stops early, the encrypter
         // ends its file normally and only the compressor knows why).
         written?;
-        encrypted?;
+        if let Some((hasher, count)) = encrypted? {
+            body.adopt_digest(hasher, count);
+        }
         received
     })
 }
 
-/// A bounded channel of stored chunks between two pipeline stages; its sender fails
-/// once the receiving stage has gone or `stop` is set.
-fn chunk_channel(stop: &Arc<AtomicBool>) -> (ChunkSender, std::sync::mpsc::Receiver<Vec<u8>>) {
+/// A bounded channel of stored chunks between two pipeline stages (laid out by `framer`
+/// when given); its sender fails once the receiving stage has gone or `stop` is set.
+fn chunk_channel(
+    stop: &Arc<AtomicBool>,
+    framer: Option<Framer>,
+) -> (ChunkSender, std::sync::mpsc::Receiver<Vec<u8>>) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(COMPRESSED_IN_FLIGHT);
+    let batch = match framer {
+        Some(_) => Vec::new(),
+        None => Vec::with_capacity(BATCH),
+    };
     let sender = ChunkSender {
         tx,
         stop: Arc::clone(stop),
-        batch: Vec::with_capacity(BATCH),
+        batch,
+        framer,
     };
     (sender, rx)
 }
 
-/// An age file being written over the hashing writer.
-type AgeWriter<W> = age::stream::StreamWriter<HashingWriter<W>>;
-
 enum Body<W: Write> {
     Plain(HashingWriter<W>),
-    Age(AgeWriter<W>),
+    /// An age file being written over the hashing writer (boxed: ring's key is large).
+    Age(Box<AgeWriter<HashingWriter<W>>>),
 }
 
 impl<W: Write> Body<W> {
@@ -403,6 +443,23 @@ impl<W: Write> Body<W> {
         match self {
             Body::Plain(w) => w.write_all(buf),
             Body::Age(w) => w.write_all(buf),
+        }
+    }
+
+    /// Writes stored bytes; `hashed_before` when the stage that produced them hashed them
+    /// already (see [`Body::adopt_digest`]).
+    fn write_stored(&mut self, buf: &[u8], hashed_before: bool) -> io::Result<()> {
+        match self {
+            Body::Plain(w) if hashed_before => w.inner.write_all(buf),
+            _ => self.write_all(buf),
+        }
+    }
+
+    /// Takes the count and digest of the stored bytes from the stage that hashed them.
+    fn adopt_digest(&mut self, hasher: Sha256, count: u64) {
+        if let Body::Plain(w) = self {
+            w.hasher = hasher;
+            w.count = count;
         }
     }
 
