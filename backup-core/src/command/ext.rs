@@ -64,6 +64,7 @@ pub trait CommandRunnerExt: CommandRunner {
         tool.close_stdin();
         let activity = Activity::new();
         let stdout = take_pipe(tool.child_mut().stdout.take(), "stdout")?;
+        widen_pipe(&stdout);
         let stderr = take_pipe(tool.child_mut().stderr.take(), "stderr")?;
         let stderr_task = tokio::spawn(read_tail(stderr, activity.clone()));
         let state = StdoutStream {
@@ -99,6 +100,9 @@ pub trait CommandRunnerExt: CommandRunner {
         let mut tool = ToolProcess::new(self.spawn(spec).await?);
         let activity = Activity::new();
         let (stdout_task, stderr_task) = start_readers(&mut tool, &activity)?;
+        if let Some(stdin) = tool.stdin_mut() {
+            widen_pipe(stdin);
+        }
         match feed(&mut tool, input, spec, &activity).await {
             Fed::Complete => {}
             Fed::InputFailed(source) => {
@@ -403,6 +407,19 @@ async fn stderr_tail(task: JoinHandle<String>) -> String {
         Ok(Ok(tail)) => tail,
         _ => String::new(),
     }
+}
+
+/// Bytes a pipe to or from a streaming tool holds: 1 MiB instead of Linux's 64 KiB
+/// default, so a tool streaming hundreds of MiB wakes the other side far less often.
+const PIPE_SIZE: usize = 1024 * 1024;
+
+/// Widens a streaming pipe to [`PIPE_SIZE`], best effort: where the size is refused
+/// (above `/proc/sys/fs/pipe-max-size`, or not Linux) the default stays.
+fn widen_pipe(pipe: &impl std::os::fd::AsFd) {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::pipe::fcntl_setpipe_size(pipe, PIPE_SIZE);
+    #[cfg(not(target_os = "linux"))]
+    let _ = pipe;
 }
 
 fn take_pipe<T>(pipe: Option<T>, name: &str) -> Result<T> {
