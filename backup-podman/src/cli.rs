@@ -48,6 +48,26 @@ pub struct VolumeInfo {
     pub mountpoint: String,
 }
 
+impl VolumeInfo {
+    /// The host directory holding the volume's data.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] for a driver without a local mount point.
+    pub fn local_mountpoint(&self) -> Result<&str> {
+        if self.mountpoint.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "volume `{}` (driver `{}`) has no local mount point",
+                    self.name, self.driver
+                ),
+            ));
+        }
+        Ok(&self.mountpoint)
+    }
+}
+
 /// Owner and permission bits of a volume's root directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RootAttributes {

@@ -58,14 +58,5 @@ async fn inspect(podman: &Podman, volume: &str) -> Result<Inspected> {
             format!("volume `{volume}` does not exist"),
         )
     })?;
-    if info.mountpoint.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "volume `{volume}` (driver `{}`) has no local mount point",
-                info.driver
-            ),
-        ));
-    }
-    podman.inspect_root(&info.mountpoint).await
+    podman.inspect_root(info.local_mountpoint()?).await
 }

@@ -140,7 +140,7 @@ impl DataImporter for PodmanImporter {
                 continue;
             }
             if let Some(info) = podman.volume_inspect(&volume).await? {
-                if podman.has_content(&info.mountpoint).await? {
+                if podman.has_content(info.local_mountpoint()?).await? {
                     return Err(not_empty(&service.name, format!("volume `{volume}`")));
                 }
             }
@@ -245,16 +245,8 @@ async fn import_volume(
             })?
         }
     };
-    if info.mountpoint.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "volume `{volume}` (driver `{}`) has no local mount point",
-                info.driver
-            ),
-        ));
-    }
-    let has_content = podman.has_content(&info.mountpoint).await?;
+    let mountpoint = info.local_mountpoint()?;
+    let has_content = podman.has_content(mountpoint).await?;
     if has_content && !mode.force {
         return Err(
             Error::new(ErrorKind::AlreadyExists, "the volume already holds data")
@@ -266,15 +258,7 @@ async fn import_volume(
     } else {
         Quiesced::none(podman.clone())
     };
-    let imported = replace_content(
-        podman,
-        &info.mountpoint,
-        artifact,
-        volume,
-        data,
-        has_content,
-    )
-    .await;
+    let imported = replace_content(podman, mountpoint, artifact, volume, data, has_content).await;
     let restarted = quiesced.resume().await;
     match imported {
         Ok(()) => restarted,
