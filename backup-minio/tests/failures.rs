@@ -136,16 +136,7 @@ async fn server_killed_mid_export_fails_and_leaves_no_bundle() {
     let server = S3Server::moto();
     let client = common::client(&server);
     let bucket = common::bucket_name("doomed");
-    common::create_bucket(&client, &bucket, false).await;
-    for i in 0..12u64 {
-        common::put_plain(
-            &client,
-            &bucket,
-            &format!("f{i:02}"),
-            common::bytes(i, 3 << 20),
-        )
-        .await;
-    }
+    common::fill_bucket(&client, &bucket, ("f", 2), 12, 3 << 20).await;
     let service = common::service("s3", &server, &[&bucket], json!({}));
     let exporter = std::sync::Arc::new(backup_minio::S3Exporter);
     let services = [backup_core::backup::ServiceExport {
@@ -186,10 +177,7 @@ async fn import_cut_off_midway_aborts_its_upload_removes_its_objects_and_fails()
     let server = S3Server::moto();
     let client = common::client(&server);
     let source = common::bucket_name("cut-src");
-    common::create_bucket(&client, &source, false).await;
-    for i in 0..5u64 {
-        common::put_plain(&client, &source, &format!("a{i}"), common::bytes(i, 1000)).await;
-    }
+    common::fill_bucket(&client, &source, ("a", 1), 5, 1000).await;
     common::put_plain(&client, &source, "b-big", common::bytes(9, 40 << 20)).await;
     let src = common::service("src", &server, &[&source], json!({}));
     // Forward the first 30 MiB (into the big object's parts), then fail like a dropped

@@ -8,7 +8,6 @@ mod common;
 
 use std::io::Write;
 
-use backup_core::DataExporter;
 use backup_testkit::s3_server::S3Server;
 use futures::StreamExt;
 use serde_json::json;
@@ -25,16 +24,7 @@ fn size_of(i: usize) -> usize {
 
 /// Exports `service`'s only bucket to `path`.
 async fn export_to(service: &backup_core::ServiceTarget, path: &std::path::Path) {
-    let artifact = backup_minio::S3Exporter
-        .artifacts(service)
-        .await
-        .unwrap()
-        .remove(0);
-    let mut stream = backup_minio::S3Exporter
-        .export(service, &artifact)
-        .await
-        .unwrap()
-        .stream;
+    let (_, mut stream) = common::export_stream(service).await;
     let mut file = std::fs::File::create(path).unwrap();
     while let Some(chunk) = stream.next().await {
         file.write_all(&chunk.unwrap()).unwrap();

@@ -179,16 +179,7 @@ async fn staging_holds_at_most_concurrency_objects_at_once() {
     let server = S3Server::moto();
     let client = common::client(&server);
     let source = common::bucket_name("staged-many");
-    common::create_bucket(&client, &source, false).await;
-    for i in 0..8u64 {
-        common::put_plain(
-            &client,
-            &source,
-            &format!("o{i}"),
-            common::bytes(i, 6 * MIB),
-        )
-        .await;
-    }
+    common::fill_bucket(&client, &source, ("o", 1), 8, 6 * MIB).await;
     let dir = tempfile::tempdir().unwrap();
     let path = back_up(&server, &source, json!({}), dir.path()).await;
     let staging = tempfile::tempdir().unwrap();
@@ -213,16 +204,7 @@ async fn an_import_cut_off_while_staging_removes_its_objects_and_leaves_no_stage
     let server = S3Server::moto();
     let client = common::client(&server);
     let source = common::bucket_name("staged-cut");
-    common::create_bucket(&client, &source, false).await;
-    for i in 0..4u64 {
-        common::put_plain(
-            &client,
-            &source,
-            &format!("o{i}"),
-            common::bytes(i, 7 * MIB),
-        )
-        .await;
-    }
+    common::fill_bucket(&client, &source, ("o", 1), 4, 7 * MIB).await;
     let src = common::service("src", &server, &[&source], json!({}));
     // Two objects whole, the third cut off while it is staged.
     let (artifact, cut) = common::export_cut_off(&src, 17 * MIB).await;

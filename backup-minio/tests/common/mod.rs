@@ -103,6 +103,27 @@ pub async fn put_plain(client: &Client, bucket: &str, key: &str, body: Vec<u8>) 
     out.version_id().map(str::to_string)
 }
 
+/// Creates the unversioned bucket `bucket` holding `count` objects `{prefix}{i}` (`i`
+/// zero-padded to `width`) of `size` pseudo-random bytes each (seed `i`).
+pub async fn fill_bucket(
+    client: &Client,
+    bucket: &str,
+    (prefix, width): (&str, usize),
+    count: u64,
+    size: usize,
+) {
+    create_bucket(client, bucket, false).await;
+    for i in 0..count {
+        put_plain(
+            client,
+            bucket,
+            &format!("{prefix}{i:0width$}"),
+            bytes(i, size),
+        )
+        .await;
+    }
+}
+
 /// Deterministic bytes: `len` bytes seeded by `seed`.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed
@@ -324,24 +345,32 @@ pub async fn restore(
     Ok(importer.reports())
 }
 
+/// `source`'s first artifact and its export stream.
+pub async fn export_stream(
+    source: &ServiceTarget,
+) -> (backup_core::ArtifactDescriptor, backup_core::ByteStream) {
+    use backup_core::DataExporter;
+    let artifact = backup_minio::S3Exporter
+        .artifacts(source)
+        .await
+        .unwrap()
+        .remove(0);
+    let export = backup_minio::S3Exporter
+        .export(source, &artifact)
+        .await
+        .unwrap()
+        .stream;
+    (artifact, export)
+}
+
 /// The export of `source`'s first artifact, cut off like a dropped connection after the
 /// first chunks holding about `limit` bytes.
 pub async fn export_cut_off(
     source: &ServiceTarget,
     limit: usize,
 ) -> (backup_core::ArtifactDescriptor, backup_core::ByteStream) {
-    use backup_core::DataExporter;
     use futures::StreamExt;
-    let artifact = backup_minio::S3Exporter
-        .artifacts(source)
-        .await
-        .unwrap()
-        .remove(0);
-    let mut export = backup_minio::S3Exporter
-        .export(source, &artifact)
-        .await
-        .unwrap()
-        .stream;
+    let (artifact, mut export) = export_stream(source).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
     tokio::spawn(async move {
         let mut sent = 0usize;
