@@ -223,14 +223,20 @@ impl Podman {
         self.output(self.spec(args)).await.map(|_| ())
     }
 
-    /// Streams `podman volume export NAME`.
+    /// Streams `podman volume export NAME`, read on a thread of its own: podman writes
+    /// the tar as fast as it can in 32 KiB pieces, which the async reactor reads at a
+    /// wake-up each (10–15 % slower on two cores that podman keeps busy).
     ///
     /// # Errors
     ///
     /// When podman cannot start; later failures end the stream with an error.
     pub async fn volume_export(&self, name: &str) -> Result<ByteStream> {
         self.runner
-            .stream_stdout(&self.spec(["volume", "export", name]))
+            .stream_stdout(
+                &self
+                    .spec(["volume", "export", name])
+                    .read_output_in_thread(),
+            )
             .await
     }
 

@@ -159,7 +159,7 @@ impl RemoteTool {
     }
 
     fn spec_cat(&self, copy: &str) -> CommandSpec {
-        CommandSpec::new("cat").arg(copy)
+        CommandSpec::new("cat").arg(copy).read_output_in_thread()
     }
 
     async fn remove(&self, copy: &str) {

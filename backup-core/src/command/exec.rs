@@ -145,6 +145,7 @@ impl ExecRunner {
             .args(spec.args.iter().cloned());
         wrapped.on_failure = spec.on_failure.clone();
         wrapped.idle_timeout = spec.idle_timeout;
+        wrapped.output_reader = spec.output_reader;
         wrapped
     }
 

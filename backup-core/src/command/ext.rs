@@ -11,7 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
 use super::process::{idle_timeout_error, unconsumed_input_error, Activity, ToolProcess};
-use super::{CommandRunner, CommandSpec, ToolFailure};
+use super::pump::pump_stdout;
+use super::{CommandRunner, CommandSpec, OutputReader, ToolFailure};
 use crate::artifact::{ByteStream, CHUNK_SIZE};
 use crate::{Error, ErrorKind, Result};
 
@@ -54,7 +55,8 @@ pub trait CommandRunnerExt: CommandRunner {
     /// The stream ends with an error item when the tool exits non-zero (even after
     /// printing output), carrying the mapped [`ToolFailure`], or when it prints nothing
     /// for its idle timeout ([`ErrorKind::Unavailable`]). Dropping the stream kills the
-    /// tool.
+    /// tool. The spec's [`output_reader`](CommandSpec#structfield.output_reader) chooses
+    /// how the output is read (the async runtime, or a thread of its own for bulk data).
     ///
     /// # Errors
     ///
@@ -65,11 +67,12 @@ pub trait CommandRunnerExt: CommandRunner {
         let activity = Activity::new();
         let stdout = take_pipe(tool.child_mut().stdout.take(), "stdout")?;
         widen_pipe(&stdout);
+        let chunks = output_chunks(stdout, spec, &activity)?;
         let stderr = take_pipe(tool.child_mut().stderr.take(), "stderr")?;
         let stderr_task = tokio::spawn(read_tail(stderr, activity.clone()));
         let state = StdoutStream {
             tool,
-            chunks: tokio_util::io::ReaderStream::with_capacity(stdout, CHUNK_SIZE),
+            chunks,
             stderr_task: Some(stderr_task),
             spec: spec.clone(),
             activity,
@@ -156,7 +159,7 @@ impl<T: CommandRunner + ?Sized> CommandRunnerExt for T {}
 /// The state behind [`CommandRunnerExt::stream_stdout`]; dropping it kills the tool.
 struct StdoutStream {
     tool: ToolProcess,
-    chunks: tokio_util::io::ReaderStream<tokio::process::ChildStdout>,
+    chunks: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
     stderr_task: Option<JoinHandle<String>>,
     spec: CommandSpec,
     activity: Activity,
@@ -199,6 +202,34 @@ impl StdoutStream {
         };
         self.ended = true;
         outcome.err().map(|err| Err(err.into_io()))
+    }
+}
+
+/// The tool's stdout as a stream of chunks, read as its spec says.
+fn output_chunks(
+    stdout: tokio::process::ChildStdout,
+    spec: &CommandSpec,
+    activity: &Activity,
+) -> Result<futures::stream::BoxStream<'static, std::io::Result<Bytes>>> {
+    match spec.output_reader {
+        OutputReader::Async => Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            stdout, CHUNK_SIZE,
+        ))),
+        OutputReader::Thread => {
+            let stdout = stdout.into_owned_fd().map_err(|source| {
+                Error::io(
+                    format!("taking the output pipe of `{}`", spec.program),
+                    source,
+                )
+            })?;
+            let chunks = pump_stdout(stdout, activity.clone()).map_err(|source| {
+                Error::io(format!("starting the reader of `{}`", spec.program), source)
+            })?;
+            Ok(Box::pin(futures::stream::unfold(
+                chunks,
+                |mut chunks| async move { chunks.recv().await.map(|item| (item, chunks)) },
+            )))
+        }
     }
 }
 

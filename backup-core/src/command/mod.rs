@@ -26,11 +26,12 @@ use crate::{Error, ErrorKind, Result};
 mod exec;
 mod ext;
 mod process;
+mod pump;
 mod spec;
 
 pub use exec::{ExecRunner, ExecTarget, KUBECTL_ENV_SCRIPT};
 pub use ext::{CommandOutput, CommandRunnerExt};
-pub use spec::{CommandSpec, FailureMapper, ToolFailure, DEFAULT_IDLE_TIMEOUT};
+pub use spec::{CommandSpec, FailureMapper, OutputReader, ToolFailure, DEFAULT_IDLE_TIMEOUT};
 
 /// A started command with piped stdin, stdout and stderr.
 #[derive(Debug)]

@@ -71,6 +71,23 @@ pub struct CommandSpec {
     /// [`DEFAULT_IDLE_TIMEOUT`]. Time the tool spends waiting on the caller (a slow
     /// consumer of its output, a slow producer of its input) does not count.
     pub idle_timeout: Option<Duration>,
+    /// How [`CommandRunnerExt::stream_stdout`](super::CommandRunnerExt::stream_stdout)
+    /// reads the tool's output; defaults to [`OutputReader::Async`].
+    pub output_reader: OutputReader,
+}
+
+/// How a streamed tool's stdout is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutputReader {
+    /// Through the async runtime, each piece as the tool writes it: best for a tool that
+    /// prints in small pieces while it works (`pg_dump`, which waits on its server).
+    #[default]
+    Async,
+    /// On a thread of its own with blocking reads, handed over in chunks: cheaper for a
+    /// tool that streams hundreds of MiB as fast as it can (`podman volume export`, `cat`
+    /// of a file), above all when that tool keeps the machine's cores busy. A piece the
+    /// tool prints and then stays quiet after still arrives within a few milliseconds.
+    Thread,
 }
 
 impl CommandSpec {
@@ -82,7 +99,15 @@ impl CommandSpec {
             env: Vec::new(),
             on_failure: None,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            output_reader: OutputReader::Async,
         }
+    }
+
+    /// Reads the tool's streamed output on a thread of its own (see
+    /// [`OutputReader::Thread`]): for bulk data a tool writes as fast as it can.
+    pub fn read_output_in_thread(mut self) -> Self {
+        self.output_reader = OutputReader::Thread;
+        self
     }
 
     /// Appends one argument.
@@ -156,6 +181,7 @@ impl fmt::Debug for CommandSpec {
             .field("args", &self.args)
             .field("env", &env_names)
             .field("idle_timeout", &self.idle_timeout)
+            .field("output_reader", &self.output_reader)
             .finish_non_exhaustive()
     }
 }
