@@ -7,9 +7,10 @@ mod restore_support;
 use backup_core::bundle::BundleKind;
 use backup_core::memory_host::HostCall;
 use backup_core::progress::no_progress;
+use backup_core::{ErrorKind, ProgressEvent};
 use backup_repository::safe_restore::LATEST;
 use backup_repository::{safe_restore, SafeRestoreOptions, SmokeTest};
-use restore_support::{only_files, registry, Env};
+use restore_support::{collecting, only_files, registry, Env};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn safe_restore_brings_back_the_bundle_and_keeps_a_locked_safety_bundle() {
@@ -254,4 +255,68 @@ async fn a_stopped_service_stays_stopped() {
         "{calls:?}"
     );
     assert_eq!(env.host.get("files").expect("files").status, "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_that_only_plans_reads_no_entry_and_the_restore_after_it_still_verifies() {
+    let env = Env::start().await;
+    let bundle = env.backup("good").await;
+    env.change(1);
+    let before = env.state();
+    // One flipped byte in the middle of the bundle: inside an entry's data.
+    let file = env.bundle_file(&bundle);
+    let mut bytes = std::fs::read(&file).expect("read bundle");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&file, &bytes).expect("write bundle");
+    let run = |options: SafeRestoreOptions, progress| {
+        let env = &env;
+        let name = bundle.name.clone();
+        async move { safe_restore(&env.repo, &name, &env.host, &registry(), &options, progress).await }
+    };
+
+    let (progress, events) = collecting();
+    let plan = run(
+        SafeRestoreOptions {
+            dry_run: true,
+            verify_in_dry_run: false,
+            ..SafeRestoreOptions::default()
+        },
+        progress,
+    )
+    .await
+    .expect("a plan that reads no entry does not see the damage");
+    assert!(plan.dry_run);
+    assert_eq!(plan.services.len(), 3, "{plan:?}");
+    assert!(
+        !events
+            .lock()
+            .expect("events")
+            .iter()
+            .any(|e| matches!(e, ProgressEvent::Verified { .. })),
+        "the plan read an entry"
+    );
+
+    let checked = run(
+        SafeRestoreOptions {
+            dry_run: true,
+            ..SafeRestoreOptions::default()
+        },
+        no_progress(),
+    )
+    .await
+    .expect_err("a default dry run verifies every entry");
+    assert_eq!(checked.kind(), ErrorKind::Integrity, "{checked}");
+
+    let restored = run(
+        SafeRestoreOptions {
+            verify_in_dry_run: false,
+            ..SafeRestoreOptions::default()
+        },
+        no_progress(),
+    )
+    .await
+    .expect_err("a restore always verifies first");
+    assert_eq!(restored.kind(), ErrorKind::Integrity, "{restored}");
+    assert_eq!(env.state(), before, "nothing touched");
 }

@@ -102,6 +102,37 @@ fn a_tampered_bundle_fails_verification_with_exit_code_3() {
 }
 
 #[test]
+fn restoring_a_tampered_bundle_exits_3_and_touches_nothing() {
+    let ws = initialised(Options::default());
+    let created = ws.ok(&["create"]);
+    std::fs::write(ws.files.join("after-the-backup.txt"), "newer").unwrap();
+    let before = ws.files_digest();
+    let path = ws.repo.join(format!(
+        "bundles/{}.backup.zip",
+        created["name"].as_str().unwrap()
+    ));
+    let manifest = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(BundleReader::open(&path))
+        .unwrap()
+        .manifest()
+        .clone();
+    let data = manifest
+        .entries
+        .iter()
+        .find(|e| e.path.starts_with("data/"))
+        .unwrap();
+    backup_testkit::tamper::flip_byte_inside_entry(&path, data);
+
+    // The plan before the restore reads no data; the restore's own check finds it.
+    let out = ws.json(&["restore", "1", "--yes"], 3);
+    assert_eq!(out["error"]["kind"], "integrity", "{out}");
+    let out = ws.json(&["restore", "1", "--dry-run"], 3);
+    assert_eq!(out["error"]["kind"], "integrity", "{out}");
+    assert_eq!(ws.files_digest(), before, "nothing touched");
+}
+
+#[test]
 fn a_repository_locked_by_a_live_process_exits_6() {
     let ws = initialised(Options::default());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();

@@ -43,6 +43,7 @@ pub use safety::BEFORE_RESTORE;
 pub use select::LATEST;
 
 pub(crate) use record::{record as record_run, start as start_run};
+use select::planning_reader;
 pub(crate) use select::{holds_all, verified_reader};
 
 use crate::index::IndexEntry;
@@ -61,6 +62,11 @@ pub struct SafeRestoreOptions {
     pub with_dependencies: bool,
     /// Verify, plan, check and describe only; change nothing.
     pub dry_run: bool,
+    /// Whether a dry run reads and checks every entry of the bundle (on by default).
+    /// Turn it off for a dry run that only shows the plan before a real restore: the
+    /// restore verifies every entry before it touches anything anyway, so the bundle is
+    /// then read once for the check instead of twice. A real restore ignores this.
+    pub verify_in_dry_run: bool,
     /// Run each importer's smoke test after its data is in. On by default.
     pub smoke_test: bool,
     /// How long the safety bundle stays locked (7 days by default).
@@ -76,6 +82,7 @@ impl Default for SafeRestoreOptions {
             services: None,
             with_dependencies: true,
             dry_run: false,
+            verify_in_dry_run: true,
             smoke_test: true,
             safety_lock: Duration::from_secs(7 * 24 * 3600),
             proceed_without_safety_backup: false,
@@ -135,7 +142,11 @@ pub async fn safe_restore(
         let lock = repo.lock(LockKind::Shared, SAFE_RESTORE).await?;
         let result = async {
             let entry = select::resolve(repo, selector, options.services.as_deref()).await?;
-            let reader = verified_reader(repo, &entry, progress.as_ref()).await?;
+            let reader = if options.dry_run && !options.verify_in_dry_run {
+                planning_reader(repo, &entry).await?
+            } else {
+                verified_reader(repo, &entry, progress.as_ref()).await?
+            };
             let safety = if options.proceed_without_safety_backup {
                 SafetyPolicy::Overridden
             } else {

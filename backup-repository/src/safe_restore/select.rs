@@ -142,6 +142,18 @@ impl ProgressSink for WithoutFinished<'_> {
     }
 }
 
+/// A reader for planning only: the manifest checked against the index and the key
+/// able to open it, no entry read.
+///
+/// # Errors
+///
+/// As [`verified_reader`], without the entries' checks.
+pub(crate) async fn planning_reader(repo: &Repository, entry: &IndexEntry) -> Result<BundleReader> {
+    let reader = repo.checked_reader(entry).await?;
+    reader.ensure_decryptable()?;
+    Ok(reader)
+}
+
 /// Opens the bundle of `entry`, with the repository's key, and verifies every entry's
 /// size and sha256 (decrypting each when the bundle is encrypted) against its manifest,
 /// and that manifest against the index.

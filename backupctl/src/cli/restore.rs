@@ -23,9 +23,13 @@ pub(crate) async fn restore(ctx: &Context, args: RestoreArgs) -> Result<Exit> {
     let host = ctx.host(&config)?;
     let repo = ctx.repository(&config).await?;
     let services = (!args.services.is_empty()).then(|| args.services.clone());
+    // Before a real restore the plan reads no data: the restore verifies every entry
+    // before it touches anything, and a bundle of hundreds of GiB is read once for that
+    // check instead of twice. `--dry-run` verifies, as it is the whole answer.
     let mut options = SafeRestoreOptions {
         services,
         dry_run: true,
+        verify_in_dry_run: args.dry_run,
         ..SafeRestoreOptions::default()
     };
     let progress: SharedProgress = ctx.progress.clone();
