@@ -205,7 +205,9 @@ impl RespWriter {
 
     /// Buffers `*n\r\n`.
     pub(crate) async fn array_header(&mut self, n: usize) -> Result<()> {
-        self.raw(format!("*{n}\r\n").as_bytes()).await
+        let mut text = [0u8; HEADER_MAX];
+        let header = header(b'*', n as u64, &mut text);
+        self.raw(header).await
     }
 
     /// Buffers one whole bulk string.
@@ -217,11 +219,21 @@ impl RespWriter {
 
     /// Buffers `$len\r\n`: the caller then writes exactly `len` bytes and `\r\n`.
     pub(crate) async fn bulk_header(&mut self, len: u64) -> Result<()> {
-        self.raw(format!("${len}\r\n").as_bytes()).await
+        let mut text = [0u8; HEADER_MAX];
+        let header = header(b'$', len, &mut text);
+        self.raw(header).await
     }
 
-    /// Buffers raw bytes.
+    /// Buffers raw bytes. Bytes that fit in the buffer are only copied: no I/O, so no
+    /// idle clock is started for them (a pipelined import buffers millions of pieces).
     pub(crate) async fn raw(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.inner.buffer().len() + bytes.len() <= IO_BUFFER {
+            return self
+                .inner
+                .write_all(bytes)
+                .await
+                .map_err(|e| connection_lost(&self.endpoint, "sending", e));
+        }
         match tokio::time::timeout(self.idle_timeout, self.inner.write_all(bytes)).await {
             Ok(done) => done.map_err(|e| connection_lost(&self.endpoint, "sending", e)),
             Err(_) => Err(idle_timeout_error(
@@ -245,6 +257,28 @@ impl RespWriter {
     }
 }
 
+/// The longest header: a type byte, 20 digits and `\r\n`.
+const HEADER_MAX: usize = 24;
+
+/// `prefix`, `n` in decimal and `\r\n`, written into `text` (no allocation).
+fn header(prefix: u8, mut n: u64, text: &mut [u8; HEADER_MAX]) -> &[u8] {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - start;
+    text[0] = prefix;
+    text[1..=len].copy_from_slice(&digits[start..]);
+    text[len + 1..len + 3].copy_from_slice(b"\r\n");
+    &text[..len + 3]
+}
+
 /// What a bulk-string header announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BulkHeader {
@@ -263,15 +297,21 @@ impl RespReader {
     /// Returns buffered bytes, reading from the socket when none are buffered, within the
     /// idle timeout. Empty means the connection closed.
     async fn fill(&mut self, what: &str) -> Result<&[u8]> {
-        match tokio::time::timeout(self.idle_timeout, self.inner.fill_buf()).await {
-            Ok(Ok(buf)) => Ok(buf),
-            Ok(Err(e)) => Err(connection_lost(&self.endpoint, what, e)),
-            Err(_) => Err(idle_timeout_error(
-                &self.endpoint,
-                self.idle_timeout,
-                &format!("sent nothing while we were {what}"),
-            )),
+        // Bytes already buffered need no read, so no idle clock.
+        if self.inner.buffer().is_empty() {
+            match tokio::time::timeout(self.idle_timeout, self.inner.fill_buf()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(connection_lost(&self.endpoint, what, e)),
+                Err(_) => {
+                    return Err(idle_timeout_error(
+                        &self.endpoint,
+                        self.idle_timeout,
+                        &format!("sent nothing while we were {what}"),
+                    ))
+                }
+            }
         }
+        Ok(self.inner.buffer())
     }
 
     fn closed(&self) -> Error {
@@ -499,4 +539,29 @@ pub(crate) fn info_fields(text: &str) -> impl Iterator<Item = (&str, &str)> {
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.trim(), v.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{header, HEADER_MAX};
+
+    #[test]
+    fn headers_are_the_decimal_length_between_the_type_byte_and_crlf() {
+        for (prefix, n) in [
+            (b'*', 0u64),
+            (b'$', 9),
+            (b'$', 10),
+            (b'*', 5),
+            (b'$', 1 << 40),
+        ] {
+            let mut text = [0u8; HEADER_MAX];
+            let expected = format!("{}{n}\r\n", prefix as char);
+            assert_eq!(header(prefix, n, &mut text), expected.as_bytes());
+        }
+        let mut text = [0u8; HEADER_MAX];
+        assert_eq!(
+            header(b'$', u64::MAX, &mut text),
+            format!("${}\r\n", u64::MAX).as_bytes()
+        );
+    }
 }
