@@ -37,19 +37,20 @@ const GATHER_WINDOW: Duration = Duration::from_millis(2);
 /// How long the pump lets a tool write after emptying its pipe, before reading again.
 const DRAINED_PAUSE: Duration = Duration::from_micros(200);
 
-/// Starts the pump on `stdout` (a pipe in blocking mode, as tokio's `into_owned_fd`
-/// returns it). The receiver yields chunks until the tool closes its stdout, then ends;
-/// a read error is the last item. Dropping the receiver stops the pump after its current
+/// Starts the pump on `stdout` (a pipe). The receiver yields chunks until the tool
+/// closes its stdout, then ends; a read error is the last item. Dropping the receiver stops the pump after its current
 /// read, which returns once the tool (killed when its stream is dropped) has closed the
 /// pipe.
 ///
 /// # Errors
 ///
-/// When the thread cannot be started.
+/// When the pipe cannot be put in blocking mode or the thread cannot be started.
 pub(crate) fn pump_stdout(
     stdout: OwnedFd,
     activity: Activity,
 ) -> std::io::Result<Receiver<std::io::Result<Bytes>>> {
+    // The pump's reads block; tokio hands the pipe over in blocking mode, made sure here.
+    rustix::io::ioctl_fionbio(&stdout, false)?;
     let (sender, receiver) = channel(CHANNEL_CHUNKS);
     std::thread::Builder::new()
         .name("tool-stdout".into())
