@@ -127,10 +127,16 @@ async fn exporter_warnings_are_recorded_a_skipped_socket() {
 #[tokio::test]
 async fn runs_are_listed_newest_first_and_filtered_by_status_kind_service_and_trigger() {
     let f = Fixture::new(&["files", "media"]).await;
+    // Runs sort by start time to the millisecond: a backup that fails at once can start
+    // in the same millisecond as the next run, so each run starts a tick later.
+    let tick = || tokio::time::sleep(std::time::Duration::from_millis(3));
     let first = backup(&f, RunKind::Manual, "user").await;
+    tick().await;
     let guard = backup(&f, RunKind::Guard, "before-remove").await;
+    tick().await;
     f.break_service("media", true);
     let failed = backup(&f, RunKind::Scheduled, "schedule:nightly").await;
+    tick().await;
     let restore = RunStart::new(RunKind::Restore, "user")
         .services(["media"])
         .failed(&Error::new(ErrorKind::Integrity, "bad bundle").with_hint("verify it"));
