@@ -39,22 +39,39 @@ fn read_status_field(name: &str) -> u64 {
 /// CPU time (user + system) this process has used so far, all threads; zero if unknown.
 /// The difference across a run, beside its wall time, shows how many cores it kept busy.
 pub fn cpu_time() -> Duration {
+    // utime and stime: fields 14 and 15 of /proc/self/stat.
+    stat_ticks(&[11, 12])
+}
+
+/// CPU time (user + system) of this process's children that have ended and been waited
+/// for (the native tools a bench runs, the tools an adapter starts); zero if unknown.
+pub fn children_cpu_time() -> Duration {
+    // cutime and cstime: fields 16 and 17 of /proc/self/stat.
+    stat_ticks(&[13, 14])
+}
+
+/// The sum of `/proc/self/stat` fields (counted after the command name, in clock ticks
+/// of 10 ms), as a duration.
+fn stat_ticks(fields_after_name: &[usize]) -> Duration {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return Duration::ZERO;
     };
-    // Fields after the command name (which may hold spaces, so split after its ')'):
-    // state is field 3; utime and stime are fields 14 and 15, in clock ticks (100 Hz).
+    // The command name may hold spaces, so split after its ')'; state is the first field
+    // after it (field 3).
     let Some((_, after)) = stat.rsplit_once(')') else {
         return Duration::ZERO;
     };
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    let ticks: u64 = fields_after_name
+        .iter()
+        .map(|i| {
+            fields
+                .get(*i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 /// Runs a shell command line (the native tool) and returns how long it took.

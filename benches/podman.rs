@@ -16,11 +16,13 @@
 //! swings out of the comparison. The adapter's export also checks every tar header as it streams and
 //! records the volume root's owner and mode; its import also checks the archive and
 //! restores the root's owner and mode. Both import into a freshly created, empty volume.
+//! A last table prints each side's CPU time (all of its processes) beside its wall time:
+//! how many cores it kept busy, which shows when a side has no spare core for a reader.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use backup_benches::{measure, print_report, time_shell, Row};
+use backup_benches::{children_cpu_time, cpu_time, measure, print_report, time_shell, Row};
 use backup_core::artifact::stream_from_reader;
 use backup_core::{ArtifactDescriptor, DataExporter, DataImporter, ImportMode, ServiceTarget};
 use backup_podman::{PodmanExporter, PodmanImporter, RECIPE};
@@ -130,33 +132,31 @@ fn main() {
     // podman's output passed through a pipe (`| cat >`, the floor of any consumer that
     // reads the bytes, as the adapter must to check and compress them), and the adapter.
     let piped_file = dir.path().join("piped.tar");
-    let mut native_export = Duration::MAX;
-    let mut piped_export = Duration::MAX;
-    let mut ours_export = Duration::MAX;
+    let (mut native_export, mut piped_export, mut ours_export) =
+        (Side::default(), Side::default(), Side::default());
     let mut export_peak = 0;
     let mut exported = None;
     for run in 0..runs {
         for side in 0..3 {
             match (side + run) % 3 {
-                0 => {
-                    native_export = native_export.min(time_shell(&format!(
+                0 => native_export.time(|| {
+                    time_shell(&format!(
                         "{podman} volume export bench > {}",
                         native_file.display()
-                    )))
-                }
-                1 => {
-                    piped_export = piped_export.min(time_shell(&format!(
+                    ));
+                }),
+                1 => piped_export.time(|| {
+                    time_shell(&format!(
                         "{podman} volume export bench | cat > {}",
                         piped_file.display()
-                    )))
-                }
-                _ => {
-                    let (out, elapsed, peak) =
+                    ));
+                }),
+                _ => ours_export.time(|| {
+                    let (out, _, peak) =
                         measure(|| runtime.block_on(adapter_export(&env, "bench", &ours_file)));
-                    ours_export = ours_export.min(elapsed);
                     export_peak = export_peak.max(peak);
                     exported = Some(out);
-                }
+                }),
             }
         }
     }
@@ -167,34 +167,38 @@ fn main() {
         env.create_volume(volume);
         time_shell("sync");
     };
-    let mut native_import = Duration::MAX;
-    let mut piped_import = Duration::MAX;
-    let mut ours_import = Duration::MAX;
+    let (mut native_import, mut piped_import, mut ours_import) =
+        (Side::default(), Side::default(), Side::default());
     let mut import_peak = 0;
     for run in 0..runs {
         for side in 0..3 {
             match (side + run) % 3 {
                 0 => {
                     recreate("native");
-                    native_import = native_import.min(time_shell(&format!(
-                        "{podman} volume import native {}",
-                        native_file.display()
-                    )));
+                    native_import.time(|| {
+                        time_shell(&format!(
+                            "{podman} volume import native {}",
+                            native_file.display()
+                        ));
+                    });
                 }
                 1 => {
                     recreate("piped");
-                    piped_import = piped_import.min(time_shell(&format!(
-                        "cat {} | {podman} volume import piped -",
-                        native_file.display()
-                    )));
+                    piped_import.time(|| {
+                        time_shell(&format!(
+                            "cat {} | {podman} volume import piped -",
+                            native_file.display()
+                        ));
+                    });
                 }
                 _ => {
                     recreate("ours");
-                    let ((), elapsed, peak) = measure(|| {
-                        runtime.block_on(adapter_import(&env, "ours", &artifact, &ours_file))
+                    ours_import.time(|| {
+                        let ((), _, peak) = measure(|| {
+                            runtime.block_on(adapter_import(&env, "ours", &artifact, &ours_file))
+                        });
+                        import_peak = import_peak.max(peak);
                     });
-                    ours_import = ours_import.min(elapsed);
-                    import_peak = import_peak.max(peak);
                 }
             }
         }
@@ -213,39 +217,89 @@ fn main() {
         );
     }
 
+    let row = |name: &str, ours: &Side, native: &Side, peak_kib: u64| Row {
+        name: name.into(),
+        bytes,
+        ours: ours.best,
+        native: native.best,
+        peak_kib,
+    };
     print_report(
         &format!("podman volume, {mib} MiB, best of {runs}"),
         "podman s",
         &[
-            Row {
-                name: "volume export".into(),
-                bytes,
-                ours: ours_export,
-                native: native_export,
-                peak_kib: export_peak,
-            },
-            Row {
-                name: "volume export vs podman | cat".into(),
-                bytes,
-                ours: ours_export,
-                native: piped_export,
-                peak_kib: export_peak,
-            },
-            Row {
-                name: "volume import".into(),
-                bytes,
-                ours: ours_import,
-                native: native_import,
-                peak_kib: import_peak,
-            },
-            Row {
-                name: "volume import vs cat | podman".into(),
-                bytes,
-                ours: ours_import,
-                native: piped_import,
-                peak_kib: import_peak,
-            },
+            row("volume export", &ours_export, &native_export, export_peak),
+            row(
+                "volume export vs podman | cat",
+                &ours_export,
+                &piped_export,
+                export_peak,
+            ),
+            row("volume import", &ours_import, &native_import, import_peak),
+            row(
+                "volume import vs cat | podman",
+                &ours_import,
+                &piped_import,
+                import_peak,
+            ),
         ],
     );
     println!("goal: ratio <= 1.05; peak RSS is the whole benchmark process (runtime included)");
+    println!(
+        "\nCPU of the fastest run, every process of the side (podman and its helpers included):"
+    );
+    println!(
+        "{:<32} {:>10} {:>10} {:>12}",
+        "side", "wall s", "CPU s", "cores busy"
+    );
+    for (name, side) in [
+        ("export: podman > file", &native_export),
+        ("export: podman | cat > file", &piped_export),
+        ("export: adapter", &ours_export),
+        ("import: podman import file", &native_import),
+        ("import: cat | podman import -", &piped_import),
+        ("import: adapter", &ours_import),
+    ] {
+        println!(
+            "{name:<32} {:>10.3} {:>10.2} {:>12.2}",
+            side.best.as_secs_f64(),
+            side.cpu.as_secs_f64(),
+            side.cpu.as_secs_f64() / side.best.as_secs_f64().max(1e-9)
+        );
+    }
+    println!(
+        "with 2 cores, a side whose native run already keeps ~1.5 busy has no spare core: \
+         every CPU-s the reader of the bytes adds lengthens the run"
+    );
+}
+
+/// One side of the comparison: its fastest run and the CPU time (this process and its
+/// children, all processes of the side) that run used.
+struct Side {
+    best: Duration,
+    cpu: Duration,
+}
+
+impl Default for Side {
+    fn default() -> Self {
+        Side {
+            best: Duration::MAX,
+            cpu: Duration::ZERO,
+        }
+    }
+}
+
+impl Side {
+    /// Runs `work`, keeping its wall and CPU time when it is the fastest so far.
+    fn time(&mut self, work: impl FnOnce()) {
+        let cpu_before = cpu_time() + children_cpu_time();
+        let start = Instant::now();
+        work();
+        let elapsed = start.elapsed();
+        let cpu = (cpu_time() + children_cpu_time()).saturating_sub(cpu_before);
+        if elapsed < self.best {
+            self.best = elapsed;
+            self.cpu = cpu;
+        }
+    }
 }
