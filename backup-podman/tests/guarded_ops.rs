@@ -8,14 +8,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use backup_core::bundle::BundleKind;
-use backup_core::host::NewDeployment;
-use backup_core::memory_host::config_from_json;
-use backup_core::snapshot::WorkspaceRef;
-use backup_core::{ErrorKind, ImportMode, InMemoryHost, RecipeRegistry};
+use backup_core::{ErrorKind, ImportMode};
 use backup_podman::{Guard, KeptPod, KeptVolume, PodmanDeploymentOps, SharedVolumes};
-use backup_repository::{BundleInfo, Repository, Storage, BUNDLE_SUFFIX};
+use backup_repository::BundleInfo;
 use backup_testkit::tree::tree_digest;
-use common::{listing, Deployment};
+use common::{listing, Deployment, GuardedHost};
 
 /// Listing and content digest of `appdata`, and every quadlet file's bytes.
 type State = (Vec<String>, String, Vec<(String, Vec<u8>)>);
@@ -24,10 +21,7 @@ type State = (Vec<String>, String, Vec<(String, Vec<u8>)>);
 /// a host listing it as `app`, and a local repository.
 struct Env {
     d: Deployment,
-    host: InMemoryHost,
-    registry: RecipeRegistry,
-    repo_dir: tempfile::TempDir,
-    repo: Repository,
+    guarded: GuardedHost,
 }
 
 const CONTAINER: &str = "[Container]\nContainerName=app\nImage=localhost/busybox-test:1\nVolume=data.volume:/d\nExec=sleep 1000\n";
@@ -50,33 +44,12 @@ impl Env {
 
     /// The environment around deployment `d`, listed by the host as `app`.
     async fn on(d: Deployment) -> Env {
-        let host = InMemoryHost::new(WorkspaceRef {
-            slug: "w".into(),
-            name: "W".into(),
-        });
-        host.insert(NewDeployment {
-            name: "app".into(),
-            recipe: backup_podman::RECIPE.into(),
-            config: config_from_json(d.service.config.clone()),
-            depends_on: Vec::new(),
-        });
-        let mut registry = RecipeRegistry::new();
-        backup_podman::register(&mut registry).unwrap();
-        let repo_dir = tempfile::tempdir().unwrap();
-        let repo = Repository::init(Storage::Local(repo_dir.path().join("repo")))
-            .await
-            .unwrap();
-        Env {
-            d,
-            host,
-            registry,
-            repo_dir,
-            repo,
-        }
+        let guarded = common::guarded_host(&d.service).await;
+        Env { d, guarded }
     }
 
     fn ops(&self) -> PodmanDeploymentOps<'_> {
-        PodmanDeploymentOps::new(&self.repo, &self.host, &self.registry)
+        self.guarded.ops()
     }
 
     /// Listing and content digest of `appdata`, and the quadlet bytes.
@@ -103,19 +76,16 @@ impl Env {
     }
 
     fn bundle_file(&self, info: &BundleInfo) -> PathBuf {
-        self.repo_dir
-            .path()
-            .join("repo/bundles")
-            .join(format!("{}{BUNDLE_SUFFIX}", info.name))
+        self.guarded.bundle_file(info)
     }
 
     async fn bundles(&self) -> Vec<BundleInfo> {
-        self.repo.list(&Default::default()).await.unwrap()
+        self.guarded.repo.list(&Default::default()).await.unwrap()
     }
 
     /// Makes the repository unwritable: its bundle directory becomes a file.
     fn break_repository(&self) {
-        let bundles = self.repo_dir.path().join("repo/bundles");
+        let bundles = self.guarded.repo_dir.path().join("repo/bundles");
         let _ = std::fs::remove_dir_all(&bundles);
         std::fs::write(&bundles, b"not a directory").unwrap();
     }
@@ -325,7 +295,7 @@ async fn remove_refuses_a_volume_shared_with_another_deployments_container_and_t
         assert!(env.d.env.is_running(container), "`{container}` was stopped");
     }
     assert!(env.bundles().await.is_empty(), "a guard bundle was written");
-    let bundles_dir = env.repo_dir.path().join("repo/bundles");
+    let bundles_dir = env.guarded.repo_dir.path().join("repo/bundles");
     let files = std::fs::read_dir(&bundles_dir).map_or(0, |d| d.count());
     assert_eq!(
         files,

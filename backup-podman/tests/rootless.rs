@@ -10,7 +10,7 @@ mod common;
 use backup_core::bundle::BundleReader;
 use backup_core::progress::NoProgress;
 use backup_core::{ErrorKind, ImportMode};
-use backup_podman::safe_restore;
+use backup_podman::{safe_restore, Guard};
 use backup_testkit::podman::PodmanEnv;
 use backup_testkit::rootless::{
     is_root, run_test_as, run_test_as_rootless_user, WITHOUT_SUBORDINATE_IDS,
@@ -298,6 +298,84 @@ async fn child_rootless_safe_restore() {
         "the rollback did not bring back the state"
     );
     assert!(d.env.is_running("app"), "not running after the rollback");
+}
+
+#[test]
+fn rootless_guarded_remove_and_apply_back_up_first_and_the_guard_bundles_restore() {
+    run_test_as_rootless_user("child_rootless_guarded_remove_and_apply");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "runs as the rootless user through rootless_guarded_remove_and_apply_back_up_first_and_the_guard_bundles_restore"]
+async fn child_rootless_guarded_remove_and_apply() {
+    if delegated("child_rootless_guarded_remove_and_apply") {
+        return;
+    }
+    let container = "[Container]\nContainerName=app\nImage=localhost/busybox-test:1\nVolume=data.volume:/d\nExec=sleep 1000\n";
+    let d = Deployment::rootless("app", None);
+    d.write_quadlet("data.volume", "[Volume]\nVolumeName=appdata\n");
+    d.write_quadlet("app.container", container);
+    d.env.create_volume("appdata");
+    write_tree_in_namespace(&d.env, "appdata");
+    d.env
+        .run_container("app", &["appdata:/d"], &["sleep", "1000"]);
+    let state = |d: &Deployment| {
+        (
+            d.env.listing("appdata"),
+            contents(&d.env, "appdata"),
+            d.quadlet_bytes(),
+        )
+    };
+    let before = state(&d);
+    let guarded = common::guarded_host(&d.service).await;
+
+    // apply: the old quadlets are backed up, then replaced.
+    let staged = tempfile::tempdir().unwrap();
+    std::fs::write(
+        staged.path().join("data.volume"),
+        "[Volume]\nVolumeName=appdata\n",
+    )
+    .unwrap();
+    std::fs::write(
+        staged.path().join("app.container"),
+        container.replace("sleep 1000", "sleep 2000"),
+    )
+    .unwrap();
+    let applied = guarded
+        .ops()
+        .apply("app", staged.path(), Guard::Required)
+        .await
+        .unwrap();
+    let before_apply = applied.guard.backup.expect("guard backup before apply");
+    assert_eq!(before_apply.reason.as_deref(), Some("before-apply"));
+    assert_ne!(d.quadlet_bytes(), before.2, "apply changed nothing");
+
+    // remove: everything is backed up, then removed.
+    let removed = guarded.ops().remove("app", Guard::Required).await.unwrap();
+    let before_remove = removed.guard.backup.expect("guard backup before remove");
+    assert_eq!(before_remove.reason.as_deref(), Some("before-remove"));
+    assert_eq!(removed.removed_volumes, ["appdata"]);
+    assert!(!d
+        .env
+        .try_podman(&["volume", "exists", "appdata"])
+        .status
+        .success());
+    assert!(!d.quadlets.exists(), "the quadlet files were not removed");
+
+    // The guard bundle of the apply holds the volume and quadlets as they were before
+    // both operations: owners as the containers see them, contents, files.
+    d.import(
+        &guarded.bundle_file(&before_apply),
+        "app",
+        ImportMode { force: true },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        state(&d),
+        before,
+        "the guard bundle does not restore the state"
+    );
 }
 
 #[test]

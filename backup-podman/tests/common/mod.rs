@@ -275,3 +275,56 @@ pub async fn rewritten_copy(
     }
     writer.finish().await.unwrap();
 }
+
+/// What guarded `remove` / `apply` need around a deployment: a host listing it as
+/// `app`, a registry with the podman recipe, and a local repository.
+pub struct GuardedHost {
+    pub host: backup_core::InMemoryHost,
+    pub registry: backup_core::RecipeRegistry,
+    pub repo_dir: tempfile::TempDir,
+    pub repo: backup_repository::Repository,
+}
+
+/// A [`GuardedHost`] for the deployment behind `service`.
+pub async fn guarded_host(service: &ServiceTarget) -> GuardedHost {
+    let host = backup_core::InMemoryHost::new(backup_core::snapshot::WorkspaceRef {
+        slug: "w".into(),
+        name: "W".into(),
+    });
+    host.insert(backup_core::host::NewDeployment {
+        name: "app".into(),
+        recipe: backup_podman::RECIPE.into(),
+        config: backup_core::memory_host::config_from_json(service.config.clone()),
+        depends_on: Vec::new(),
+    });
+    let mut registry = backup_core::RecipeRegistry::new();
+    backup_podman::register(&mut registry).unwrap();
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = backup_repository::Repository::init(backup_repository::Storage::Local(
+        repo_dir.path().join("repo"),
+    ))
+    .await
+    .unwrap();
+    GuardedHost {
+        host,
+        registry,
+        repo_dir,
+        repo,
+    }
+}
+
+impl GuardedHost {
+    /// The guarded operations on this host.
+    pub fn ops(&self) -> backup_podman::PodmanDeploymentOps<'_> {
+        backup_podman::PodmanDeploymentOps::new(&self.repo, &self.host, &self.registry)
+    }
+
+    /// The file of a bundle in the repository.
+    pub fn bundle_file(&self, info: &backup_repository::BundleInfo) -> PathBuf {
+        self.repo_dir.path().join("repo/bundles").join(format!(
+            "{}{}",
+            info.name,
+            backup_repository::BUNDLE_SUFFIX
+        ))
+    }
+}
