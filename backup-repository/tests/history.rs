@@ -127,16 +127,11 @@ async fn exporter_warnings_are_recorded_a_skipped_socket() {
 #[tokio::test]
 async fn runs_are_listed_newest_first_and_filtered_by_status_kind_service_and_trigger() {
     let f = Fixture::new(&["files", "media"]).await;
-    // Runs sort by start time to the millisecond: a backup that fails at once can start
-    // in the same millisecond as the next run, so each run starts a tick later.
-    let tick = || tokio::time::sleep(std::time::Duration::from_millis(3));
+    // A backup that fails at once may start in the same millisecond as the next run.
     let first = backup(&f, RunKind::Manual, "user").await;
-    tick().await;
     let guard = backup(&f, RunKind::Guard, "before-remove").await;
-    tick().await;
     f.break_service("media", true);
     let failed = backup(&f, RunKind::Scheduled, "schedule:nightly").await;
-    tick().await;
     let restore = RunStart::new(RunKind::Restore, "user")
         .services(["media"])
         .failed(&Error::new(ErrorKind::Integrity, "bad bundle").with_hint("verify it"));
@@ -275,4 +270,31 @@ async fn a_run_started_with_an_injected_clock_records_that_clocks_times() {
     let record = run.succeeded(None);
     assert_eq!(record.started, start);
     assert_eq!(record.duration_ms, 90_000);
+}
+
+#[tokio::test]
+async fn runs_started_within_the_same_millisecond_are_listed_by_their_exact_start() {
+    let f = Fixture::new(&["files"]).await;
+    let start: jiff::Timestamp = "2026-03-08T06:59:00.250Z".parse().expect("time");
+    // Eight runs 100 µs apart, all in one millisecond: their keys differ only by their
+    // random ids, which put them in start order once in 40,320 tries.
+    let mut recorded = Vec::new();
+    for i in 0..8 {
+        let at = start
+            .checked_add(jiff::SignedDuration::from_micros(100 * i))
+            .expect("time");
+        let run = RunStart::with_clock(
+            RunKind::Manual,
+            "user",
+            Arc::new(TokioClock::starting_at(at)),
+        )
+        .succeeded(None);
+        f.repo.record_run(&run).await.expect("record");
+        recorded.push(run);
+    }
+    let listed = f.repo.runs(&RunFilter::default()).await.expect("runs").runs;
+    let started: Vec<_> = listed.iter().map(|r| r.started).collect();
+    let mut newest_first: Vec<_> = recorded.iter().map(|r| r.started).collect();
+    newest_first.reverse();
+    assert_eq!(started, newest_first);
 }

@@ -98,7 +98,8 @@ impl Repository {
         Ok(path.to_string())
     }
 
-    /// Recorded runs, newest first (by start time), filtered; reads records only until
+    /// Recorded runs, newest first (by start time, to the nanosecond the record holds;
+    /// runs are read in millisecond order), filtered; reads records only until
     /// the filter's limit is reached, each at most [`MAX_RUN_RECORD_BYTES`]. A record
     /// that cannot be read is listed in [`RunList::unreadable`], not an error.
     ///
@@ -134,6 +135,9 @@ impl Repository {
                 }
             }
         }
+        // Keys order runs to the millisecond; runs that started within the same one are
+        // put in order by their exact start time (a stable sort keeps the rest as listed).
+        list.runs.sort_by_key(|run| std::cmp::Reverse(run.started));
         Ok(list)
     }
 
