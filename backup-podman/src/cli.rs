@@ -296,7 +296,9 @@ impl Podman {
         Ok((root, lines.next().is_some()))
     }
 
-    /// Sets the owner and mode of the volume's root directory.
+    /// Sets the owner and mode of the volume's root directory: `chown -h` then `chmod`,
+    /// in one `sh` so that a rootless podman starts one user namespace for both, not two.
+    /// The owner, mode and mount point are `sh`'s arguments, never part of its script.
     ///
     /// # Errors
     ///
@@ -304,20 +306,18 @@ impl Podman {
     /// the mode podman runs in.
     pub async fn set_root_attributes(&self, mountpoint: &str, root: RootAttributes) -> Result<()> {
         self.check_mode().await?;
-        let chown = self.data_tool(
-            "chown",
+        let spec = self.data_tool(
+            "sh",
             vec![
-                "-h".into(),
+                "-c".into(),
+                r#"chown -h "$1" "$3" && chmod "$2" "$3""#.into(),
+                "sh".into(),
                 format!("{}:{}", root.uid, root.gid),
+                format!("{:o}", root.mode),
                 mountpoint.to_string(),
             ],
         );
-        self.output(chown).await?;
-        let chmod = self.data_tool(
-            "chmod",
-            vec![format!("{:o}", root.mode), mountpoint.to_string()],
-        );
-        self.output(chmod).await.map(|_| ())
+        self.output(spec).await.map(|_| ())
     }
 
     /// Whether the volume's directory holds anything.
