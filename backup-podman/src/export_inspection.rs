@@ -4,7 +4,7 @@
 //! fixed cost is one podman start, like the native command's.
 
 use backup_core::{Error, ErrorKind, Result};
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::cli::{Podman, RootAttributes};
 
@@ -14,40 +14,26 @@ pub(crate) type Inspected = (RootAttributes, bool);
 
 /// An inspection running on its own task; aborted when dropped (an export that is
 /// cancelled leaves nothing running).
-pub(crate) struct Inspection(Option<JoinHandle<Result<Inspected>>>);
+pub(crate) struct Inspection(AbortOnDropHandle<Result<Inspected>>);
 
 impl Inspection {
     /// Starts inspecting `volume`.
     pub(crate) fn start(podman: &Podman, volume: &str) -> Self {
         let podman = podman.clone();
         let volume = volume.to_string();
-        Self(Some(tokio::spawn(async move {
+        Self(AbortOnDropHandle::new(tokio::spawn(async move {
             inspect(&podman, &volume).await
         })))
     }
 
     /// Waits for the inspection's outcome.
-    pub(crate) async fn outcome(mut self) -> Result<Inspected> {
-        let Some(handle) = self.0.take() else {
-            return Err(Error::new(
-                ErrorKind::Cancelled,
-                "the volume inspection was stopped",
-            ));
-        };
-        handle.await.map_err(|e| {
+    pub(crate) async fn outcome(self) -> Result<Inspected> {
+        self.0.await.map_err(|e| {
             Error::new(
                 ErrorKind::Cancelled,
                 format!("the volume inspection did not finish: {e}"),
             )
         })?
-    }
-}
-
-impl Drop for Inspection {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.abort();
-        }
     }
 }
 
