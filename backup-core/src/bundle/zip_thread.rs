@@ -272,14 +272,19 @@ const BATCH: usize = 512 * 1024;
 
 /// Sends what a stage writes to the next one in batches; fails once it has gone.
 /// [`ChunkSender::finish`] sends the last batch: a sender dropped without it loses
-/// what it holds, which only happens on a failure the entry reports anyway. With a
-/// [`Framer`] the batches are laid out as age frames for the encrypting stage to seal in
-/// place.
+/// what it holds, which only happens on a failure the entry reports anyway.
 struct ChunkSender {
     tx: std::sync::mpsc::SyncSender<Vec<u8>>,
     stop: Arc<AtomicBool>,
-    batch: Vec<u8>,
-    framer: Option<Framer>,
+    layout: Layout,
+}
+
+/// How a [`ChunkSender`] collects what is written.
+enum Layout {
+    /// Bytes as written, handed on every [`BATCH`] bytes.
+    Plain(Vec<u8>),
+    /// Laid out as age frames, for the encrypting stage to seal in place.
+    Framed(Framer),
 }
 
 /// Hands `batch` to the next stage, unless it has gone or the entry stopped.
@@ -298,11 +303,15 @@ fn send(
 }
 
 impl ChunkSender {
+    /// Sends the plain bytes collected so far, if any.
     fn send_batch(&mut self) -> io::Result<()> {
-        if self.batch.is_empty() {
+        let Layout::Plain(batch) = &mut self.layout else {
+            return Ok(());
+        };
+        if batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let batch = std::mem::replace(batch, Vec::with_capacity(BATCH));
         send(&self.tx, &self.stop, batch)
     }
 
@@ -313,24 +322,28 @@ impl ChunkSender {
     }
 
     /// Sends what is left.
-    fn finish(mut self) -> io::Result<()> {
-        match self.framer.take() {
-            Some(framer) => send(&self.tx, &self.stop, framer.finish()),
-            None => self.send_batch(),
+    fn finish(self) -> io::Result<()> {
+        match self.layout {
+            Layout::Framed(framer) => send(&self.tx, &self.stop, framer.finish()),
+            Layout::Plain(batch) if batch.is_empty() => Ok(()),
+            Layout::Plain(batch) => send(&self.tx, &self.stop, batch),
         }
     }
 }
 
 impl Write for ChunkSender {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(framer) = &mut self.framer {
-            let (tx, stop) = (&self.tx, &self.stop);
-            framer.write(buf, &mut |batch| send(tx, stop, batch))?;
-            return Ok(buf.len());
-        }
-        self.batch.extend_from_slice(buf);
-        if self.batch.len() >= BATCH {
-            self.send_batch()?;
+        match &mut self.layout {
+            Layout::Framed(framer) => {
+                let (tx, stop) = (&self.tx, &self.stop);
+                framer.write(buf, &mut |batch| send(tx, stop, batch))?;
+            }
+            Layout::Plain(batch) => {
+                batch.extend_from_slice(buf);
+                if batch.len() >= BATCH {
+                    self.send_batch()?;
+                }
+            }
         }
         Ok(buf.len())
     }
@@ -419,15 +432,14 @@ fn chunk_channel(
     framer: Option<Framer>,
 ) -> (ChunkSender, std::sync::mpsc::Receiver<Vec<u8>>) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(COMPRESSED_IN_FLIGHT);
-    let batch = match framer {
-        Some(_) => Vec::new(),
-        None => Vec::with_capacity(BATCH),
+    let layout = match framer {
+        Some(framer) => Layout::Framed(framer),
+        None => Layout::Plain(Vec::with_capacity(BATCH)),
     };
     let sender = ChunkSender {
         tx,
         stop: Arc::clone(stop),
-        batch,
-        framer,
+        layout,
     };
     (sender, rx)
 }
