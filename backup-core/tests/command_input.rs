@@ -11,7 +11,7 @@ use std::time::Duration;
 use backup_core::{CommandRunnerExt, CommandSpec, Error, ErrorKind, LocalRunner};
 use bytes::Bytes;
 use futures::TryStreamExt;
-use support::{chunks, failing_after, noise, quoted, sh, stream_of};
+use support::{chunks, failing_after, noise, quoted, sh, stream_of, with_each_reader};
 
 fn path(dir: &Path, name: &str) -> String {
     quoted(&dir.join(name).display().to_string())
@@ -150,15 +150,14 @@ async fn stdout_streams_and_success_ends_cleanly() {
 
 #[tokio::test]
 async fn non_zero_exit_after_output_is_an_error_with_stderr() {
-    let stream = LocalRunner::new()
-        .stream_stdout(&sh("printf partial; echo 'disk on fire' >&2; exit 3"))
-        .await
-        .unwrap();
-    let result: std::io::Result<Vec<Bytes>> = stream.try_collect().await;
-    let err = Error::io("export", result.unwrap_err());
-    assert_eq!(err.kind(), ErrorKind::ToolFailed);
-    assert!(err.message().contains("exit code 3"), "{err}");
-    assert!(err.message().contains("disk on fire"), "{err}");
+    for spec in with_each_reader(sh("printf partial; echo 'disk on fire' >&2; exit 3")) {
+        let stream = LocalRunner::new().stream_stdout(&spec).await.unwrap();
+        let result: std::io::Result<Vec<Bytes>> = stream.try_collect().await;
+        let err = Error::io("export", result.unwrap_err());
+        assert_eq!(err.kind(), ErrorKind::ToolFailed);
+        assert!(err.message().contains("exit code 3"), "{err}");
+        assert!(err.message().contains("disk on fire"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! Tools are stopped when the operation using them ends early, and when they stall:
+//! Tools are stopped when the operation using them ends early, and when they stall
+//! (streamed output read either way, through the runtime or on a thread of its own):
 //! a dropped stream or a cancelled run kills the tool with its process group, and a tool
 //! that does nothing for its idle timeout is killed with an error naming it and the limit.
 #![allow(clippy::unwrap_used)]
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use backup_core::{CommandRunnerExt, ErrorKind, LocalRunner};
 use futures::{StreamExt, TryStreamExt};
-use support::{dies_soon, is_running, noise, pid_in, quoted, sh, stream_of, then_forever};
+use support::{
+    dies_soon, is_running, noise, pid_in, quoted, sh, stream_of, then_forever, with_each_reader,
+};
 
 async fn first_line_pid(stream: &mut backup_core::ByteStream) -> u32 {
     let chunk = stream.next().await.unwrap().unwrap();
@@ -20,34 +23,37 @@ async fn first_line_pid(stream: &mut backup_core::ByteStream) -> u32 {
 #[tokio::test]
 async fn dropping_the_output_stream_kills_a_tool_that_writes_nothing() {
     let runner = LocalRunner::new();
-    let mut stream = runner
-        .stream_stdout(&sh("echo $$; exec sleep 1000"))
-        .await
-        .unwrap();
-    let pid = first_line_pid(&mut stream).await;
-    assert!(is_running(pid));
+    for spec in with_each_reader(sh("echo $$; exec sleep 1000")) {
+        let mut stream = runner.stream_stdout(&spec).await.unwrap();
+        let pid = first_line_pid(&mut stream).await;
+        assert!(is_running(pid));
 
-    drop(stream);
+        drop(stream);
 
-    assert!(
-        dies_soon(pid).await,
-        "sleep {pid} still runs after its stream was dropped"
-    );
+        assert!(
+            dies_soon(pid).await,
+            "sleep {pid} still runs after its stream was dropped ({:?})",
+            spec.output_reader
+        );
+    }
 }
 
 #[tokio::test]
 async fn dropping_the_output_stream_kills_the_tools_children_too() {
     let runner = LocalRunner::new();
-    let mut stream = runner
-        .stream_stdout(&sh("sleep 1000 & echo $!; wait"))
-        .await
-        .unwrap();
-    let child = first_line_pid(&mut stream).await;
-    assert!(is_running(child));
+    for spec in with_each_reader(sh("sleep 1000 & echo $!; wait")) {
+        let mut stream = runner.stream_stdout(&spec).await.unwrap();
+        let child = first_line_pid(&mut stream).await;
+        assert!(is_running(child));
 
-    drop(stream);
+        drop(stream);
 
-    assert!(dies_soon(child).await, "the tool's child {child} survived");
+        assert!(
+            dies_soon(child).await,
+            "the tool's child {child} survived ({:?})",
+            spec.output_reader
+        );
+    }
 }
 
 #[tokio::test]
@@ -100,15 +106,17 @@ async fn a_silent_tool_fails_after_its_idle_timeout_naming_the_tool_and_the_limi
 async fn a_stream_that_stops_producing_fails_after_its_idle_timeout() {
     let runner = LocalRunner::new();
     let spec = sh("printf started; exec sleep 1000").idle_timeout(Duration::from_millis(300));
-    let mut stream = runner.stream_stdout(&spec).await.unwrap();
+    for spec in with_each_reader(spec) {
+        let mut stream = runner.stream_stdout(&spec).await.unwrap();
 
-    assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"started");
-    let err = stream.next().await.unwrap().unwrap_err();
-    let err = backup_core::Error::io("export", err);
+        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"started");
+        let err = stream.next().await.unwrap().unwrap_err();
+        let err = backup_core::Error::io("export", err);
 
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.message().contains("300 ms"), "{err}");
-    assert!(stream.next().await.is_none());
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.message().contains("300 ms"), "{err}");
+        assert!(stream.next().await.is_none());
+    }
 }
 
 #[tokio::test]
@@ -148,13 +156,15 @@ async fn a_tool_that_keeps_printing_runs_longer_than_its_idle_timeout() {
 async fn a_slow_consumer_does_not_count_as_the_tools_idle_time() {
     let runner = LocalRunner::new();
     let spec = sh("head -c 1000000 /dev/zero").idle_timeout(Duration::from_millis(200));
-    let mut stream = runner.stream_stdout(&spec).await.unwrap();
-    let mut total = stream.next().await.unwrap().unwrap().len();
-    // The tool fills the pipe and waits on us; that is not the tool stalling.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let rest: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
-    total += rest.iter().map(bytes::Bytes::len).sum::<usize>();
-    assert_eq!(total, 1_000_000);
+    for spec in with_each_reader(spec) {
+        let mut stream = runner.stream_stdout(&spec).await.unwrap();
+        let mut total = stream.next().await.unwrap().unwrap().len();
+        // The tool fills the pipe and waits on us; that is not the tool stalling.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let rest: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+        total += rest.iter().map(bytes::Bytes::len).sum::<usize>();
+        assert_eq!(total, 1_000_000);
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,13 @@ pub fn sh(script: &str) -> CommandSpec {
     CommandSpec::new("sh").arg("-c").arg(script)
 }
 
+/// `spec` once for each way its output can be read: through the runtime
+/// ([`backup_core::command::OutputReader::Async`]) and on a thread of its own
+/// ([`backup_core::command::OutputReader::Thread`]).
+pub fn with_each_reader(spec: CommandSpec) -> [CommandSpec; 2] {
+    [spec.clone(), spec.read_output_in_thread()]
+}
+
 /// A stream of `chunks`.
 pub fn chunks(chunks: Vec<Vec<u8>>) -> ByteStream {
     Box::pin(futures::stream::iter(

@@ -3,7 +3,7 @@
 
 mod common;
 
-use backup_core::bundle::BundleReader;
+use backup_core::bundle::{BundleReader, ManifestEntry};
 use common::{stderr, stdout, Options, Workspace};
 
 fn initialised(options: Options) -> Workspace {
@@ -81,10 +81,12 @@ fn an_unknown_bundle_exits_1_with_a_hint() {
     assert!(out["error"]["hint"].is_string(), "{out}");
 }
 
-#[test]
-fn a_tampered_bundle_fails_verification_with_exit_code_3() {
-    let ws = initialised(Options::default());
-    let created = ws.ok(&["create"]);
+/// Flips a byte inside the first entry `pick` chooses of the bundle `create` printed.
+fn flip_byte_in_entry(
+    ws: &Workspace,
+    created: &serde_json::Value,
+    pick: impl Fn(&ManifestEntry) -> bool,
+) {
     let path = ws.repo.join(format!(
         "bundles/{}.backup.zip",
         created["name"].as_str().unwrap()
@@ -95,7 +97,15 @@ fn a_tampered_bundle_fails_verification_with_exit_code_3() {
         .unwrap()
         .manifest()
         .clone();
-    backup_testkit::tamper::flip_byte_inside_entry(&path, &manifest.entries[0]);
+    let entry = manifest.entries.iter().find(|e| pick(e)).unwrap();
+    backup_testkit::tamper::flip_byte_inside_entry(&path, entry);
+}
+
+#[test]
+fn a_tampered_bundle_fails_verification_with_exit_code_3() {
+    let ws = initialised(Options::default());
+    let created = ws.ok(&["create"]);
+    flip_byte_in_entry(&ws, &created, |_| true);
     let out = ws.json(&["verify", "1"], 3);
     assert_eq!(out["error"]["kind"], "integrity", "{out}");
     assert_eq!(ws.run(&["verify", "--all"]).status.code(), Some(3));
@@ -107,22 +117,7 @@ fn restoring_a_tampered_bundle_exits_3_and_touches_nothing() {
     let created = ws.ok(&["create"]);
     std::fs::write(ws.files.join("after-the-backup.txt"), "newer").unwrap();
     let before = ws.files_digest();
-    let path = ws.repo.join(format!(
-        "bundles/{}.backup.zip",
-        created["name"].as_str().unwrap()
-    ));
-    let manifest = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(BundleReader::open(&path))
-        .unwrap()
-        .manifest()
-        .clone();
-    let data = manifest
-        .entries
-        .iter()
-        .find(|e| e.path.starts_with("data/"))
-        .unwrap();
-    backup_testkit::tamper::flip_byte_inside_entry(&path, data);
+    flip_byte_in_entry(&ws, &created, |e| e.path.starts_with("data/"));
 
     // The plan before the restore reads no data; the restore's own check finds it.
     let out = ws.json(&["restore", "1", "--yes"], 3);
