@@ -1,11 +1,17 @@
 //! Safe restore against real Podman: a safety backup first, containers stopped and
-//! started, and a full rollback when any step fails.
+//! started, and a full rollback when any step fails (a damaged archive, or a fault
+//! injected where a volume root's owner and mode are set).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use backup_core::bundle::BundleReader;
+use backup_core::command::SpawnedCommand;
 use backup_core::progress::NoProgress;
+use backup_core::{CommandRunner, CommandSpec, LocalRunner};
 use backup_podman::safe_restore;
 use backup_testkit::tree::tree_digest;
 use common::{listing, sh, Deployment, State};
@@ -135,6 +141,60 @@ async fn a_restore_whose_volume_archive_is_corrupt_rolls_back_volumes_and_quadle
         text.contains("systemd-cache"),
         "the error does not say what failed: {text}"
     );
+    assert_eq!(
+        state(&d),
+        before,
+        "the rollback did not bring back the state before the restore"
+    );
+    assert!(
+        d.env.is_running("app"),
+        "the container does not run after the rollback"
+    );
+}
+
+/// The local runner, except that the first command setting a volume root's owner and
+/// mode fails (a fault injected at that step of a restore; the rollback's runs normally).
+#[derive(Debug, Default)]
+struct FailFirstRootOwner {
+    inner: LocalRunner,
+    fired: AtomicBool,
+}
+
+#[backup_core::async_trait]
+impl CommandRunner for FailFirstRootOwner {
+    async fn spawn(&self, spec: &CommandSpec) -> backup_core::Result<SpawnedCommand> {
+        let sets_root_owner = spec.args.iter().any(|a| a.contains("chown -h"));
+        if sets_root_owner && !self.fired.swap(true, Ordering::SeqCst) {
+            let failing = sh_spec("echo 'chown: injected fault' >&2; exit 1");
+            return self.inner.spawn(&failing).await;
+        }
+        self.inner.spawn(spec).await
+    }
+}
+
+fn sh_spec(script: &str) -> CommandSpec {
+    CommandSpec::new("sh").arg("-c").arg(script)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_failing_to_set_a_volume_roots_owner_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, good) = deployment_with_bundle(dir.path()).await;
+    change(&d);
+    let before = state(&d);
+    let runner = Arc::new(FailFirstRootOwner::default());
+    let mut service = d.service.clone();
+    service.runner = runner.clone();
+
+    let reader = BundleReader::open(&good).await.unwrap();
+    let text = safe_restore(&service, &reader, "app", dir.path(), &NoProgress)
+        .await
+        .unwrap_err()
+        .to_string();
+
+    assert!(runner.fired.load(Ordering::SeqCst), "the fault never fired");
+    assert!(text.contains("owner and mode"), "{text}");
+    assert!(text.contains("rolled back"), "{text}");
     assert_eq!(
         state(&d),
         before,
